@@ -1,0 +1,181 @@
+// Package testenv gives integration tests their substrate: a private dataset
+// on the zfs-fuse (or OpenZFS) pool named by ZOCKER_TEST_POOL, root checks,
+// and a busybox root filesystem tarball. Only tests import it.
+//
+// Locally a missing prerequisite skips the test with a message; under CI=true
+// it fails the test, because an integration suite that skips in CI is not a pass.
+package testenv
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// PoolEnv names the pool the integration tests may use.
+const PoolEnv = "ZOCKER_TEST_POOL"
+
+// missing skips the test, or fails it under CI.
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("prerequisite missing under CI=true: "+format, args...)
+	}
+	t.Skipf("skipping integration test: "+format, args...)
+}
+
+// RequireRoot skips (fails in CI) unless the test runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		missing(t, "needs root")
+	}
+}
+
+// Pool returns the test pool's name, skipping (failing in CI) when it is unset.
+func Pool(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	pool := os.Getenv(PoolEnv)
+	if pool == "" {
+		missing(t, "%s is unset (make test and .ci/run set it up)", PoolEnv)
+	}
+	return pool
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// Dataset returns a fresh dataset name, POOL/zt-<test>-<random>, unique across
+// parallel test processes. The dataset is not created (callers that need a
+// root create it); at cleanup it is destroyed recursively with everything
+// below it, retrying while zfs-fuse says it is busy.
+func Dataset(t testing.TB) string {
+	t.Helper()
+	pool := Pool(t)
+	base := strings.Trim(unsafeChars.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
+	if len(base) > 40 {
+		base = base[:40]
+	}
+	name := pool + "/zt-" + base + "-" + RandomHex(4)
+	t.Cleanup(func() { DestroyAll(t, name) })
+	return name
+}
+
+// DestroyAll destroys a dataset and everything below it, if it exists.
+func DestroyAll(t testing.TB, name string) {
+	t.Helper()
+	if exec.Command("zfs", "get", "-H", "-o", "value", "type", name).Run() != nil {
+		return
+	}
+	var out []byte
+	var err error
+	for i := 0; i < 50; i++ {
+		out, err = exec.Command("zfs", "destroy", "-R", "-f", name).CombinedOutput()
+		if err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Errorf("cleanup: zfs destroy -R %s: %v: %s", name, err, out)
+}
+
+// RandomHex returns n random bytes as hex.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+var (
+	busyboxOnce sync.Once
+	busyboxDir  string
+	busyboxErr  error
+)
+
+// BusyboxRootfs returns a directory holding a busybox root filesystem
+// (/bin/busybox from Debian's busybox-static with its applet links, /etc/passwd
+// with root, nobody and www (uid 80), /etc/group, /tmp, /proc, /dev), built
+// once per test process. Callers must not modify it.
+func BusyboxRootfs(t testing.TB) string {
+	t.Helper()
+	busyboxOnce.Do(func() { busyboxDir, busyboxErr = buildBusyboxRootfs() })
+	if busyboxErr != nil {
+		missing(t, "busybox root filesystem: %v (apt-get install busybox-static)", busyboxErr)
+	}
+	return busyboxDir
+}
+
+// BusyboxTarball returns the path of a tar archive of BusyboxRootfs.
+func BusyboxTarball(t testing.TB) string {
+	t.Helper()
+	dir := BusyboxRootfs(t)
+	tarball := dir + ".tar"
+	if _, err := os.Stat(tarball); err == nil {
+		return tarball
+	}
+	tmp := tarball + "." + RandomHex(4)
+	if out, err := exec.Command("tar", "-C", dir, "-cf", tmp, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar busybox rootfs: %v: %s", err, out)
+	}
+	if err := os.Rename(tmp, tarball); err != nil {
+		t.Fatal(err)
+	}
+	return tarball
+}
+
+func buildBusyboxRootfs() (string, error) {
+	src, err := exec.LookPath("busybox")
+	if err != nil {
+		for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
+			if _, e := os.Stat(p); e == nil {
+				src, err = p, nil
+				break
+			}
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	// A shared location so that every test package reuses one build.
+	dir, err := os.MkdirTemp("", "zocker-busybox-")
+	if err != nil {
+		return "", err
+	}
+	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "proc", "dev", "root", "var/log", "var/www"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command("chroot", dir, "/bin/busybox", "--install", "-s").CombinedOutput(); err != nil {
+		return "", &exec.Error{Name: "busybox --install: " + string(out), Err: err}
+	}
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww:x:80:80:www:/var/www:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+		"etc/group":  "root:x:0:\nwww:x:80:\nnogroup:x:65534:\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
