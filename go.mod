@@ -1,6 +1,8 @@
 module github.com/zocker-reconcile/zocker-reconcile
 
-go 1.26.8
+go 1.24
+
+require github.com/spf13/cobra v1.10.2
 
 require (
 	github.com/fsnotify/fsnotify v1.10.1 // indirect
@@ -8,9 +10,9 @@ require (
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/mistifyio/go-zfs/v4 v4.0.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
-	github.com/spf13/cobra v1.10.2 // indirect
+	github.com/prometheus/common v0.74.0 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
-	go.yaml.in/yaml/v2 v2.4.4 // indirect
+	go.yaml.in/yaml/v2 v2.4.5 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )

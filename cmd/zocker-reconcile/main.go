@@ -1,0 +1,49 @@
+// Command zocker-reconcile runs containers on FreeBSD jails and ZFS from a
+// directory of declarative manifests. This package only parses flags, wires
+// the parts together and formats output; the logic lives in the packages.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run executes the CLI and returns the process exit code.
+func run(args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ec *exitCode
+	if errors.As(err, &ec) {
+		if ec.err != nil {
+			fmt.Fprintln(os.Stderr, "zocker-reconcile:", ec.err)
+		}
+		return ec.code
+	}
+	fmt.Fprintln(os.Stderr, "zocker-reconcile:", err)
+	return 1
+}
+
+// exitCode carries a specific exit status (plan's 2, status's 1) out of a command.
+type exitCode struct {
+	code int
+	err  error // printed when set
+}
+
+func (e *exitCode) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+// withCode returns an error that makes the process exit with code, printing err if non-nil.
+func withCode(code int, err error) error { return &exitCode{code: code, err: err} }
