@@ -8,11 +8,14 @@ package testenv
 
 import (
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -133,49 +136,19 @@ func BusyboxTarball(t testing.TB) string {
 }
 
 func buildBusyboxRootfs() (string, error) {
-	src, err := exec.LookPath("busybox")
-	if err != nil {
-		for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
-			if _, e := os.Stat(p); e == nil {
-				src, err = p, nil
-				break
-			}
-		}
-		if err != nil {
-			return "", err
-		}
+	// One recipe for the tests and the demo: scripts/busybox-rootfs.sh.
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot locate the repository")
 	}
-	// A shared location so that every test package reuses one build.
-	dir, err := os.MkdirTemp("", "zocker-busybox-")
+	script := filepath.Join(filepath.Dir(self), "..", "..", "scripts", "busybox-rootfs.sh")
+	parent, err := os.MkdirTemp("", "zocker-busybox-")
 	if err != nil {
 		return "", err
 	}
-	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "proc", "dev", "root", "var/log", "var/www"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return "", err
-		}
-	}
-	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
-		return "", err
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755); err != nil {
-		return "", err
-	}
-	if out, err := exec.Command("chroot", dir, "/bin/busybox", "--install", "-s").CombinedOutput(); err != nil {
-		return "", &exec.Error{Name: "busybox --install: " + string(out), Err: err}
-	}
-	files := map[string]string{
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww:x:80:80:www:/var/www:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-		"etc/group":  "root:x:0:\nwww:x:80:\nnogroup:x:65534:\n",
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			return "", err
-		}
+	dir := filepath.Join(parent, "rootfs")
+	if out, err := exec.Command(script, dir).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s: %v: %s", script, err, out)
 	}
 	return dir, nil
 }
