@@ -8,9 +8,9 @@ package testenv
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
