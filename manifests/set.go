@@ -22,11 +22,16 @@ type Problem struct {
 type Source struct {
 	File string `json:"file"` // absolute path, through the resolved manifest root
 	Line int    `json:"line"` // line of the document's first line
+	// Rel is File relative to the manifest root: unlike File it does not
+	// change when a git-sync swap moves the root to a new worktree.
+	Rel string `json:"rel"`
 }
 
 // FileResult is the outcome of loading one manifest file.
 type FileResult struct {
 	Path string `json:"path"`
+	// Rel is Path relative to the manifest root (see Source.Rel).
+	Rel string `json:"rel"`
 	// Objects are the "Kind/name" keys the file declared (empty when it failed to parse).
 	Objects []string `json:"objects,omitempty"`
 	// Failed is true when the file has at least one error: none of its objects

@@ -1,0 +1,88 @@
+package manifests
+
+import (
+	"path/filepath"
+	"strings"
+)
+
+// Default values applied by Default.
+const (
+	DefaultStopSignal          = "SIGTERM"
+	DefaultStopTimeout         = "10s"
+	DefaultHealthcheckInterval = "30s"
+	DefaultHealthcheckTimeout  = "5s"
+	DefaultHealthcheckRetries  = 3
+	DefaultZockerfile          = "Zockerfile"
+)
+
+// Default fills in the defaults of an *Image, *Container or *Volume, in this
+// one place, and makes relative paths (tarball.path, build.context, and
+// hostPath when it starts with ./ or ../) absolute against dir, the
+// directory of the manifest file. Other values are left alone.
+func Default(obj any, dir string) {
+	switch o := obj.(type) {
+	case *Image:
+		s := &o.Spec
+		if t := s.Tarball; t != nil {
+			t.Path = absolute(t.Path, dir)
+			t.SHA256 = strings.ToLower(t.SHA256)
+		}
+		if b := s.Build; b != nil {
+			b.Context = absolute(b.Context, dir)
+			if b.File == "" {
+				b.File = DefaultZockerfile
+			}
+		}
+		if p := s.Pull; p != nil && p.Tag == "" {
+			p.Tag = o.Metadata.Name
+		}
+	case *Volume:
+		if o.Spec.ReclaimPolicy == "" {
+			o.Spec.ReclaimPolicy = ReclaimRetain
+		}
+	case *Container:
+		s := &o.Spec
+		if s.Hostname == "" {
+			s.Hostname = o.Metadata.Name
+		}
+		if s.Network.Mode == "" {
+			s.Network.Mode = NetLoopback
+		}
+		for i := range s.Volumes {
+			if h := s.Volumes[i].HostPath; strings.HasPrefix(h, "./") || strings.HasPrefix(h, "../") || h == "." || h == ".." {
+				s.Volumes[i].HostPath = absolute(h, dir)
+			}
+		}
+		if s.RestartPolicy == "" {
+			s.RestartPolicy = RestartAlways
+		}
+		if s.State == "" {
+			s.State = StateRunning
+		}
+		if s.StopSignal == "" {
+			s.StopSignal = DefaultStopSignal
+		}
+		if s.StopTimeout == "" {
+			s.StopTimeout = DefaultStopTimeout
+		}
+		if h := s.Healthcheck; h != nil {
+			if h.Interval == "" {
+				h.Interval = DefaultHealthcheckInterval
+			}
+			if h.Timeout == "" {
+				h.Timeout = DefaultHealthcheckTimeout
+			}
+			if h.Retries == 0 {
+				h.Retries = DefaultHealthcheckRetries
+			}
+		}
+	}
+}
+
+// absolute resolves a relative, non-empty path p against dir.
+func absolute(p, dir string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
