@@ -1,0 +1,131 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Observer reads the actual state: one zfs get and one jail listing.
+type Observer interface {
+	Observe(ctx context.Context) (Observed, error)
+}
+
+// Executor takes one planned action on the host.
+type Executor interface {
+	Execute(ctx context.Context, a Action) error
+}
+
+// Items turns a plan into work-queue items that run exec for each action.
+// Image builds and pulls get their own concurrency class (one at a time by
+// default); the generation is what the action converges to, so that a
+// terminal error is retried once the spec or the image inputs change.
+func Items(p Plan, exec Executor) []Item {
+	items := make([]Item, 0, len(p.Actions))
+	for _, a := range p.Actions {
+		a := a
+		it := Item{
+			Key:        a.Key(),
+			Op:         string(a.Op),
+			Generation: a.SpecHash + a.Inputs + a.ImageID,
+			Deps:       a.DependsOn,
+			Reason:     a.Reason,
+			Run:        func(ctx context.Context) error { return exec.Execute(ctx, a) },
+		}
+		switch a.Op {
+		case OpBuild:
+			it.Class = "build"
+		case OpPull:
+			it.Class = "pull"
+		}
+		items = append(items, it)
+	}
+	return items
+}
+
+// PassResult is what one converging pass did.
+type PassResult struct {
+	Action Action
+	Err    error
+	Took   time.Duration
+}
+
+// Converge runs passes (observe, plan, execute every action in plan order)
+// until a plan has no actions, an action fails, or maxPasses ran: an image
+// import in one pass lets the containers waiting for it be created in the
+// next. Actions whose dependencies failed in the same pass are skipped. It is
+// what `apply` does; the service uses the Controller instead. It returns the
+// last plan, what every action did, and an error when the state did not
+// converge.
+func Converge(ctx context.Context, d Desired, obs Observer, exec Executor, opts Options, maxPasses int, onAction func(PassResult)) (Plan, error) {
+	var last Plan
+	for pass := 0; pass < maxPasses; pass++ {
+		o, err := obs.Observe(ctx)
+		if err != nil {
+			return last, fmt.Errorf("observe: %w", err)
+		}
+		last = Diff(d, o, opts)
+		last.Revision = revisionOf(d)
+		if len(last.Actions) == 0 {
+			return last, stuck(last)
+		}
+		failed := map[string]bool{}
+		var errs []error
+		for _, a := range last.Actions {
+			if err := ctx.Err(); err != nil {
+				return last, err
+			}
+			if dep := firstFailed(a.DependsOn, failed); dep != "" {
+				failed[a.Key()] = true
+				continue
+			}
+			start := time.Now()
+			err := exec.Execute(ctx, a)
+			if IsWait(err) {
+				err = nil // not a failure: the next pass sees what it waited for
+			}
+			if onAction != nil {
+				onAction(PassResult{Action: a, Err: err, Took: time.Since(start)})
+			}
+			if err != nil {
+				failed[a.Key()] = true
+				errs = append(errs, fmt.Errorf("%s: %w", a, err))
+			}
+		}
+		if len(errs) > 0 {
+			return last, errors.Join(errs...)
+		}
+	}
+	return last, fmt.Errorf("not converged after %d passes", maxPasses)
+}
+
+// stuck reports the blocked entries that are failures (not guards, not
+// waits that resolve by themselves) as an error.
+func stuck(p Plan) error {
+	var errs []error
+	for _, b := range p.Blocked {
+		if b.Waiting() {
+			errs = append(errs, fmt.Errorf("%s/%s: still waiting: %s", b.Kind, b.Name, b.Message))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s/%s: %s: %s", b.Kind, b.Name, b.Reason, b.Message))
+	}
+	return errors.Join(errs...)
+}
+
+func firstFailed(deps []string, failed map[string]bool) string {
+	for _, d := range deps {
+		if failed[d] {
+			return d
+		}
+	}
+	return ""
+}
+
+func revisionOf(d Desired) string {
+	if d.Set == nil {
+		return ""
+	}
+	return d.Set.Revision
+}
