@@ -1,5 +1,433 @@
 // Package engine is the actual state and the verbs the reconciler uses: it
 // composes the ZFS store (engine/zfs), the jail driver (engine/jail) and the
 // per-container supervisors (engine/supervisor) into what reconcile observes
-// and acts through.
+// (reconcile.Observer) and acts through (reconcile.Executor).
 package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/manifests"
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+)
+
+// Properties the engine keeps on container and volume datasets besides the
+// store's own.
+const (
+	// PropIP is the loopback address allocated to a container, reused on
+	// every start and re-creation.
+	PropIP = "zocker:ip"
+	// PropReclaimPolicy is a Volume's applied reclaimPolicy.
+	PropReclaimPolicy = "zocker:reclaim-policy"
+)
+
+// Builder builds an Image declared with build: (engine/build); nil until wired.
+type Builder func(ctx context.Context, img *manifests.Image, inputs string) (id string, err error)
+
+// Puller pulls an Image declared with pull: (engine/repo); nil until wired.
+type Puller func(ctx context.Context, img *manifests.Image) (id string, err error)
+
+// Engine observes and changes the host: ZFS datasets under one root, jails,
+// and the supervisors that run containers.
+type Engine struct {
+	Store  *zfs.Store
+	Driver jail.Driver
+	// StateDir holds supervisor state and generated jail files.
+	StateDir string
+	// Self is the argv prefix that re-executes this binary's supervisor
+	// command ([exe, "__supervise"]).
+	Self []string
+	// LoopbackPool is where loopback addresses come from (127.0.1.0/24).
+	LoopbackPool netip.Prefix
+	// LoopbackInterface carries them (lo0, or a cloned lo1 for pf NAT).
+	LoopbackInterface string
+	Build             Builder
+	Pull              Puller
+	Log               *slog.Logger
+
+	// allocMu makes allocating a loopback address and recording it on the
+	// new clone one step, so that two workers never take the same address.
+	allocMu sync.Mutex
+}
+
+// Observe reads the whole actual state: one `zfs get -r` for every dataset
+// under the root, the supervisors' status files (no command), and one jail
+// listing to find jails this service did not make.
+func (e *Engine) Observe(ctx context.Context) (reconcile.Observed, error) {
+	st, err := e.Store.Observe(ctx)
+	if err != nil {
+		return reconcile.Observed{}, err
+	}
+	sups, err := supervisor.List(e.StateDir)
+	if err != nil {
+		return reconcile.Observed{}, fmt.Errorf("list supervisors: %w", err)
+	}
+	jails, err := e.Driver.List(ctx)
+	if err != nil {
+		return reconcile.Observed{}, fmt.Errorf("list jails: %w", err)
+	}
+	return Convert(st, sups, jails), nil
+}
+
+// Convert turns what the store, the supervisors and the jail listing report
+// into the reconciler's view. It is pure (and tested as such).
+func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconcile.Observed {
+	o := reconcile.Observed{
+		Images:     map[string]reconcile.ObservedImage{},
+		Tags:       map[string]string{},
+		Containers: map[string]reconcile.ObservedContainer{},
+		Volumes:    map[string]reconcile.ObservedVolume{},
+		Foreign:    map[string]string{},
+	}
+	for tag, id := range st.Tags {
+		o.Tags[tag] = id
+	}
+	for _, im := range st.Images {
+		oi := reconcile.ObservedImage{ID: im.ID, Inputs: imageInputs(im)}
+		for tag, id := range st.Tags {
+			if id == im.ID {
+				oi.Tags = append(oi.Tags, tag)
+			}
+		}
+		slices.Sort(oi.Tags)
+		o.Images[im.ID] = oi
+	}
+	bySup := map[string]supervisor.Status{}
+	for _, s := range sups {
+		bySup[s.Name] = s
+	}
+	for _, c := range st.Containers {
+		oc := reconcile.ObservedContainer{
+			Name:     c.ContainerName,
+			Managed:  c.Props[zfs.PropManaged] == "true",
+			Manifest: c.Manifest,
+			SpecHash: c.SpecHash,
+			Spec:     c.Spec,
+			ImageID:  c.ImageID,
+			Exists:   true,
+		}
+		if s, ok := bySup[c.ContainerName]; ok {
+			// A live supervisor is a running container from the reconciler's
+			// point of view, also while it backs off or after its command
+			// exited under OnFailure/Never: restarting is the supervisor's job.
+			oc.Running = s.Alive && s.State != supervisor.StateStopped && s.State != supervisor.StateFailed
+			oc.Health = observedHealth(s.Health.Status)
+		}
+		o.Containers[oc.Name] = oc
+	}
+	for _, v := range st.Volumes {
+		ov := reconcile.ObservedVolume{
+			Name:          v.VolumeName,
+			Managed:       v.Props[zfs.PropManaged] == "true",
+			Manifest:      v.Props[zfs.PropManifest],
+			Quota:         int64(v.Quota),
+			ReclaimPolicy: v.Props[PropReclaimPolicy],
+			Properties:    map[string]string{},
+		}
+		for k, val := range v.Props {
+			if after, ok := strings.CutPrefix(k, "zocker:prop."); ok {
+				ov.Properties[after] = val
+			}
+		}
+		o.Volumes[ov.Name] = ov
+	}
+	for _, ds := range st.Foreign {
+		o.Foreign[path.Base(ds)] = "dataset " + ds
+	}
+	for _, j := range jails {
+		if _, ours := bySup[j.Name]; ours {
+			continue
+		}
+		if _, managed := o.Containers[j.Name]; managed {
+			continue
+		}
+		o.Foreign[j.Name] = fmt.Sprintf("jail %d", j.JID)
+	}
+	return o
+}
+
+func observedHealth(s string) string {
+	switch s {
+	case supervisor.HealthHealthy:
+		return reconcile.HealthHealthy
+	case supervisor.HealthUnhealthy:
+		return reconcile.HealthUnhealthy
+	case supervisor.HealthStarting:
+		return reconcile.HealthStarting
+	}
+	return reconcile.HealthNone
+}
+
+// imageInputs is what an image was made from: the reconciler's recorded
+// inputs digest, else the tarball digest the store records on import (so an
+// image imported by hand with `import` matches its manifest).
+func imageInputs(im zfs.Image) string {
+	if im.Config.Inputs != "" {
+		return im.Config.Inputs
+	}
+	return im.Props[zfs.PropSource]
+}
+
+// Execute takes one planned action.
+func (e *Engine) Execute(ctx context.Context, a reconcile.Action) error {
+	log := e.Log.With("action", string(a.Op), "kind", a.Kind, "name", a.Name)
+	switch a.Op {
+	case reconcile.OpImport:
+		return e.importImage(ctx, a)
+	case reconcile.OpBuild:
+		if e.Build == nil {
+			return reconcile.Terminal(fmt.Errorf("image %s: builds are not available in this binary", a.Name))
+		}
+		id, err := e.Build(ctx, a.Image, a.Inputs)
+		if err != nil {
+			return err
+		}
+		log.Info("built image", "image", reconcile.ShortID(id))
+		return nil
+	case reconcile.OpPull:
+		if e.Pull == nil {
+			return reconcile.Terminal(fmt.Errorf("image %s: pulls are not available in this binary", a.Name))
+		}
+		_, err := e.Pull(ctx, a.Image)
+		return err
+	case reconcile.OpCreateVolume, reconcile.OpUpdateVolume:
+		return e.ensureVolume(ctx, a)
+	case reconcile.OpDestroyVolume:
+		return e.Store.DestroyVolume(ctx, a.Name)
+	case reconcile.OpCreate:
+		if err := e.createClone(ctx, a, ""); err != nil {
+			return err
+		}
+		if wantsRunning(a.Container) {
+			return e.start(ctx, a.Container)
+		}
+		return nil
+	case reconcile.OpStart:
+		return e.start(ctx, a.Container)
+	case reconcile.OpStop:
+		return supervisor.Stop(ctx, e.StateDir, a.Name, e.Driver)
+	case reconcile.OpReplace:
+		return e.replace(ctx, a)
+	case reconcile.OpPrune:
+		if err := e.remove(ctx, a.Name); err != nil {
+			return err
+		}
+		return nil
+	}
+	return reconcile.Terminal(fmt.Errorf("unknown action %q", a.Op))
+}
+
+func wantsRunning(c *manifests.Container) bool {
+	return c != nil && c.Spec.State != manifests.StateStopped
+}
+
+func (e *Engine) importImage(ctx context.Context, a reconcile.Action) error {
+	t := a.Image.Spec.Tarball
+	if t == nil {
+		return reconcile.Terminal(fmt.Errorf("image %s: no tarball source", a.Name))
+	}
+	src := zfs.ImportSource{Path: t.Path, URL: t.URL, SHA256: t.SHA256}
+	id, err := e.Store.ImportTarball(ctx, src, zfs.Config{Inputs: a.Inputs})
+	if err != nil {
+		return fmt.Errorf("import image %s: %w", a.Name, err)
+	}
+	if err := e.Store.Tag(ctx, a.Name, id); err != nil {
+		return fmt.Errorf("tag image %s: %w", a.Name, err)
+	}
+	e.Log.Info("imported image", "image", a.Name, "id", reconcile.ShortID(id))
+	return nil
+}
+
+func (e *Engine) ensureVolume(ctx context.Context, a reconcile.Action) error {
+	v := a.Volume
+	spec := zfs.VolumeSpec{Properties: v.Spec.Properties}
+	if v.Spec.Quota != "" {
+		n, err := manifests.ParseQuantity(v.Spec.Quota)
+		if err != nil {
+			return reconcile.Terminal(fmt.Errorf("volume %s: spec.quota: %w", a.Name, err))
+		}
+		spec.QuotaBytes = uint64(n)
+	}
+	props := map[string]string{zfs.PropManifest: a.Manifest, PropReclaimPolicy: reclaim(v)}
+	// The applied property values are mirrored as zocker:prop.<name> so that
+	// the next observation (one zfs get of zocker:* only) sees them.
+	for k, val := range v.Spec.Properties {
+		props["zocker:prop."+k] = val
+	}
+	return e.Store.EnsureVolume(ctx, a.Name, spec, props)
+}
+
+func reclaim(v *manifests.Volume) string {
+	if v.Spec.ReclaimPolicy == "" {
+		return manifests.ReclaimRetain
+	}
+	return v.Spec.ReclaimPolicy
+}
+
+// createClone clones the container's image with its properties; address is
+// the loopback address to keep (on replace), or "" to allocate one.
+func (e *Engine) createClone(ctx context.Context, a reconcile.Action, address string) error {
+	c := a.Container
+	spec, err := reconcile.AppliedSpec(c)
+	if err != nil {
+		return reconcile.Terminal(err)
+	}
+	props := map[string]string{
+		zfs.PropManifest: a.Manifest,
+		zfs.PropSpecHash: a.SpecHash,
+		zfs.PropSpec:     spec,
+	}
+	e.allocMu.Lock()
+	defer e.allocMu.Unlock()
+	if c.Spec.Network.Mode == manifests.NetLoopback && address == "" {
+		st, err := e.Store.Observe(ctx)
+		if err != nil {
+			return err
+		}
+		address, err = e.allocate(st)
+		if err != nil {
+			return reconcile.Terminal(fmt.Errorf("container %s: %w", a.Name, err))
+		}
+	}
+	if address != "" {
+		props[PropIP] = address
+	}
+	if _, err := e.Store.CreateContainer(ctx, a.Name, a.ImageID, props); err != nil {
+		return err
+	}
+	e.Log.Info("created container", "container", a.Name, "image", reconcile.ShortID(a.ImageID))
+	return nil
+}
+
+func (e *Engine) allocate(st *zfs.State) (string, error) {
+	var used []netip.Addr
+	for _, c := range st.Containers {
+		if a, err := netip.ParseAddr(c.Props[PropIP]); err == nil {
+			used = append(used, a)
+		}
+	}
+	pool := e.LoopbackPool
+	if !pool.IsValid() {
+		pool = jail.DefaultLoopbackPool
+	}
+	addr, err := jail.AllocateLoopback(pool, used)
+	if err != nil {
+		return "", err
+	}
+	return addr.String(), nil
+}
+
+// start starts the container's supervisor, which creates the jail and runs
+// the command. It reads the state once more: the clone, the volumes and the
+// image may have been made earlier in this pass.
+func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
+	if c == nil {
+		return reconcile.Terminal(errors.New("start: no container spec"))
+	}
+	name := c.Metadata.Name
+	st, err := e.Store.Observe(ctx)
+	if err != nil {
+		return err
+	}
+	var clone *zfs.Container
+	for i := range st.Containers {
+		if st.Containers[i].ContainerName == name {
+			clone = &st.Containers[i]
+		}
+	}
+	if clone == nil {
+		return fmt.Errorf("start container %s: no clone: %w", name, zfs.ErrNotFound)
+	}
+	img, ok := st.Image(clone.ImageID)
+	if !ok {
+		return fmt.Errorf("start container %s: image %s: %w", name, reconcile.ShortID(clone.ImageID), zfs.ErrNotFound)
+	}
+	volumes := map[string]string{}
+	for _, v := range st.Volumes {
+		volumes[v.VolumeName] = v.Mountpoint
+	}
+	cfg, err := SupervisorConfig(c, imageConfig(img.Config), RuntimeInputs{
+		Root:              clone.Mountpoint,
+		VolumePaths:       volumes,
+		Address:           clone.Props[PropIP],
+		LoopbackInterface: e.LoopbackInterface,
+	})
+	if err != nil {
+		return reconcile.Terminal(err)
+	}
+	cfg.Annotations = map[string]string{"image": clone.ImageID, "specHash": clone.SpecHash, "ip": clone.Props[PropIP]}
+	pid, err := supervisor.Start(ctx, e.StateDir, name, e.Self, cfg)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", name, err)
+	}
+	e.Log.Info("started container", "container", name, "pid", pid)
+	return nil
+}
+
+func imageConfig(c zfs.Config) ImageConfig {
+	ic := ImageConfig{Entrypoint: c.Entrypoint, Cmd: c.Cmd, User: c.User, Workdir: c.Workdir}
+	keys := make([]string, 0, len(c.Env))
+	for k := range c.Env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		ic.Env = append(ic.Env, k+"="+c.Env[k])
+	}
+	return ic
+}
+
+// replace stops and destroys the old clone and makes a new one from the
+// (possibly new) image, keeping the loopback address. Volumes are separate
+// datasets and keep their data.
+func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
+	st, err := e.Store.Observe(ctx)
+	if err != nil {
+		return err
+	}
+	address := ""
+	for _, c := range st.Containers {
+		if c.ContainerName == a.Name {
+			address = c.Props[PropIP]
+		}
+	}
+	if a.Container != nil && a.Container.Spec.Network.Mode != manifests.NetLoopback {
+		address = ""
+	}
+	if err := e.remove(ctx, a.Name); err != nil {
+		return err
+	}
+	if err := e.createClone(ctx, a, address); err != nil {
+		return err
+	}
+	if wantsRunning(a.Container) {
+		return e.start(ctx, a.Container)
+	}
+	return nil
+}
+
+// remove stops the container (its supervisor removes the jail) and destroys
+// its clone.
+func (e *Engine) remove(ctx context.Context, name string) error {
+	if err := supervisor.Stop(ctx, e.StateDir, name, e.Driver); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
+		return fmt.Errorf("stop container %s: %w", name, err)
+	}
+	if err := e.Store.DestroyContainer(ctx, name); err != nil && !errors.Is(err, zfs.ErrNotFound) {
+		return fmt.Errorf("destroy container %s: %w", name, err)
+	}
+	if err := supervisor.Forget(e.StateDir, name); err != nil {
+		e.Log.Warn("forget supervisor state", "container", name, "err", err)
+	}
+	return nil
+}

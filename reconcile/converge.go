@@ -28,7 +28,7 @@ func Items(p Plan, exec Executor) []Item {
 		it := Item{
 			Key:        a.Key(),
 			Op:         string(a.Op),
-			Generation: a.SpecHash + a.Inputs + a.ImageID,
+			Generation: a.Generation(),
 			Deps:       a.DependsOn,
 			Reason:     a.Reason,
 			Run:        func(ctx context.Context) error { return exec.Execute(ctx, a) },

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine"
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+)
+
+// applyPasses bounds apply: an import in one pass lets the containers
+// waiting for it be created in the next; more passes than this means
+// something keeps changing.
+const applyPasses = 5
+
+func init() {
+	register(func(g *globals) *cobra.Command {
+		var f reconcileFlags
+		cmd := &cobra.Command{
+			Use:   "apply [DIR]",
+			Short: "Converge once on the manifests, then exit",
+			Long: `apply loads the manifests (DIR, else --manifests) and runs converging passes
+(observe, plan, act) until nothing is left to do, then exits: 0 when the host
+matches the manifests, 1 otherwise. The same guards as serve apply:
+--allow-empty, --max-prune.`,
+			Example: `  zocker-reconcile apply
+  zocker-reconcile apply ./examples/demo --root tank/zocker`,
+			Args: cobra.MaximumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				log, err := g.logger()
+				if err != nil {
+					return err
+				}
+				ctx := cmd.Context()
+				eng, err := newEngine(ctx, g, &f, log)
+				if err != nil {
+					return err
+				}
+				d, err := loadDesired(manifestsArg(g, args), &f, &engine.Inputs{}, log)
+				if err != nil {
+					return err
+				}
+				for _, pr := range d.Set.Problems {
+					fmt.Fprintln(g.stderr, pr.String())
+				}
+				start := time.Now()
+				p, err := reconcile.Converge(ctx, d, eng, eng, f.options(), applyPasses, func(r reconcile.PassResult) {
+					sign := r.Action.Op.Sign()
+					if r.Err != nil {
+						fmt.Fprintf(g.stdout, "%s %s: FAILED after %s: %v\n", sign, r.Action, r.Took.Round(time.Millisecond), r.Err)
+						return
+					}
+					fmt.Fprintf(g.stdout, "%s %s (%s)\n", sign, r.Action, r.Took.Round(time.Millisecond))
+				})
+				if err != nil {
+					return withCode(1, fmt.Errorf("not converged: %w", err))
+				}
+				fmt.Fprintf(g.stdout, "Converged on revision %s in %s.\n", p.Revision, time.Since(start).Round(time.Millisecond))
+				return nil
+			},
+		}
+		f.add(cmd)
+		return cmd
+	})
+}

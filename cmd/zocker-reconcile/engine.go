@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/manifests"
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+)
+
+// reconcileFlags are the flags of the commands that plan or converge
+// (serve, plan, apply, status).
+type reconcileFlags struct {
+	allowEmpty        bool
+	maxPrune          int
+	insecure          bool
+	loopbackPool      string
+	loopbackInterface string
+}
+
+func (f *reconcileFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "let an empty or missing manifest directory prune the managed objects")
+	fl.IntVar(&f.maxPrune, "max-prune", reconcile.DefaultMaxPrune, "refuse a pass that would remove more containers than this (negative: no limit)")
+	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by others or owned by another user")
+	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
+	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
+}
+
+func (f *reconcileFlags) options() reconcile.Options {
+	return reconcile.Options{AllowEmpty: f.allowEmpty, MaxPrune: f.maxPrune}
+}
+
+// newEngine opens the store under --root and builds the driver and the
+// engine. The store's Open creates the tree on first use and removes the
+// leftovers of interrupted work, so only the commands that change state call
+// it.
+func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Logger) (*engine.Engine, error) {
+	if newSupervisorDriver == nil {
+		return nil, fmt.Errorf("no jail driver on this system")
+	}
+	pool, err := netip.ParsePrefix(f.loopbackPool)
+	if err != nil {
+		return nil, fmt.Errorf("--loopback-pool %q: %w", f.loopbackPool, err)
+	}
+	if err := os.MkdirAll(g.stateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	r := &runner.Exec{Logger: log}
+	store, err := zfs.Open(ctx, g.root, r, log)
+	if err != nil {
+		return nil, err
+	}
+	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
+	}
+	return &engine.Engine{
+		Store:             store,
+		Driver:            driver,
+		StateDir:          g.stateDir,
+		Self:              []string{exe, SuperviseCommand},
+		LoopbackPool:      pool,
+		LoopbackInterface: f.loopbackInterface,
+		Log:               log,
+	}, nil
+}
+
+// loadDesired loads the manifests and computes the image inputs.
+func loadDesired(dir string, f *reconcileFlags, inputs *engine.Inputs, log *slog.Logger) (reconcile.Desired, error) {
+	set, err := manifests.Load(dir, manifests.LoadOptions{Insecure: f.insecure})
+	if err != nil {
+		return reconcile.Desired{}, err
+	}
+	in, errs := inputs.Compute(set)
+	for name, err := range errs {
+		log.Warn("cannot compute image inputs; its containers wait", "image", name, "err", err)
+	}
+	return reconcile.Desired{Set: set, ImageInputs: in}, nil
+}
+
+// manifestsArg is DIR when given, else --manifests.
+func manifestsArg(g *globals, args []string) string {
+	if len(args) > 0 {
+		return args[0]
+	}
+	return g.manifests
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine"
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+)
+
+func init() {
+	register(func(g *globals) *cobra.Command {
+		var f reconcileFlags
+		var output string
+		cmd := &cobra.Command{
+			Use:   "plan [DIR]",
+			Short: "Show what a pass would do, without doing it",
+			Long: `plan loads the manifests (DIR, else --manifests), observes the ZFS datasets and
+jails under --root, and prints the actions a pass would take, each with its
+reason, like terraform plan:
+
+  +  create         ~  replace, update, build, pull
+  -  prune          >  start     .  stop     !  blocked (and why)
+
+Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
+			Example: `  zocker-reconcile plan
+  zocker-reconcile plan ./staging -o json`,
+			Args: cobra.MaximumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if output != "text" && output != "json" {
+					return fmt.Errorf("-o %q: want text or json", output)
+				}
+				log, err := g.logger()
+				if err != nil {
+					return err
+				}
+				ctx := cmd.Context()
+				eng, err := newEngine(ctx, g, &f, log)
+				if err != nil {
+					return err
+				}
+				d, err := loadDesired(manifestsArg(g, args), &f, &engine.Inputs{}, log)
+				if err != nil {
+					return err
+				}
+				o, err := eng.Observe(ctx)
+				if err != nil {
+					return err
+				}
+				start := time.Now()
+				p := reconcile.Diff(d, o, f.options())
+				log.Debug("planned", "took", time.Since(start), "actions", len(p.Actions))
+				p.Revision = d.Set.Revision
+				for _, pr := range d.Set.Problems {
+					fmt.Fprintln(g.stderr, pr.String())
+				}
+				if output == "json" {
+					err = reconcile.RenderJSON(g.stdout, p)
+				} else {
+					err = reconcile.RenderText(g.stdout, p)
+				}
+				if err != nil {
+					return err
+				}
+				if code := p.ExitCode(); code != 0 {
+					return withCode(code, nil)
+				}
+				return nil
+			},
+		}
+		f.add(cmd)
+		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+		return cmd
+	})
+}

@@ -1,0 +1,135 @@
+// Package reconcile turns a loaded manifest set and the observed ZFS + jail
+// state into a plan of actions, and runs the loop that converges on it.
+//
+// The deciding half (Observed, Desired, Diff, SpecHash, the safety rules,
+// status conditions and plan rendering) is pure: it works on values only, so
+// it is table-tested and benchmarked without ZFS or jails. The engine glue
+// fills Observed from one `zfs get -r` and one jail listing; the controller
+// executes the returned Actions.
+package reconcile
+
+import (
+	"path/filepath"
+	"strings"
+
+	"github.com/zocker-reconcile/zocker-reconcile/manifests"
+)
+
+// Health values an ObservedContainer may report (from its supervisor).
+const (
+	HealthNone      = ""          // no health check declared
+	HealthStarting  = "starting"  // checks not yet conclusive
+	HealthHealthy   = "healthy"   // last checks passed
+	HealthUnhealthy = "unhealthy" // retries exhausted
+)
+
+// Observed is the actual state under the root dataset plus the jails on the
+// host, as the engine glue read it in one pass. Maps are keyed by name (or
+// by ID for Images); nil maps are treated as empty.
+type Observed struct {
+	// Images are the image datasets, by ID.
+	Images map[string]ObservedImage
+	// Tags maps an image tag to the ID it points at.
+	Tags map[string]string
+	// Containers are the container datasets (managed or not) and their
+	// runtime state, by name.
+	Containers map[string]ObservedContainer
+	// Volumes are the volume datasets (managed or not), by name.
+	Volumes map[string]ObservedVolume
+	// Foreign maps container names (jail names) held by something this
+	// service did not make, such as a Bastille or iocage jail, to a short
+	// description of the holder ("jail 12 (bastille)"). A declared Container
+	// with such a name is an error on that object: it is never taken over.
+	// Unmanaged datasets under the root appear in Containers and Volumes
+	// with Managed false and are treated the same way.
+	Foreign map[string]string
+}
+
+// ObservedImage is one image dataset.
+type ObservedImage struct {
+	// ID is the image's content address.
+	ID string
+	// Tags are the names pointing at this image.
+	Tags []string
+	// Inputs is the digest of what the image was made from (tarball sha256,
+	// build inputs hash, or the remote ID for pulls), from its ZFS property.
+	// Comparing it with Desired.ImageInputs says whether an image is current.
+	Inputs string
+}
+
+// ObservedContainer is one container dataset and its runtime state.
+type ObservedContainer struct {
+	Name string
+	// Managed is true when zocker:managed says this service owns the dataset.
+	// Unmanaged containers are never stopped, replaced or pruned.
+	Managed bool
+	// Manifest is zocker:manifest: the manifest file that declared it, as
+	// ManifestRef wrote it (relative to the manifest root).
+	Manifest string
+	// SpecHash is zocker:spec-hash, the SpecHash the clone was made for.
+	SpecHash string
+	// Spec is zocker:spec, the applied spec as JSON (see AppliedSpec). It
+	// lets a container outlive a broken manifest file with its last spec.
+	Spec string
+	// ImageID is zocker:image, the image the clone was made from.
+	ImageID string
+	// Exists is true when the container's dataset exists.
+	Exists bool
+	// Running is true when its supervisor is alive and its state is running
+	// or backing off between restarts.
+	Running bool
+	// Health is one of the Health* values.
+	Health string
+}
+
+// ObservedVolume is one volume dataset.
+type ObservedVolume struct {
+	Name    string
+	Managed bool
+	// Manifest is zocker:manifest (see ObservedContainer.Manifest).
+	Manifest string
+	// Quota is the ZFS quota in bytes (zfs get -p); 0 means none.
+	Quota int64
+	// Properties holds the current values of the ZFS properties the
+	// manifests set on volumes (only those need be observed).
+	Properties map[string]string
+	// ReclaimPolicy is zocker:reclaim-policy as applied.
+	ReclaimPolicy string
+}
+
+// Desired is the loaded manifest set plus what the caller had to do I/O to
+// learn about the declared images.
+type Desired struct {
+	// Set is the loaded manifest directory; nil is an empty, missing one.
+	Set *manifests.Set
+	// ImageInputs maps an Image's name to the digest of its inputs (tarball
+	// sha256, build inputs hash). Empty when it could not be computed yet
+	// (an unreachable URL, a pull image not yet resolved).
+	ImageInputs map[string]string
+	// RemoteIDs maps a pull Image's name to the image ID its remote tag
+	// points at, when known.
+	RemoteIDs map[string]string
+}
+
+// Key is the identity of an object across the manifests, the plan, the work
+// queue and the status: "Kind/name" (the form manifests.Set uses).
+func Key(kind, name string) string { return kind + "/" + name }
+
+// ManifestRef is the value to store in zocker:manifest for an object
+// declared in file: the file's path relative to the manifest root the set was
+// read through. It is relative on purpose: a git-sync swap moves the resolved
+// root to a new worktree directory, and the same file must still match.
+func ManifestRef(set *manifests.Set, file string) string {
+	if set == nil || file == "" {
+		return file
+	}
+	for _, root := range []string{set.Resolved, set.Root} {
+		if root == "" || !filepath.IsAbs(file) {
+			continue
+		}
+		if rel, err := filepath.Rel(root, file); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return filepath.ToSlash(file)
+}

@@ -1,0 +1,132 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Sign is the one-character mark RenderText puts before an action, in the
+// manner of `terraform plan`: + create, ~ replace/update/build/pull,
+// - prune/destroy, > start, . stop.
+func (op Op) Sign() string {
+	switch op {
+	case OpCreate, OpCreateVolume, OpImport:
+		return "+"
+	case OpReplace, OpUpdateVolume, OpBuild, OpPull:
+		return "~"
+	case OpPrune, OpDestroyVolume:
+		return "-"
+	case OpStart:
+		return ">"
+	case OpStop:
+		return "."
+	}
+	return "?"
+}
+
+// verb is how RenderText names an operation: the object kind is printed
+// separately, so "create-volume" reads "create volume data".
+func (op Op) verb() string {
+	switch op {
+	case OpCreateVolume:
+		return "create"
+	case OpUpdateVolume:
+		return "update"
+	case OpDestroyVolume:
+		return "destroy"
+	}
+	return string(op)
+}
+
+// Summary counts a plan's actions by effect.
+type Summary struct {
+	Create  int `json:"create"`  // create, create-volume, import
+	Replace int `json:"replace"` // replace
+	Update  int `json:"update"`  // update-volume, build, pull
+	Start   int `json:"start"`
+	Stop    int `json:"stop"`
+	Prune   int `json:"prune"` // prune, destroy-volume
+	Blocked int `json:"blocked"`
+}
+
+// Summarize counts p's actions by effect.
+func (p Plan) Summarize() Summary {
+	var s Summary
+	for _, a := range p.Actions {
+		switch a.Op {
+		case OpCreate, OpCreateVolume, OpImport:
+			s.Create++
+		case OpReplace:
+			s.Replace++
+		case OpUpdateVolume, OpBuild, OpPull:
+			s.Update++
+		case OpStart:
+			s.Start++
+		case OpStop:
+			s.Stop++
+		case OpPrune, OpDestroyVolume:
+			s.Prune++
+		}
+	}
+	s.Blocked = len(p.Blocked)
+	return s
+}
+
+// RenderText writes p for people: one line per action with its sign and
+// reason ("~ replace container web: spec.command changed"), one "!" line per
+// blocked change, then a summary line.
+func RenderText(w io.Writer, p Plan) error {
+	var b strings.Builder
+	for _, a := range p.Actions {
+		fmt.Fprintf(&b, "%s %s %s %s: %s\n", a.Op.Sign(), a.Op.verb(), strings.ToLower(a.Kind), a.Name, a.Reason)
+	}
+	for _, bl := range p.Blocked {
+		op := "hold"
+		if bl.Op != "" {
+			op = bl.Op.verb()
+		}
+		fmt.Fprintf(&b, "! %s %s %s: %s (%s)\n", op, strings.ToLower(bl.Kind), bl.Name, bl.Message, bl.Reason)
+	}
+	if p.InSync {
+		b.WriteString("No changes: in sync.\n")
+	} else {
+		s := p.Summarize()
+		fmt.Fprintf(&b, "Plan: %d to create, %d to replace, %d to update, %d to start, %d to stop, %d to prune, %d blocked.\n",
+			s.Create, s.Replace, s.Update, s.Start, s.Stop, s.Prune, s.Blocked)
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write plan: %w", err)
+	}
+	return nil
+}
+
+// planJSON is the `plan -o json` document; its field names are stable.
+type planJSON struct {
+	Revision string    `json:"revision,omitempty"`
+	InSync   bool      `json:"inSync"`
+	Summary  Summary   `json:"summary"`
+	Actions  []Action  `json:"actions"`
+	Blocked  []Blocked `json:"blocked"`
+}
+
+// RenderJSON writes p as one indented JSON document: revision, inSync,
+// summary, actions (kind, name, op, reason, dependsOn, imageID, specHash,
+// inputs, manifest) and blocked (kind, name, op, reason, message). Lists are
+// [] rather than null when empty.
+func RenderJSON(w io.Writer, p Plan) error {
+	doc := planJSON{Revision: p.Revision, InSync: p.InSync, Summary: p.Summarize(), Actions: p.Actions, Blocked: p.Blocked}
+	if doc.Actions == nil {
+		doc.Actions = []Action{}
+	}
+	if doc.Blocked == nil {
+		doc.Blocked = []Blocked{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return fmt.Errorf("write plan as json: %w", err)
+	}
+	return nil
+}
