@@ -66,7 +66,9 @@ type Engine struct {
 // listing to find jails this service did not make.
 func (e *Engine) Observe(ctx context.Context) (reconcile.Observed, error) {
 	st, err := e.Store.Observe(ctx)
-	if err != nil {
+	if errors.Is(err, zfs.ErrNotFound) {
+		st = &zfs.State{} // a root not created yet holds nothing
+	} else if err != nil {
 		return reconcile.Observed{}, err
 	}
 	sups, err := supervisor.List(e.StateDir)

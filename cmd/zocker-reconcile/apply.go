@@ -34,7 +34,7 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 					return err
 				}
 				ctx := cmd.Context()
-				eng, err := newEngine(ctx, g, &f, log)
+				eng, err := newEngine(ctx, g, &f, log, false)
 				if err != nil {
 					return err
 				}

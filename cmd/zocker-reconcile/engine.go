@@ -42,9 +42,9 @@ func (f *reconcileFlags) options() reconcile.Options {
 
 // newEngine opens the store under --root and builds the driver and the
 // engine. The store's Open creates the tree on first use and removes the
-// leftovers of interrupted work, so only the commands that change state call
-// it.
-func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Logger) (*engine.Engine, error) {
+// leftovers of interrupted work, so only the commands that change state use
+// it; readOnly attaches to the root without touching anything.
+func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Logger, readOnly bool) (*engine.Engine, error) {
 	if newSupervisorDriver == nil {
 		return nil, fmt.Errorf("no jail driver on this system")
 	}
@@ -52,11 +52,16 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("--loopback-pool %q: %w", f.loopbackPool, err)
 	}
-	if err := os.MkdirAll(g.stateDir, 0o750); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
-	}
 	r := &runner.Exec{Logger: log}
-	store, err := zfs.Open(ctx, g.root, r, log)
+	var store *zfs.Store
+	if readOnly {
+		store, err = zfs.Attach(g.root, r, log)
+	} else {
+		if err := os.MkdirAll(g.stateDir, 0o750); err != nil {
+			return nil, fmt.Errorf("state directory: %w", err)
+		}
+		store, err = zfs.Open(ctx, g.root, r, log)
+	}
 	if err != nil {
 		return nil, err
 	}

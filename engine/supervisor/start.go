@@ -1,0 +1,251 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+)
+
+// pollEvery is how often Start and Stop look at the status file and lock.
+const pollEvery = 20 * time.Millisecond
+
+// stopMargin is added to the stop timeout for jail removal when Stop waits.
+const stopMargin = time.Minute
+
+func supervisorLogPath(stateDir, name string) string {
+	return filepath.Join(Dir(stateDir, name), "supervisor.log")
+}
+
+// Start writes cfg to STATE/containers/NAME/config.json and starts the
+// supervisor of container name as a detached process: self is the argv
+// prefix that re-executes this binary's hidden supervise command (for
+// example [exe, "__supervise"]); Start appends stateDir and name to it. The
+// supervisor runs in its own session, with stdin on /dev/null and its own
+// log (supervisor.log) as stdout and stderr, so it survives the death,
+// restart or upgrade of the caller.
+//
+// Start returns the supervisor's pid once its status file shows that the
+// jail was created and the command was started (running, backoff or
+// exited); when the supervisor fails (the jail cannot be created, say) it
+// returns that failure. If ctx ends first, the supervisor goes on and List
+// will report it. A supervisor that already runs for name is ErrRunning.
+func Start(ctx context.Context, stateDir, name string, self []string, cfg Config) (int, error) {
+	if len(self) == 0 {
+		return 0, fmt.Errorf("start supervisor of container %s: empty self argv", name)
+	}
+	if cfg.Name == "" {
+		cfg.Name = name
+	}
+	if cfg.Name != name {
+		return 0, fmt.Errorf("start supervisor of container %s: config names %q", name, cfg.Name)
+	}
+	if err := cfg.Validate(); err != nil {
+		return 0, err
+	}
+	dir := Dir(stateDir, name)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return 0, fmt.Errorf("start supervisor of container %s: %w", name, err)
+	}
+	alive, err := locked(stateDir, name)
+	if err != nil {
+		return 0, err
+	}
+	if alive {
+		return 0, fmt.Errorf("start supervisor of container %s: %w", name, ErrRunning)
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return 0, fmt.Errorf("encode config of container %s: %w", name, err)
+	}
+	if err := writeFileAtomic(configPath(stateDir, name), append(b, '\n'), 0o640); err != nil {
+		return 0, fmt.Errorf("write config of container %s: %w", name, err)
+	}
+	logf, err := os.OpenFile(supervisorLogPath(stateDir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return 0, fmt.Errorf("open supervisor log of container %s: %w", name, err)
+	}
+	defer logf.Close()
+
+	argv := append(append([]string{}, self[1:]...), stateDir, name)
+	cmd := exec.Command(self[0], argv...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own session: no signal aimed at the caller's process group or
+	// terminal reaches it. Working directory /: it must not keep a
+	// container's or the caller's dataset busy.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start supervisor of container %s: %w", name, err)
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	// Reap it when it ends, so that a long-running caller keeps no zombie.
+	go func() { exited <- cmd.Wait() }()
+
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		st, err := readStatus(stateDir, name)
+		if err == nil && st.SupervisorPID == pid {
+			switch st.State {
+			case StateFailed:
+				return 0, fmt.Errorf("start container %s: %s", name, st.Message)
+			case StateRunning, StateBackoff, StateExited:
+				return pid, nil
+			}
+		}
+		select {
+		case werr := <-exited:
+			st, err := readStatus(stateDir, name)
+			if err == nil && st.SupervisorPID == pid && st.State == StateFailed {
+				return 0, fmt.Errorf("start container %s: %s", name, st.Message)
+			}
+			return 0, fmt.Errorf("start container %s: supervisor exited (%v): %s", name, werr, lastLogLines(supervisorLogPath(stateDir, name)))
+		case <-ctx.Done():
+			return pid, fmt.Errorf("start container %s: supervisor %d not ready: %w", name, pid, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func lastLogLines(path string) string {
+	lines, err := Tail(path, 3)
+	if err != nil || len(lines) == 0 {
+		return "see " + path
+	}
+	return strings.Join(lines, " | ")
+}
+
+// Stop stops container name: it sends SIGTERM to its supervisor, which stops
+// the command (stop signal, SIGKILL after the stop timeout) and removes the
+// jail, and waits for the supervisor to exit, at most the stop timeout plus
+// a minute (or until ctx ends). A supervisor that does not exit by then is
+// killed with its command. When the supervisor is already dead, Stop removes
+// the jail itself through driver and records the state stopped. Stopping a
+// container that has no state is not an error.
+func Stop(ctx context.Context, stateDir, name string, driver jail.Driver) error {
+	st, err := Get(stateDir, name)
+	if errors.Is(err, ErrNotFound) {
+		if _, cerr := os.Stat(Dir(stateDir, name)); cerr != nil {
+			return removeJail(ctx, driver, name)
+		}
+		st, err = Status{Name: name}, nil
+		if st.Alive, err = locked(stateDir, name); err != nil {
+			return err
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if st.Alive {
+		wait := DefaultStopTimeout
+		if cfg, err := ReadConfig(stateDir, name); err == nil {
+			wait = cfg.withDefaults().StopTimeout.D()
+		}
+		wait += stopMargin
+		if st.SupervisorPID > 0 {
+			if err := syscall.Kill(st.SupervisorPID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return fmt.Errorf("stop container %s: signal supervisor %d: %w", name, st.SupervisorPID, err)
+			}
+		}
+		gone, err := waitUnlocked(ctx, stateDir, name, wait)
+		if err != nil {
+			return err
+		}
+		if !gone {
+			// It did not stop in time: kill it and clean up as for a dead one.
+			if st, err := readStatus(stateDir, name); err == nil {
+				if st.PID > 0 {
+					_ = syscall.Kill(st.PID, syscall.SIGKILL)
+				}
+				_ = syscall.Kill(st.SupervisorPID, syscall.SIGKILL)
+			}
+			if gone, err = waitUnlocked(ctx, stateDir, name, 5*time.Second); err != nil {
+				return err
+			} else if !gone {
+				return fmt.Errorf("stop container %s: supervisor %d does not exit", name, st.SupervisorPID)
+			}
+		}
+	}
+	// A supervisor that stopped cleanly recorded stopped: nothing to do.
+	// Otherwise (dead, killed, or its jail removal failed) remove the jail here.
+	return cleanupDead(ctx, stateDir, name, driver)
+}
+
+// cleanupDead removes the jail of a container whose supervisor is dead and
+// records it stopped, holding the lock meanwhile so that no Start races it.
+func cleanupDead(ctx context.Context, stateDir, name string, driver jail.Driver) error {
+	lock, err := acquireLock(stateDir, name)
+	if err != nil {
+		return fmt.Errorf("stop container %s: %w", name, err)
+	}
+	defer lock.Close()
+	st, err := readStatus(stateDir, name)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err == nil && st.State == StateStopped {
+		return nil
+	}
+	if err := removeJail(ctx, driver, name); err != nil {
+		return err
+	}
+	st.Name, st.State, st.PID = name, StateStopped, 0
+	return writeStatus(stateDir, &st)
+}
+
+func removeJail(ctx context.Context, driver jail.Driver, name string) error {
+	rctx, cancel := context.WithTimeout(ctx, removeTimeout)
+	defer cancel()
+	if err := driver.Remove(rctx, name); err != nil {
+		return fmt.Errorf("stop container %s: remove jail: %w", name, err)
+	}
+	return nil
+}
+
+// waitUnlocked waits until no supervisor holds name's lock, for at most d.
+func waitUnlocked(ctx context.Context, stateDir, name string, d time.Duration) (bool, error) {
+	deadline := time.Now().Add(d)
+	for {
+		alive, err := locked(stateDir, name)
+		if err != nil {
+			return false, err
+		}
+		if !alive {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("stop container %s: %w", name, ctx.Err())
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// Forget deletes container name's runtime directory (config, status, logs)
+// once the container is destroyed. It refuses while a supervisor runs.
+func Forget(stateDir, name string) error {
+	alive, err := locked(stateDir, name)
+	if err != nil {
+		return err
+	}
+	if alive {
+		return fmt.Errorf("forget container %s: %w", name, ErrRunning)
+	}
+	if err := os.RemoveAll(Dir(stateDir, name)); err != nil {
+		return fmt.Errorf("forget container %s: %w", name, err)
+	}
+	return nil
+}
