@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+)
+
+// psRow is one container as ps shows it (and as ps -o json prints it).
+type psRow struct {
+	Name     string    `json:"name"`
+	Image    string    `json:"image"`
+	Created  time.Time `json:"created"`
+	State    string    `json:"state"`
+	IP       string    `json:"ip,omitempty"`
+	Restarts int       `json:"restarts"`
+	Health   string    `json:"health,omitempty"`
+	Used     uint64    `json:"usedBytes"`
+	Command  []string  `json:"command,omitempty"`
+	Managed  bool      `json:"managed"`
+	PID      int       `json:"pid,omitempty"`
+	Message  string    `json:"message,omitempty"`
+}
+
+// containerRows joins the clones under the root with their supervisors.
+func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []psRow {
+	bySup := map[string]supervisor.Status{}
+	for _, s := range sups {
+		bySup[s.Name] = s
+	}
+	tags := map[string][]string{}
+	for tag, id := range st.Tags {
+		tags[id] = append(tags[id], tag)
+	}
+	var rows []psRow
+	for _, c := range st.Containers {
+		r := psRow{Name: c.ContainerName, Image: reconcile.ShortID(c.ImageID), Created: c.Created, State: "created",
+			IP: c.Props[engine.PropIP], Used: c.Used, Managed: c.Props[zfs.PropManaged] == "true"}
+		if t := tags[c.ImageID]; len(t) > 0 {
+			slices.Sort(t)
+			r.Image = t[0]
+		}
+		if s, ok := bySup[c.ContainerName]; ok {
+			r.State, r.Restarts, r.Health, r.PID, r.Message = string(s.State), s.Restarts, s.Health.Status, s.PID, s.Message
+			if !s.Alive && s.State != supervisor.StateStopped {
+				r.State = "dead (" + string(s.State) + ")"
+			}
+			if r.Health == supervisor.HealthNone {
+				r.Health = ""
+			}
+		}
+		if cfg, err := supervisor.ReadConfig(stateDir, c.ContainerName); err == nil {
+			r.Command = cfg.Process.Argv
+		}
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b psRow) int { return strings.Compare(a.Name, b.Name) })
+	return rows
+}
+
+func running(r psRow) bool {
+	return r.State == string(supervisor.StateRunning) || r.State == string(supervisor.StateBackoff) || r.State == string(supervisor.StateStarting)
+}
+
+func init() {
+	register(func(g *globals) *cobra.Command {
+		var all bool
+		var output string
+		cmd := &cobra.Command{
+			Use:   "ps",
+			Short: "List containers",
+			Long: `ps lists the running containers under --root: name, image, creation time,
+state, IP, restarts, health, space used and command. -a adds the stopped ones.`,
+			Example: `  zocker-reconcile ps
+  zocker-reconcile ps -a -o json`,
+			Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				log, err := g.logger()
+				if err != nil {
+					return err
+				}
+				store, err := zfs.Attach(g.root, &runner.Exec{Logger: log}, log)
+				if err != nil {
+					return err
+				}
+				st, err := store.Observe(cmd.Context())
+				if err != nil {
+					return err
+				}
+				sups, err := supervisor.List(g.stateDir)
+				if err != nil && !os.IsNotExist(err) {
+					return err
+				}
+				var rows []psRow
+				for _, r := range containerRows(st, sups, g.stateDir) {
+					if all || running(r) {
+						rows = append(rows, r)
+					}
+				}
+				if output == "json" {
+					enc := json.NewEncoder(g.stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(rows)
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 0, 3, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tCOMMAND")
+				for _, r := range rows {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Image, r.Created.Local().Format("2006-01-02 15:04"),
+						r.State, dash(r.IP), r.Restarts, dash(r.Health), humanBytes(r.Used), truncateCmd(r.Command))
+				}
+				return tw.Flush()
+			},
+		}
+		cmd.Flags().BoolVarP(&all, "all", "a", false, "also list containers that do not run")
+		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+		return cmd
+	})
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func truncateCmd(argv []string) string {
+	s := strings.Join(argv, " ")
+	if len(s) > 40 {
+		s = s[:37] + "..."
+	}
+	return s
+}
