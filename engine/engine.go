@@ -65,21 +65,35 @@ type Engine struct {
 // under the root, the supervisors' status files (no command), and one jail
 // listing to find jails this service did not make.
 func (e *Engine) Observe(ctx context.Context) (reconcile.Observed, error) {
+	d, err := e.ObserveDetail(ctx)
+	return d.Observed, err
+}
+
+// Detail is one observation with the raw records it was made from, for the
+// metrics and tables that need more than the reconciler does.
+type Detail struct {
+	reconcile.Observed
+	State       *zfs.State
+	Supervisors []supervisor.Status
+}
+
+// ObserveDetail is Observe, keeping the raw records.
+func (e *Engine) ObserveDetail(ctx context.Context) (Detail, error) {
 	st, err := e.Store.Observe(ctx)
 	if errors.Is(err, zfs.ErrNotFound) {
 		st = &zfs.State{} // a root not created yet holds nothing
 	} else if err != nil {
-		return reconcile.Observed{}, err
+		return Detail{}, err
 	}
 	sups, err := supervisor.List(e.StateDir)
 	if err != nil {
-		return reconcile.Observed{}, fmt.Errorf("list supervisors: %w", err)
+		return Detail{}, fmt.Errorf("list supervisors: %w", err)
 	}
 	jails, err := e.Driver.List(ctx)
 	if err != nil {
-		return reconcile.Observed{}, fmt.Errorf("list jails: %w", err)
+		return Detail{}, fmt.Errorf("list jails: %w", err)
 	}
-	return Convert(st, sups, jails), nil
+	return Detail{Observed: Convert(st, sups, jails), State: st, Supervisors: sups}, nil
 }
 
 // Convert turns what the store, the supervisors and the jail listing report

@@ -258,6 +258,14 @@ func (s *supervisor) runOnce(ctx context.Context) exit {
 		// the command exits, even if a child it left behind holds them.
 		cmd.Stdin = nil
 		cmd.Stdout, cmd.Stderr = pipes[0][1], pipes[1][1]
+		// Its own process group, so that what it leaves behind can be
+		// killed as one: the Linux driver's exec shim cannot pass a SIGKILL
+		// on to the command it runs, and a restart must not find the old
+		// command still running beside the new one.
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Setpgid = true
 		err = cmd.Start()
 	}
 	for i := range pipes {
@@ -326,6 +334,10 @@ func (s *supervisor) runOnce(ctx context.Context) exit {
 	select {
 	case <-pumped:
 	case <-time.After(200 * time.Millisecond):
+	}
+	// Whatever is left in the command's process group goes with it.
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		s.log.Warn("kill the command's process group", "pid", cmd.Process.Pid, "err", err)
 	}
 	code, sig := exitStatus(cmd, werr)
 	return exit{code: code, signal: sig, at: s.now().UTC()}

@@ -1,0 +1,577 @@
+//go:build linux
+
+package jail
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+)
+
+// InitCommand is the hidden subcommand of zocker-reconcile that runs the
+// Linux driver's helpers (the jail init and the exec shim); see HelperMain.
+const InitCommand = "__jail-init"
+
+// initStartTimeout bounds how long Create waits for the init's readiness.
+const initStartTimeout = 30 * time.Second
+
+// defaultPath is given to commands whose environment has no PATH.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Linux is the Linux jail driver: a jail is a long-lived init process (this
+// binary re-executed as InitCommand) holding private mount, pid, uts and ipc
+// namespaces (and a private network namespace unless the mode is inherit),
+// pivoted into the container's root. Its pid is recorded in
+// STATE/jails/NAME.pid, so that jails outlive the process that created them
+// and any later process can find, enter and remove them.
+type Linux struct {
+	stateDir string
+	self     []string
+	run      runner.Runner
+	log      *slog.Logger
+	cg       cgroupHost
+}
+
+// NewLinux returns the Linux driver keeping its files under stateDir/jails.
+// self is the argv prefix that re-executes this binary's helpers; nil means
+// [os.Executable(), InitCommand]. r is kept for the external commands the
+// driver may need later (alias networking); today Create, Remove and List
+// run none: they work through the init, /proc and cgroupfs.
+func NewLinux(stateDir string, self []string, r runner.Runner, log *slog.Logger) *Linux {
+	if len(self) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			exe = os.Args[0]
+		}
+		self = []string{exe, InitCommand}
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Linux{stateDir: stateDir, self: self, run: r, log: log, cg: detectCgroups()}
+}
+
+var _ Driver = (*Linux)(nil)
+
+// LimitsEnforced reports whether memory, CPU and process limits can be
+// enforced on this host (cgroup controllers memory, cpu and pids), and if not,
+// why, so that status can say "limits not enforced".
+func (l *Linux) LimitsEnforced() (bool, string) {
+	return l.cg.enforced()
+}
+
+// state is what the driver records about a running jail beside its pid file.
+type state struct {
+	Pid int `json:"pid"`
+	// StartTime is the init's start time in clock ticks since boot
+	// (/proc/PID/stat field 22): a recycled pid never matches it.
+	StartTime  uint64   `json:"startTime"`
+	Root       string   `json:"root"`
+	Hostname   string   `json:"hostname"`
+	PrivateNet bool     `json:"privateNet"`
+	Cgroups    []string `json:"cgroups,omitempty"`
+}
+
+func (l *Linux) jailsDir() string             { return filepath.Join(l.stateDir, "jails") }
+func (l *Linux) pidFile(name string) string   { return filepath.Join(l.jailsDir(), name+".pid") }
+func (l *Linux) stateFile(name string) string { return filepath.Join(l.jailsDir(), name+".json") }
+
+// initConfig is what Create sends the init through its config pipe.
+type initConfig struct {
+	Root       string  `json:"root"`
+	Hostname   string  `json:"hostname"`
+	Mounts     []Mount `json:"mounts"`
+	PrivateNet bool    `json:"privateNet"`
+}
+
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
+}
+
+func (l *Linux) check(s Spec) error {
+	if !validName(s.Name) {
+		return fmt.Errorf("create jail: invalid name %q", s.Name)
+	}
+	if !filepath.IsAbs(s.Root) {
+		return fmt.Errorf("create jail %s: root %q is not an absolute path", s.Name, s.Root)
+	}
+	if fi, err := os.Stat(s.Root); err != nil {
+		return fmt.Errorf("create jail %s: root: %w", s.Name, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("create jail %s: root %s is not a directory", s.Name, s.Root)
+	}
+	switch s.Network.Mode {
+	case NetInherit, NetNone, NetLoopback, "":
+	case NetAlias:
+		// A veth pair and address management are not written yet.
+		return fmt.Errorf("create jail %s: network mode alias is not supported by the Linux driver yet", s.Name)
+	default:
+		return fmt.Errorf("create jail %s: unknown network mode %q", s.Name, s.Network.Mode)
+	}
+	for _, m := range s.Mounts {
+		if !filepath.IsAbs(m.Source) || !filepath.IsAbs(m.Target) {
+			return fmt.Errorf("create jail %s: mount %s -> %s: paths must be absolute", s.Name, m.Source, m.Target)
+		}
+		if _, err := os.Stat(m.Source); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("create jail %s: volume source %s does not exist", s.Name, m.Source)
+			}
+			return fmt.Errorf("create jail %s: volume source %s: %w", s.Name, m.Source, err)
+		}
+	}
+	return nil
+}
+
+// Create starts the jail's init and returns once it has set up the jail, or
+// with the init's own error message. Nothing is left behind on failure.
+func (l *Linux) Create(ctx context.Context, s Spec) (err error) {
+	if err := l.check(s); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(l.jailsDir(), 0o700); err != nil {
+		return fmt.Errorf("create jail %s: state directory: %w", s.Name, err)
+	}
+	unlock, err := l.lock(s.Name)
+	if err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	defer unlock()
+	if st, alive := l.load(s.Name); alive {
+		return fmt.Errorf("create jail %s: already running (pid %d)", s.Name, st.Pid)
+	} else if st != nil {
+		l.cleanup(s.Name, st)
+	}
+	hostname := s.Hostname
+	if hostname == "" {
+		hostname = s.Name
+	}
+	private := s.Network.Mode != NetInherit
+	cfg := initConfig{Root: s.Root, Hostname: hostname, Mounts: s.Mounts, PrivateNet: private}
+
+	cgroups, unenforced, err := l.cg.create(s.Name, s.Limits)
+	if err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	if len(unenforced) > 0 {
+		l.log.Warn("resource limits not enforced: controller not delegated", "container", s.Name, "controllers", unenforced)
+	}
+	defer func() {
+		if err != nil {
+			removeCgroups(cgroups, l.log.With("container", s.Name))
+		}
+	}()
+	if s.Limits != (Limits{}) {
+		if ok, why := l.cg.enforced(); !ok {
+			l.log.Warn("resource limits not enforced", "container", s.Name, "err", why)
+		}
+	}
+
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	defer cfgW.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	defer readyR.Close()
+
+	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
+	if private {
+		flags |= syscall.CLONE_NEWNET
+	}
+	argv := append(append([]string{}, l.self...), "init")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = []string{defaultPath}
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{cfgR, readyW} // fds 3 and 4 in the init
+	// Its own session and no parent-death signal: the jail outlives its creator.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: uintptr(flags)}
+	l.log.Debug("start jail init", "container", s.Name, "argv", argv)
+	err = cmd.Start()
+	cfgR.Close()
+	readyW.Close()
+	if err != nil {
+		return fmt.Errorf("create jail %s: start init: %w", s.Name, err)
+	}
+	pid := cmd.Process.Pid
+	// Reap the init when it dies while this process lives; once this
+	// process is gone, the host's init (or a subreaper) does.
+	waited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(waited) }()
+	defer func() {
+		if err != nil {
+			_ = cmd.Process.Kill()
+			select {
+			case <-waited:
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}()
+
+	// The init reads its config only now, so it is in its cgroups before it
+	// does anything. It stays out of a v1 pids cgroup: it never forks (commands
+	// enter through the exec shim, which joins them all), and its Go
+	// runtime's threads would eat the container's maxProcesses.
+	if err := joinCgroups(withoutPids(cgroups), pid); err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
+		return fmt.Errorf("create jail %s: send config to init: %w", s.Name, err)
+	}
+	cfgW.Close()
+
+	msg, err := readReady(ctx, readyR)
+	if err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	if msg != "ok" {
+		if msg == "" {
+			msg = "init exited without a message"
+		}
+		return fmt.Errorf("create jail %s: %s", s.Name, strings.TrimPrefix(msg, "error: "))
+	}
+	start, err := procStartTime(pid)
+	if err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	st := state{Pid: pid, StartTime: start, Root: s.Root, Hostname: hostname, PrivateNet: private, Cgroups: cgroups}
+	data, _ := json.Marshal(st)
+	if err := writeAtomic(l.stateFile(s.Name), data); err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	// The pid file comes last: List and Remove key on it.
+	if err := writeAtomic(l.pidFile(s.Name), []byte(strconv.Itoa(pid)+"\n")); err != nil {
+		os.Remove(l.stateFile(s.Name))
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	l.log.Info("jail created", "container", s.Name, "action", "create", "pid", pid)
+	return nil
+}
+
+// lock serializes Create and Remove of one jail across processes (the
+// service, supervisors and the CLI may all act on it).
+func (l *Linux) lock(name string) (func(), error) {
+	p := filepath.Join(l.jailsDir(), name+".lock")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// withoutPids drops the cgroups that are v1 pids cgroups only.
+func withoutPids(dirs []string) []string {
+	var out []string
+	for _, d := range dirs {
+		_, pidsErr := os.Stat(filepath.Join(d, "pids.max"))
+		_, memErr := os.Stat(filepath.Join(d, "memory.max")) // v2: one dir for all
+		if pidsErr == nil && memErr != nil {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// readReady reads the init's one-line verdict: "ok" or "error: message".
+func readReady(ctx context.Context, r *os.File) (string, error) {
+	deadline := time.Now().Add(initStartTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = r.SetReadDeadline(deadline)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = r.SetReadDeadline(time.Now())
+		case <-done:
+		}
+	}()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("wait for init: %w", ctx.Err())
+		}
+		return "", fmt.Errorf("wait for init: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// load reads a jail's state; alive tells whether its init still runs (the
+// same process, not a recycled pid). st is nil when there is no pid file.
+func (l *Linux) load(name string) (st *state, alive bool) {
+	b, err := os.ReadFile(l.pidFile(name))
+	if err != nil {
+		return nil, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return &state{}, false
+	}
+	st = &state{Pid: pid}
+	if data, err := os.ReadFile(l.stateFile(name)); err == nil {
+		_ = json.Unmarshal(data, st)
+		st.Pid = pid
+	}
+	start, err := procStartTime(pid)
+	return st, err == nil && start == st.StartTime
+}
+
+// procStartTime returns the start time of a live (not zombie) process.
+func procStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("process %d: %w", pid, err)
+	}
+	// The command name may hold spaces and parentheses: fields follow the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("process %d: malformed stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state), so field 22 (starttime) is f[19].
+	if len(f) < 20 {
+		return 0, fmt.Errorf("process %d: malformed stat", pid)
+	}
+	if f[0] == "Z" || f[0] == "X" {
+		return 0, fmt.Errorf("process %d: exited", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// Command prepares p to run in the jail name: the returned process is this
+// binary's exec shim, which joins the jail's cgroups and pid namespace and
+// runs nsenter(1) to enter its mount, uts, ipc (and net) namespaces and root
+// as the user. Entering a pid namespace takes a fork, so the shim cannot exec
+// into the command; it forwards every signal it gets to the command and
+// exits as the command did.
+func (l *Linux) Command(name string, p Process) (*exec.Cmd, error) {
+	if len(p.Argv) == 0 {
+		return nil, fmt.Errorf("command in jail %s: empty argv", name)
+	}
+	st, alive := l.load(name)
+	if !alive {
+		return nil, fmt.Errorf("command in jail %s: %w", name, ErrNotFound)
+	}
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return nil, fmt.Errorf("command in jail %s: %w", name, err)
+	}
+	// /proc/PID/root is the jail's root as its init sees it, volumes included.
+	uid, gid, err := lookupUser(fmt.Sprintf("/proc/%d/root", st.Pid), p.User)
+	if err != nil {
+		return nil, fmt.Errorf("command in jail %s: user %q: %w", name, p.User, err)
+	}
+	wd := p.Workdir
+	if wd == "" {
+		wd = "/"
+	}
+	argv := append(append([]string{}, l.self...), "exec",
+		"--pid", strconv.Itoa(st.Pid), "--start", strconv.FormatUint(st.StartTime, 10),
+		"--nsenter", nsenter, "--uid", strconv.Itoa(uid), "--gid", strconv.Itoa(gid), "--wd", wd)
+	if st.PrivateNet {
+		argv = append(argv, "--net")
+	}
+	for _, c := range st.Cgroups {
+		argv = append(argv, "--cgroup", c)
+	}
+	argv = append(argv, "--")
+	argv = append(argv, p.Argv...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append([]string{}, p.Env...)
+	if !hasKey(cmd.Env, "PATH") {
+		cmd.Env = append(cmd.Env, defaultPath)
+	}
+	return cmd, nil
+}
+
+func hasKey(env []string, key string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// Remove kills the jail's init, which takes every process of its pid
+// namespace and, with its mount namespace, every mount it made; then it
+// removes the jail's cgroups and files. A jail that does not exist is fine.
+func (l *Linux) Remove(ctx context.Context, name string) error {
+	if !validName(name) {
+		return fmt.Errorf("remove jail: invalid name %q", name)
+	}
+	if _, err := os.Stat(l.pidFile(name)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	unlock, err := l.lock(name)
+	if err != nil {
+		return fmt.Errorf("remove jail %s: %w", name, err)
+	}
+	defer unlock()
+	st, alive := l.load(name)
+	if st == nil {
+		return nil
+	}
+	if alive {
+		if err := syscall.Kill(st.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("remove jail %s: kill init %d: %w", name, st.Pid, err)
+		}
+		for {
+			if start, err := procStartTime(st.Pid); err != nil || start != st.StartTime {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("remove jail %s: wait for init %d: %w", name, st.Pid, ctx.Err())
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}
+	l.cleanup(name, st)
+	l.log.Info("jail removed", "container", name, "action", "destroy")
+	return nil
+}
+
+// cleanup removes what a dead jail left: its cgroups and files.
+func (l *Linux) cleanup(name string, st *state) {
+	removeCgroups(st.Cgroups, l.log.With("container", name))
+	os.Remove(l.pidFile(name))
+	os.Remove(l.stateFile(name))
+}
+
+// List returns the running jails from the pid files, without any command.
+func (l *Linux) List(ctx context.Context) ([]Info, error) {
+	entries, err := os.ReadDir(l.jailsDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list jails: %w", err)
+	}
+	var out []Info
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".pid")
+		if !ok || !validName(name) {
+			continue
+		}
+		st, alive := l.load(name)
+		if !alive {
+			continue
+		}
+		out = append(out, Info{Name: name, JID: st.Pid, Path: st.Root, Hostname: st.Hostname})
+	}
+	return out, nil
+}
+
+// lookupUser resolves user ("name", "uid", "name:group" or "uid:gid") in the
+// jail's own /etc/passwd and /etc/group under root. A numeric user needs no
+// passwd entry; its group is then 0, as with Docker.
+func lookupUser(root, user string) (uid, gid int, err error) {
+	if user == "" {
+		return 0, 0, nil
+	}
+	u, g, hasGroup := strings.Cut(user, ":")
+	n, numErr := strconv.Atoi(u)
+	numeric := numErr == nil && n >= 0
+	found := false
+	scanErr := scanColonFile(root, "/etc/passwd", func(f []string) bool {
+		if len(f) < 4 || (f[0] != u && !(numeric && f[2] == u)) {
+			return false
+		}
+		id, err1 := strconv.Atoi(f[2])
+		grp, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		uid, gid, found = id, grp, true
+		return true
+	})
+	switch {
+	case found:
+	case numeric:
+		uid, gid = n, 0
+	case scanErr != nil:
+		return 0, 0, fmt.Errorf("read the container's /etc/passwd: %w", scanErr)
+	default:
+		return 0, 0, fmt.Errorf("no such user in the container's /etc/passwd")
+	}
+	if hasGroup {
+		if n, err := strconv.Atoi(g); err == nil && n >= 0 {
+			return uid, n, nil
+		}
+		gid = -1
+		err := scanColonFile(root, "/etc/group", func(f []string) bool {
+			if len(f) >= 3 && f[0] == g {
+				if n, err := strconv.Atoi(f[2]); err == nil {
+					gid = n
+					return true
+				}
+			}
+			return false
+		})
+		if err != nil || gid < 0 {
+			return 0, 0, fmt.Errorf("no such group %q in the container's /etc/group", g)
+		}
+	}
+	return uid, gid, nil
+}
+
+// scanColonFile calls fn with the fields of each line of a passwd-style file
+// inside root (symlinks resolved within root) until fn returns true.
+func scanColonFile(root, path string, fn func([]string) bool) error {
+	host, err := resolveIn(root, path, false)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(host)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if fn(strings.Split(line, ":")) {
+			return nil
+		}
+	}
+	return sc.Err()
+}
