@@ -221,6 +221,16 @@ func (s *supervisor) loop(ctx context.Context) {
 		if max := s.cfg.Backoff.Max.D(); delay > max {
 			delay = max
 		}
+		// The jail itself can vanish under a running supervisor (its init
+		// killed by hand, or a jail -r from outside): make it again rather
+		// than back off forever against a jail that is not there.
+		if ex.startErr != nil && errors.Is(ex.startErr, jail.ErrNotFound) {
+			if err := s.createJail(ctx, true); err != nil {
+				s.log.Warn("re-create the missing jail", "action", "create", "err", err)
+			} else {
+				s.log.Warn("the jail was gone: re-created it", "action", "create")
+			}
+		}
 		// Counted with the next start's status write.
 		s.restartPending = true
 	}
