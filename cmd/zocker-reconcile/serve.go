@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics/httpapi"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
@@ -95,7 +96,7 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 	ctrl := &reconcile.Controller[reconcile.Desired, engine.Detail]{
 		Root:    g.manifests,
 		Load:    s.load,
-		Observe: eng.ObserveDetail,
+		Observe: s.observe,
 		Plan:    s.plan,
 		Watcher: &reconcile.Watcher{Root: g.manifests, Logger: log},
 		Workers: f.workers,
@@ -179,9 +180,43 @@ type service struct {
 	inputs *engine.Inputs
 	ctrl   *reconcile.Controller[reconcile.Desired, engine.Detail]
 
-	mu       sync.Mutex
-	revision string
-	known    map[string]bool // object keys with per-object series
+	mu          sync.Mutex
+	revision    string
+	known       map[string]bool // object keys with per-object series
+	lastSampled time.Time
+}
+
+// usageReader is what a driver that can report resource usage offers (the
+// FreeBSD driver, through rctl -u).
+type usageReader interface {
+	Usage(ctx context.Context, name string) (jail.Usage, error)
+}
+
+// observe is the pass's observation, plus the rctl usage of the running
+// containers at most once per resync period: one command per container, so
+// it is kept out of the frequent passes and cached in the gauges.
+func (s *service) observe(ctx context.Context) (engine.Detail, error) {
+	d, err := s.eng.ObserveDetail(ctx)
+	if err != nil {
+		return d, err
+	}
+	u, ok := s.eng.Driver.(usageReader)
+	if !ok || time.Since(s.lastSampled) < s.flags.resync {
+		return d, nil
+	}
+	s.lastSampled = time.Now()
+	for _, st := range d.Supervisors {
+		if !st.Alive || st.State != "running" {
+			continue
+		}
+		usage, err := u.Usage(ctx, st.Name)
+		if err != nil {
+			s.log.Debug("rctl usage", "container", st.Name, "err", err)
+			continue
+		}
+		s.m.ContainerUsage(st.Name, usage.MemoryBytes, float64(usage.CPUPercent))
+	}
+	return d, nil
 }
 
 func (s *service) load(_ context.Context, dir string) (reconcile.Desired, error) {
