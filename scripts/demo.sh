@@ -19,6 +19,11 @@ bin=$top/bin/zocker-reconcile
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates a ZFS pool and containers)" >&2; exit 1; }
 
 if [ "${1:-}" = clean ]; then
+	# A demo service still running (in another terminal) goes first.
+	if [ -f "$state/serve.pid" ] && kill -0 "$(cat "$state/serve.pid")" 2>/dev/null; then
+		kill -TERM "$(cat "$state/serve.pid")"
+		for _ in $(seq 1 100); do kill -0 "$(cat "$state/serve.pid")" 2>/dev/null || break; sleep 0.1; done
+	fi
 	if zpool list -H -o name "$pool" >/dev/null 2>&1; then
 		eval "$(scripts/substrate.sh up "$pool" 3G)"
 		# An empty manifest directory with --allow-empty prunes every container
@@ -50,4 +55,6 @@ demo: starting zocker-reconcile on examples/demo (pool $pool, root $root)
                    $bin logs web
   Ctrl-C stops the service; containers keep running. make demo-clean removes it all.
 MSG
+mkdir -p "$state"
+echo $$ >"$state/serve.pid" # exec keeps the pid: demo-clean stops this service
 exec "$bin" serve --root "$root" --manifests "$top/examples/demo" --state-dir "$state" --listen "$listen"

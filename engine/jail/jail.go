@@ -92,8 +92,10 @@ type Driver interface {
 	// on failure.
 	Create(ctx context.Context, s Spec) error
 	// Command prepares (does not start) a command that runs p inside the
-	// running jail name. The returned process is the command itself, so
-	// signals sent to it reach the command (jexec and nsenter exec into it).
+	// running jail name. Signals sent to the returned process reach the
+	// command: on FreeBSD jexec execs into it; on Linux it is a small shim
+	// that relays every catchable signal (a SIGKILL of the shim does not
+	// reach the command, so callers kill the shim's process group).
 	Command(name string, p Process) (*exec.Cmd, error)
 	// Remove stops every process in the jail and removes it with its mounts.
 	// Removing a jail that does not exist returns nil.
