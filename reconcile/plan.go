@@ -356,8 +356,8 @@ func (p *planner) planImages() {
 				a.Op = OpBuild
 			}
 			inputs := p.d.ImageInputs[name]
-			if inputs == "" && img.Spec.Tarball != nil {
-				inputs = img.Spec.Tarball.SHA256
+			if inputs == "" && img.Spec.Tarball != nil && img.Spec.Tarball.SHA256 != "" {
+				inputs = "sha256:" + img.Spec.Tarball.SHA256 // the form the store records
 			}
 			a.Inputs = inputs
 			have := p.o.Images[tagID].Inputs

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
@@ -38,7 +37,7 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 				if err != nil {
 					return err
 				}
-				d, err := loadDesired(manifestsArg(g, args), &f, &engine.Inputs{}, log)
+				d, err := newLoader(&f, log).load(ctx, manifestsArg(g, args))
 				if err != nil {
 					return err
 				}

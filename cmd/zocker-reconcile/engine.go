@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
@@ -25,6 +27,7 @@ type reconcileFlags struct {
 	insecure          bool
 	loopbackPool      string
 	loopbackInterface string
+	pullInterval      time.Duration
 }
 
 func (f *reconcileFlags) add(cmd *cobra.Command) {
@@ -34,6 +37,7 @@ func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by others or owned by another user")
 	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
+	fl.DurationVar(&f.pullInterval, "pull-interval", engine.DefaultPullInterval, "how often the repository tags of pull Images are checked (and on every manifest change)")
 }
 
 func (f *reconcileFlags) options() reconcile.Options {
@@ -74,6 +78,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
 	}
 	return &engine.Engine{
+		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log}),
 		Store:             store,
 		Driver:            driver,
 		StateDir:          g.stateDir,
@@ -84,17 +89,42 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	}, nil
 }
 
-// loadDesired loads the manifests and computes the image inputs.
-func loadDesired(dir string, f *reconcileFlags, inputs *engine.Inputs, log *slog.Logger) (reconcile.Desired, error) {
-	set, err := manifests.Load(dir, manifests.LoadOptions{Insecure: f.insecure})
+// loader loads the desired state: the manifests, and what needs I/O to know
+// about their images (tarball digests, build inputs, remote tags).
+type loader struct {
+	flags   *reconcileFlags
+	inputs  *engine.Inputs
+	remotes *engine.Remotes
+	log     *slog.Logger
+	// remoteErrs are the pull Images whose repository could not be read at
+	// the last load; they stay as they are and are reported not Ready.
+	remoteErrs map[string]error
+}
+
+func newLoader(f *reconcileFlags, log *slog.Logger) *loader {
+	return &loader{
+		flags:   f,
+		inputs:  &engine.Inputs{},
+		remotes: &engine.Remotes{Interval: f.pullInterval, Resolve: repo.Resolve},
+		log:     log,
+	}
+}
+
+func (l *loader) load(ctx context.Context, dir string) (reconcile.Desired, error) {
+	set, err := manifests.Load(dir, manifests.LoadOptions{Insecure: l.flags.insecure})
 	if err != nil {
 		return reconcile.Desired{}, err
 	}
-	in, errs := inputs.Compute(set)
+	in, errs := l.inputs.Compute(set)
 	for name, err := range errs {
-		log.Warn("cannot compute image inputs; its containers wait", "image", name, "err", err)
+		l.log.Warn("cannot compute image inputs; its containers wait", "image", name, "err", err)
 	}
-	return reconcile.Desired{Set: set, ImageInputs: in}, nil
+	ids, rerrs := l.remotes.Compute(ctx, set)
+	for name, err := range rerrs {
+		l.log.Warn("cannot read the repository; the image stays as it is", "image", name, "err", err)
+	}
+	l.remoteErrs = rerrs
+	return reconcile.Desired{Set: set, ImageInputs: in, RemoteIDs: ids}, nil
 }
 
 // manifestsArg is DIR when given, else --manifests.

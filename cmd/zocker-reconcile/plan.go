@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
@@ -41,7 +40,7 @@ Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
 				if err != nil {
 					return err
 				}
-				d, err := loadDesired(manifestsArg(g, args), &f, &engine.Inputs{}, log)
+				d, err := newLoader(&f, log).load(ctx, manifestsArg(g, args))
 				if err != nil {
 					return err
 				}

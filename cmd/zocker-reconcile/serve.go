@@ -19,6 +19,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics/httpapi"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
@@ -91,7 +92,7 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 		return err
 	}
 	book := reconcile.NewStatusBook(time.Now)
-	s := &service{eng: eng, m: m, book: book, log: log, flags: f, inputs: &engine.Inputs{}}
+	s := &service{eng: eng, m: m, book: book, log: log, flags: f, loader: newLoader(&f.reconcileFlags, log)}
 
 	ctrl := &reconcile.Controller[reconcile.Desired, engine.Detail]{
 		Root:    g.manifests,
@@ -177,7 +178,7 @@ type service struct {
 	book   *reconcile.StatusBook
 	log    *slog.Logger
 	flags  *serveFlags
-	inputs *engine.Inputs
+	loader *loader
 	ctrl   *reconcile.Controller[reconcile.Desired, engine.Detail]
 
 	mu          sync.Mutex
@@ -219,8 +220,8 @@ func (s *service) observe(ctx context.Context) (engine.Detail, error) {
 	return d, nil
 }
 
-func (s *service) load(_ context.Context, dir string) (reconcile.Desired, error) {
-	d, err := loadDesired(dir, &s.flags.reconcileFlags, s.inputs, s.log)
+func (s *service) load(ctx context.Context, dir string) (reconcile.Desired, error) {
+	d, err := s.loader.load(ctx, dir)
 	now := time.Now()
 	if err != nil {
 		s.m.ManifestLoad(metrics.ResultError, 0, "", now)
@@ -253,6 +254,9 @@ func (s *service) load(_ context.Context, dir string) (reconcile.Desired, error)
 func (s *service) plan(d reconcile.Desired, o engine.Detail) []reconcile.Item {
 	p := reconcile.Diff(d, o.Observed, s.flags.options())
 	s.book.Planned(p, d, o.Observed)
+	for name, err := range s.loader.remoteErrs {
+		s.book.SetCondition(reconcile.Key(manifests.KindImage, name), reconcile.ConditionReady, false, "RepositoryUnreachable", err.Error(), "")
+	}
 	s.recordObserved(p, o)
 	for _, b := range p.Blocked {
 		if b.Guard() && (b.Reason == reconcile.BlockedMaxPrune || b.Reason == reconcile.BlockedEmptyManifests) {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics/httpapi"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
@@ -47,7 +46,7 @@ Ready and every file loaded, 1 otherwise.`,
 					if err != nil {
 						return err
 					}
-					d, err := loadDesired(g.manifests, &f, &engine.Inputs{}, log)
+					d, err := newLoader(&f, log).load(cmd.Context(), g.manifests)
 					if err != nil {
 						return err
 					}
