@@ -56,6 +56,9 @@ type Engine struct {
 	Pull              Puller
 	Log               *slog.Logger
 
+	lastMu   sync.Mutex
+	lastTags map[string]string // tags as last observed, for BuildInputs
+
 	// allocMu makes allocating a loopback address and recording it on the
 	// new clone one step, so that two workers never take the same address.
 	allocMu sync.Mutex
@@ -93,6 +96,9 @@ func (e *Engine) ObserveDetail(ctx context.Context) (Detail, error) {
 	if err != nil {
 		return Detail{}, fmt.Errorf("list jails: %w", err)
 	}
+	e.lastMu.Lock()
+	e.lastTags = st.Tags
+	e.lastMu.Unlock()
 	return Detail{Observed: Convert(st, sups, jails), State: st, Supervisors: sups}, nil
 }
 
@@ -106,8 +112,16 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 		Volumes:    map[string]reconcile.ObservedVolume{},
 		Foreign:    map[string]string{},
 	}
+	present := map[string]bool{}
+	for _, im := range st.Images {
+		present[im.ID] = true
+	}
 	for tag, id := range st.Tags {
-		o.Tags[tag] = id
+		// A tag whose image is gone (destroyed by hand) names nothing: the
+		// image is made again rather than cloned from a missing snapshot.
+		if present[id] {
+			o.Tags[tag] = id
+		}
 	}
 	for _, im := range st.Images {
 		oi := reconcile.ObservedImage{ID: im.ID, Inputs: imageInputs(im)}
@@ -189,6 +203,9 @@ func observedHealth(s string) string {
 // inputs digest, else the tarball digest the store records on import (so an
 // image imported by hand with `import` matches its manifest).
 func imageInputs(im zfs.Image) string {
+	if v := im.Props[zfs.PropInputs]; v != "" {
+		return v
+	}
 	if im.Config.Inputs != "" {
 		return im.Config.Inputs
 	}

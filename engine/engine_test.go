@@ -13,7 +13,7 @@ import (
 func TestConvert(t *testing.T) {
 	const id1, id2 = "1111111111111111111111111111111111111111111111111111111111111111", "2222222222222222222222222222222222222222222222222222222222222222"
 	st := &zfs.State{
-		Tags: map[string]string{"base": id1, "old": id1, "app": id2},
+		Tags: map[string]string{"base": id1, "old": id1, "app": id2, "stale": "3333333333333333333333333333333333333333333333333333333333333333"},
 		Images: []zfs.Image{
 			{ID: id1, Dataset: zfs.Dataset{Props: map[string]string{zfs.PropSource: "sha256:abc"}}},
 			{ID: id2, Config: zfs.Config{Inputs: "build:xyz"}, Dataset: zfs.Dataset{Props: map[string]string{zfs.PropSource: "ignored"}}},
@@ -38,6 +38,9 @@ func TestConvert(t *testing.T) {
 
 	if got := o.Images[id1]; got.Inputs != "sha256:abc" || !reflect.DeepEqual(got.Tags, []string{"base", "old"}) {
 		t.Errorf("image 1: %+v", got)
+	}
+	if _, ok := o.Tags["stale"]; ok {
+		t.Errorf("a tag of a missing image is observed: %v", o.Tags)
 	}
 	if got := o.Images[id2]; got.Inputs != "build:xyz" {
 		t.Errorf("image 2 inputs %q: the recorded inputs win over the tarball source", got.Inputs)

@@ -20,8 +20,9 @@ import (
 // args and the base image (engine/build). An image whose inputs cannot be
 // computed is left out, and the reconciler waits for it.
 type Inputs struct {
-	// BuildInputs hashes a build's inputs; nil when builds are not wired.
-	BuildInputs func(img *manifests.Image) (string, error)
+	// BuildInputs hashes a build's inputs and names the image it starts
+	// FROM; nil when builds are not wired.
+	BuildInputs func(img *manifests.Image) (inputs, base string, err error)
 
 	mu    sync.Mutex
 	cache map[string]fileDigest
@@ -37,12 +38,14 @@ type fileDigest struct {
 // store records the same value on import (zocker:source).
 func TarballInputs(sha string) string { return "sha256:" + sha }
 
-// Compute returns image name -> inputs digest, and the problems met.
-func (in *Inputs) Compute(set *manifests.Set) (map[string]string, map[string]error) {
+// Compute returns image name -> inputs digest, build image name -> the
+// image it starts FROM, and the problems met.
+func (in *Inputs) Compute(set *manifests.Set) (inputs, bases map[string]string, errs map[string]error) {
 	out := map[string]string{}
-	errs := map[string]error{}
+	bases = map[string]string{}
+	errs = map[string]error{}
 	if set == nil {
-		return out, errs
+		return out, bases, errs
 	}
 	for name, img := range set.Images {
 		switch {
@@ -62,15 +65,16 @@ func (in *Inputs) Compute(set *manifests.Set) (map[string]string, map[string]err
 			}
 			out[name] = TarballInputs(sum)
 		case img.Spec.Build != nil && in.BuildInputs != nil:
-			h, err := in.BuildInputs(img)
+			h, base, err := in.BuildInputs(img)
 			if err != nil {
 				errs[name] = fmt.Errorf("image %s: %w", name, err)
 				continue
 			}
 			out[name] = h
+			bases[name] = base
 		}
 	}
-	return out, errs
+	return out, bases, errs
 }
 
 func (in *Inputs) fileSHA256(path string) (string, error) {

@@ -98,7 +98,7 @@ func converge(t *testing.T, e *Engine, objs ...any) {
 		set.Sources[key] = manifests.Source{File: "/m/" + name + ".yaml", Line: 1}
 		set.Files = append(set.Files, manifests.FileResult{Path: "/m/" + name + ".yaml", Objects: []string{key}})
 	}
-	inputs, errs := (&Inputs{}).Compute(set)
+	inputs, _, errs := (&Inputs{}).Compute(set)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}

@@ -109,6 +109,10 @@ type Desired struct {
 	// RemoteIDs maps a pull Image's name to the image ID its remote tag
 	// points at, when known.
 	RemoteIDs map[string]string
+	// BuildBases maps a build Image's name to the image its Zockerfile
+	// starts FROM; when that is a declared Image being made in the same
+	// pass, the build waits for it.
+	BuildBases map[string]string
 }
 
 // Key is the identity of an object across the manifests, the plan, the work

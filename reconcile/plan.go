@@ -370,6 +370,11 @@ func (p *planner) planImages() {
 				continue
 			}
 		}
+		if base := p.d.BuildBases[name]; a.Op == OpBuild && base != "" && base != name {
+			if _, declared := p.set.Images[base]; declared {
+				a.DependsOn = append(a.DependsOn, Key(manifests.KindImage, base))
+			}
+		}
 		delete(p.imageIDs, name)
 		p.imageWait[name] = fmt.Sprintf("waiting for image %s (%s: %s)", name, a.Op, a.Reason)
 		p.add(a)

@@ -37,7 +37,11 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 				if err != nil {
 					return err
 				}
-				d, err := newLoader(&f, log).load(ctx, manifestsArg(g, args))
+				// One observation first: a build's inputs include its base image's ID.
+				if _, err := eng.Observe(ctx); err != nil {
+					return err
+				}
+				d, err := newLoader(&f, log, eng).load(ctx, manifestsArg(g, args))
 				if err != nil {
 					return err
 				}

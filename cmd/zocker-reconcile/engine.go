@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/build"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
@@ -77,7 +78,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
 	}
-	return &engine.Engine{
+	eng := &engine.Engine{
 		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log}),
 		Store:             store,
 		Driver:            driver,
@@ -86,7 +87,17 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		LoopbackPool:      pool,
 		LoopbackInterface: f.loopbackInterface,
 		Log:               log,
-	}, nil
+	}
+	eng.Build = eng.ZockerfileBuilder()
+	if !readOnly {
+		// Build jails of a build the process did not finish.
+		if removed, err := build.RemoveLeftoverJails(ctx, driver); err != nil {
+			log.Warn("remove leftover build jails", "err", err)
+		} else if len(removed) > 0 {
+			log.Info("removed leftover build jails", "jails", removed)
+		}
+	}
+	return eng, nil
 }
 
 // loader loads the desired state: the manifests, and what needs I/O to know
@@ -101,10 +112,16 @@ type loader struct {
 	remoteErrs map[string]error
 }
 
-func newLoader(f *reconcileFlags, log *slog.Logger) *loader {
+// newLoader makes a loader; eng (may be nil) lets build inputs use the base
+// image IDs it last observed.
+func newLoader(f *reconcileFlags, log *slog.Logger, eng *engine.Engine) *loader {
+	in := &engine.Inputs{}
+	if eng != nil {
+		in.BuildInputs = engine.BuildInputs(eng.Tags())
+	}
 	return &loader{
 		flags:   f,
-		inputs:  &engine.Inputs{},
+		inputs:  in,
 		remotes: &engine.Remotes{Interval: f.pullInterval, Resolve: repo.Resolve},
 		log:     log,
 	}
@@ -115,7 +132,7 @@ func (l *loader) load(ctx context.Context, dir string) (reconcile.Desired, error
 	if err != nil {
 		return reconcile.Desired{}, err
 	}
-	in, errs := l.inputs.Compute(set)
+	in, bases, errs := l.inputs.Compute(set)
 	for name, err := range errs {
 		l.log.Warn("cannot compute image inputs; its containers wait", "image", name, "err", err)
 	}
@@ -124,7 +141,7 @@ func (l *loader) load(ctx context.Context, dir string) (reconcile.Desired, error
 		l.log.Warn("cannot read the repository; the image stays as it is", "image", name, "err", err)
 	}
 	l.remoteErrs = rerrs
-	return reconcile.Desired{Set: set, ImageInputs: in, RemoteIDs: ids}, nil
+	return reconcile.Desired{Set: set, ImageInputs: in, RemoteIDs: ids, BuildBases: bases}, nil
 }
 
 // manifestsArg is DIR when given, else --manifests.

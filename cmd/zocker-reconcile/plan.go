@@ -40,11 +40,12 @@ Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
 				if err != nil {
 					return err
 				}
-				d, err := newLoader(&f, log).load(ctx, manifestsArg(g, args))
+				// Observe first: a build's inputs include its base image's ID.
+				o, err := eng.Observe(ctx)
 				if err != nil {
 					return err
 				}
-				o, err := eng.Observe(ctx)
+				d, err := newLoader(&f, log, eng).load(ctx, manifestsArg(g, args))
 				if err != nil {
 					return err
 				}

@@ -92,7 +92,12 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 		return err
 	}
 	book := reconcile.NewStatusBook(time.Now)
-	s := &service{eng: eng, m: m, book: book, log: log, flags: f, loader: newLoader(&f.reconcileFlags, log)}
+	s := &service{eng: eng, m: m, book: book, log: log, flags: f, loader: newLoader(&f.reconcileFlags, log, eng)}
+	// Prime the engine's view of the image tags before the first load: a
+	// build's inputs include its base image's ID.
+	if _, err := eng.Observe(ctx); err != nil {
+		return err
+	}
 
 	ctrl := &reconcile.Controller[reconcile.Desired, engine.Detail]{
 		Root:    g.manifests,

@@ -46,11 +46,11 @@ Ready and every file loaded, 1 otherwise.`,
 					if err != nil {
 						return err
 					}
-					d, err := newLoader(&f, log).load(cmd.Context(), g.manifests)
+					o, err := eng.Observe(cmd.Context())
 					if err != nil {
 						return err
 					}
-					o, err := eng.Observe(cmd.Context())
+					d, err := newLoader(&f, log, eng).load(cmd.Context(), g.manifests)
 					if err != nil {
 						return err
 					}
