@@ -46,7 +46,8 @@ if [ ! -e examples/demo/busybox.tar ]; then
 fi
 cat <<MSG
 demo: starting zocker-reconcile on examples/demo (pool $pool, root $root)
-  the demo page:   http://127.0.0.1:8080/
+  the demo page:   http://127.0.0.1:8080/ (busybox httpd)
+  a built image:   http://127.0.0.1:8081/ (examples/demo/hello, built from its Zockerfile)
   metrics:         http://$listen/metrics
   status:          http://$listen/status
   in another shell (export ZOCKER_ROOT=$root ZOCKER_STATE_DIR=$state first):
