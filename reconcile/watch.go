@@ -270,10 +270,6 @@ func (w *Watcher) loop(ctx context.Context, notify func(reason string)) {
 			if !ok {
 				return
 			}
-			if w.OnEvent != nil {
-				w.OnEvent(opName(ev.Op))
-			}
-			w.Logger.Debug("manifest event", "action", "watch", "event", ev.String())
 			rel := false
 			if ev.Name == w.absRoot {
 				// Root itself was swapped, removed or recreated: rebuild.
@@ -285,6 +281,13 @@ func (w *Watcher) loop(ctx context.Context, notify func(reason string)) {
 				rel = true
 			}
 			if w.relevant(ev) || rel {
+				// Only events that concern the manifests are logged and
+				// counted: the watched parent directory may hold other busy
+				// files (the service's own log, say).
+				if w.OnEvent != nil {
+					w.OnEvent(opName(ev.Op))
+				}
+				w.Logger.Debug("manifest event", "action", "watch", "event", ev.String())
 				schedule()
 			}
 		case err, ok := <-w.fw.Errors:

@@ -190,6 +190,8 @@ type service struct {
 	revision    string
 	known       map[string]bool // object keys with per-object series
 	lastSampled time.Time
+	acted       bool // an action of the current pass succeeded
+	followUps   int  // consecutive follow-up passes
 }
 
 // usageReader is what a driver that can report resource usage offers (the
@@ -263,6 +265,9 @@ func (s *service) plan(d reconcile.Desired, o engine.Detail) []reconcile.Item {
 		s.book.SetCondition(reconcile.Key(manifests.KindImage, name), reconcile.ConditionReady, false, "RepositoryUnreachable", err.Error(), "")
 	}
 	s.recordObserved(p, o)
+	s.mu.Lock()
+	s.acted = false
+	s.mu.Unlock()
 	for _, b := range p.Blocked {
 		if b.Guard() && (b.Reason == reconcile.BlockedMaxPrune || b.Reason == reconcile.BlockedEmptyManifests) {
 			s.m.PruneBlocked(b.Reason)
@@ -340,7 +345,27 @@ func (s *service) recordObserved(p reconcile.Plan, o engine.Detail) {
 	s.known = seen
 }
 
+// maxFollowUps bounds the passes run back to back because the previous one
+// changed something, so that a container that starts and dies at once
+// cannot spin the loop; the periodic resync takes over after them.
+const maxFollowUps = 3
+
 func (s *service) passDone(trigger string, err error) {
+	s.mu.Lock()
+	follow := err == nil && s.acted && (trigger != "follow-up" || s.followUps < maxFollowUps)
+	if !follow {
+		s.followUps = 0
+	} else if trigger == "follow-up" {
+		s.followUps++
+	}
+	s.acted = false
+	s.mu.Unlock()
+	if follow {
+		// What this pass did may unblock what it held (an imported image,
+		// a started dependency), and the per-object gauges are refreshed
+		// from a new observation: plan again now, not at the next resync.
+		s.ctrl.Trigger("follow-up")
+	}
 	if err != nil {
 		s.log.Error("pass failed", "trigger", trigger, "err", err)
 		return
@@ -368,6 +393,9 @@ func (r *recorder) Execute(ctx context.Context, a reconcile.Action) error {
 	switch {
 	case err == nil:
 		r.s.book.Succeeded(a)
+		r.s.mu.Lock()
+		r.s.acted = true
+		r.s.mu.Unlock()
 	case reconcile.IsWait(err):
 		result = "wait"
 	default:

@@ -79,7 +79,9 @@ func DestroyAll(t testing.TB, name string) {
 	}
 	var out []byte
 	var err error
-	for i := 0; i < 50; i++ {
+	// zfs-fuse stays "busy" for a while after heavy use (seen: tens of
+	// seconds for 100 clones on a loaded machine): try for up to a minute.
+	for i := 0; i < 300; i++ {
 		out, err = exec.Command("zfs", "destroy", "-R", "-f", name).CombinedOutput()
 		if err == nil {
 			return

@@ -16,6 +16,16 @@ func main() {
 	if realZFS == "" {
 		realZFS = "/usr/sbin/zfs"
 	}
+	// Never exec ourselves: with ZOCKER_REAL_ZFS pointing at the adapter
+	// (or a PATH lookup that found it) that would loop forever.
+	if self, err := os.Executable(); err == nil {
+		if a, errA := os.Stat(self); errA == nil {
+			if b, errB := os.Stat(realZFS); errB == nil && os.SameFile(a, b) {
+				fmt.Fprintf(os.Stderr, "zfs-fuse adapter: ZOCKER_REAL_ZFS=%s is the adapter itself; point it at the real zfs\n", realZFS)
+				os.Exit(2)
+			}
+		}
+	}
 	args := os.Args[1:]
 	plan, err := zfsfuse.Translate(args)
 	if err != nil {
