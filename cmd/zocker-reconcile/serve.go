@@ -113,6 +113,9 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 			OnWatchEvent: m.WatchEvent,
 			OnWatchError: m.WatchError,
 			OnQueueDepth: m.QueueDepth,
+			OnPhase: func(phase string, d time.Duration) {
+				log.Debug("pass phase", "phase", phase, "duration", d)
+			},
 			OnRetry:      func(string, time.Duration) { m.QueueRetry() },
 			OnResult: func(key, _ string, err error, d time.Duration) {
 				kind, _, _ := strings.Cut(key, "/")
