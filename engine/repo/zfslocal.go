@@ -190,8 +190,18 @@ func (z *ZFSLocal) Publish(ctx context.Context, work string, img Image) error {
 		}
 	}
 	target := z.Store.Root() + "/images/" + img.ID
+	// Unmount first, as the store's own rename does: zfs-fuse keeps a
+	// freshly received, mounted dataset "busy" for tens of seconds under load.
+	if out, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "unmount", "-f", ds}}); err != nil &&
+		!strings.Contains(err.Error(), "not currently mounted") {
+		z.Log.Debug("unmount received image before rename", "dataset", ds, "out", string(out), "err", err)
+	}
 	if err := z.retryBusy(ctx, "rename", ds, []string{zfsBin(), "rename", ds, target}); err != nil {
 		return fmt.Errorf("publish image %s: %w", img.ID, err)
+	}
+	if _, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "mount", target}}); err != nil &&
+		!strings.Contains(err.Error(), "already mounted") {
+		z.Log.Debug("mount published image", "dataset", target, "err", err)
 	}
 	if err := z.Discard(ctx, work); err != nil {
 		z.Log.Warn("remove empty receive dataset", "dataset", work, "err", err)
