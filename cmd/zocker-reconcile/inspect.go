@@ -7,9 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
-	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 )
 
 // inspectRecord is everything known about one object.
@@ -33,15 +31,7 @@ properties, its supervisor's status and runtime config), a volume, or an image
 			Args:    cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				name := args[0]
-				log, err := g.logger()
-				if err != nil {
-					return err
-				}
-				store, err := zfs.Attach(g.root, &runner.Exec{Logger: log}, log)
-				if err != nil {
-					return err
-				}
-				st, err := store.Observe(cmd.Context())
+				st, err := observeRoot(cmd.Context(), g)
 				if err != nil {
 					return err
 				}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -70,6 +71,19 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 	return rows
 }
 
+// observeRoot reads the state under --root without changing anything.
+func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
+	log, err := g.logger()
+	if err != nil {
+		return nil, err
+	}
+	store, err := zfs.Attach(g.root, &runner.Exec{Logger: log}, log)
+	if err != nil {
+		return nil, err
+	}
+	return store.Observe(ctx)
+}
+
 func running(r psRow) bool {
 	return r.State == string(supervisor.StateRunning) || r.State == string(supervisor.StateBackoff) || r.State == string(supervisor.StateStarting)
 }
@@ -87,15 +101,7 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones.`,
   zocker-reconcile ps -a -o json`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				log, err := g.logger()
-				if err != nil {
-					return err
-				}
-				store, err := zfs.Attach(g.root, &runner.Exec{Logger: log}, log)
-				if err != nil {
-					return err
-				}
-				st, err := store.Observe(cmd.Context())
+				st, err := observeRoot(cmd.Context(), g)
 				if err != nil {
 					return err
 				}

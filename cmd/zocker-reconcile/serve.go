@@ -116,7 +116,7 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 			OnPhase: func(phase string, d time.Duration) {
 				log.Debug("pass phase", "phase", phase, "duration", d)
 			},
-			OnRetry:      func(string, time.Duration) { m.QueueRetry() },
+			OnRetry: func(string, time.Duration) { m.QueueRetry() },
 			OnResult: func(key, _ string, err error, d time.Duration) {
 				kind, _, _ := strings.Cut(key, "/")
 				result := metrics.ResultSuccess

@@ -15,12 +15,17 @@ func (s *Store) SetImageProps(ctx context.Context, id string, props map[string]s
 	if err := ValidID(id); err != nil {
 		return err
 	}
+	return s.setOwnProps(ctx, s.imageDS(id), KindImage, "image "+id, props)
+}
+
+// setOwnProps sets zocker:* properties, in a stable order, on a dataset
+// that must carry our marks of kind.
+func (s *Store) setOwnProps(ctx context.Context, ds, kind, what string, props map[string]string) error {
 	if err := checkProps(props); err != nil {
-		return fmt.Errorf("set properties of image %s: %w", id, err)
+		return fmt.Errorf("set properties of %s: %w", what, err)
 	}
-	ds := s.imageDS(id)
-	if err := s.requireManaged(ctx, ds, KindImage); err != nil {
-		return fmt.Errorf("set properties of image %s: %w", id, err)
+	if err := s.requireManaged(ctx, ds, kind); err != nil {
+		return fmt.Errorf("set properties of %s: %w", what, err)
 	}
 	keys := make([]string, 0, len(props))
 	for k := range props {
@@ -29,7 +34,7 @@ func (s *Store) SetImageProps(ctx context.Context, id string, props map[string]s
 	sort.Strings(keys)
 	for _, k := range keys {
 		if err := s.setProp(ctx, ds, k, props[k]); err != nil {
-			return fmt.Errorf("set properties of image %s: %w", id, err)
+			return fmt.Errorf("set properties of %s: %w", what, err)
 		}
 	}
 	return nil

@@ -132,24 +132,7 @@ func (s *Store) SetContainerProps(ctx context.Context, name string, props map[st
 	if err := ValidName("container", name); err != nil {
 		return err
 	}
-	if err := checkProps(props); err != nil {
-		return fmt.Errorf("set properties of container %s: %w", name, err)
-	}
-	ds := s.containerDS(name)
-	if err := s.requireManaged(ctx, ds, KindContainer); err != nil {
-		return fmt.Errorf("set properties of container %s: %w", name, err)
-	}
-	keys := make([]string, 0, len(props))
-	for k := range props {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := s.setProp(ctx, ds, k, props[k]); err != nil {
-			return fmt.Errorf("set properties of container %s: %w", name, err)
-		}
-	}
-	return nil
+	return s.setOwnProps(ctx, s.containerDS(name), KindContainer, "container "+name, props)
 }
 
 // DestroyContainer destroys a managed container's clone with its snapshots.
