@@ -5,6 +5,8 @@ package jail
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +45,19 @@ type Linux struct {
 	run      runner.Runner
 	log      *slog.Logger
 	cg       cgroupHost
+}
+
+// cgroupName is the container's cgroup directory name: NAME.SCOPE, where
+// SCOPE is a digest of the state directory, so that two services (or two
+// test runs) on one host with a container of the same name never share, and
+// never kill each other's processes through, one cgroup.
+func (l *Linux) cgroupName(name string) string {
+	abs, err := filepath.Abs(l.stateDir)
+	if err != nil {
+		abs = l.stateDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return name + "." + hex.EncodeToString(sum[:4])
 }
 
 // NewLinux returns the Linux driver keeping its files under stateDir/jails.
@@ -161,7 +176,7 @@ func (l *Linux) Create(ctx context.Context, s Spec) (err error) {
 	private := s.Network.Mode != NetInherit
 	cfg := initConfig{Root: s.Root, Hostname: hostname, Mounts: s.Mounts, PrivateNet: private}
 
-	cgroups, unenforced, err := l.cg.create(s.Name, s.Limits)
+	cgroups, unenforced, err := l.cg.create(l.cgroupName(s.Name), s.Limits)
 	if err != nil {
 		return fmt.Errorf("create jail %s: %w", s.Name, err)
 	}
