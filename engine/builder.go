@@ -35,8 +35,12 @@ func (e *Engine) ZockerfileBuilder() Builder {
 			Output: out, Store: e.Store, Driver: e.Driver, Log: e.Log,
 		})
 		out.flush()
+		// Terminal only what fails again with the same inputs: a RUN that
+		// exits non-zero, a COPY out of the context, a Zockerfile that does
+		// not parse. A store or jail failure inside a step is retried.
 		var se *build.StepError
-		if errors.As(err, &se) {
+		var pe *build.Error
+		if (errors.As(err, &se) && se.ExitCode != 0) || errors.Is(err, build.ErrOutsideContext) || errors.As(err, &pe) {
 			return "", reconcile.Terminal(fmt.Errorf("build image %s: %w", img.Metadata.Name, err))
 		}
 		if err != nil {

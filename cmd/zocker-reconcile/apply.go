@@ -33,7 +33,7 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 					return err
 				}
 				ctx := cmd.Context()
-				eng, err := newEngine(ctx, g, &f, log, false)
+				eng, err := newEngine(ctx, g, &f, log, shared)
 				if err != nil {
 					return err
 				}

@@ -45,11 +45,23 @@ func (f *reconcileFlags) options() reconcile.Options {
 	return reconcile.Options{AllowEmpty: f.allowEmpty, MaxPrune: f.maxPrune}
 }
 
-// newEngine opens the store under --root and builds the driver and the
-// engine. The store's Open creates the tree on first use and removes the
-// leftovers of interrupted work, so only the commands that change state use
-// it; readOnly attaches to the root without touching anything.
-func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Logger, readOnly bool) (*engine.Engine, error) {
+// How a command opens the store.
+type storeMode int
+
+const (
+	// readOnly attaches to the root and changes nothing (plan, status).
+	readOnly storeMode = iota
+	// shared creates the tree if needed but leaves ROOT/tmp alone: it may
+	// hold a running service's work (apply).
+	shared
+	// owner also removes the leftovers of interrupted work in ROOT/tmp: the
+	// service at its start.
+	owner
+)
+
+// newEngine opens the store under --root as mode says and builds the driver
+// and the engine.
+func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Logger, mode storeMode) (*engine.Engine, error) {
 	if newSupervisorDriver == nil {
 		return nil, fmt.Errorf("no jail driver on this system")
 	}
@@ -59,13 +71,18 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	}
 	r := &runner.Exec{Logger: log}
 	var store *zfs.Store
-	if readOnly {
+	switch mode {
+	case readOnly:
 		store, err = zfs.Attach(g.root, r, log)
-	} else {
+	default:
 		if err := os.MkdirAll(g.stateDir, 0o750); err != nil {
 			return nil, fmt.Errorf("state directory: %w", err)
 		}
-		store, err = zfs.Open(ctx, g.root, r, log)
+		if mode == owner {
+			store, err = zfs.Open(ctx, g.root, r, log)
+		} else {
+			store, err = zfs.OpenShared(ctx, g.root, r, log)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -89,7 +106,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		Log:               log,
 	}
 	eng.Build = eng.ZockerfileBuilder()
-	if !readOnly {
+	if mode == owner {
 		// Build jails of a build the process did not finish.
 		if removed, err := build.RemoveLeftoverJails(ctx, driver); err != nil {
 			log.Warn("remove leftover build jails", "err", err)

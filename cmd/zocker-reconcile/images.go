@@ -16,13 +16,15 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 )
 
-// openStore opens the ZFS engine on --root.
+// openStore opens the ZFS engine on --root for the commands people run
+// beside a running service: it does not sweep ROOT/tmp, which may hold the
+// service's work in progress.
 func openStore(ctx context.Context, g *globals) (*zfs.Store, error) {
 	log, err := g.logger()
 	if err != nil {
 		return nil, err
 	}
-	return zfs.Open(ctx, g.root, &runner.Exec{Logger: log}, log)
+	return zfs.OpenShared(ctx, g.root, &runner.Exec{Logger: log}, log)
 }
 
 func init() {

@@ -36,7 +36,7 @@ Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
 					return err
 				}
 				ctx := cmd.Context()
-				eng, err := newEngine(ctx, g, &f, log, true)
+				eng, err := newEngine(ctx, g, &f, log, readOnly)
 				if err != nil {
 					return err
 				}

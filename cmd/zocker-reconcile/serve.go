@@ -87,7 +87,7 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	m.BuildInfo(version, runtime.Version())
-	eng, err := newEngine(ctx, g, &f.reconcileFlags, log, false)
+	eng, err := newEngine(ctx, g, &f.reconcileFlags, log, owner)
 	if err != nil {
 		return err
 	}

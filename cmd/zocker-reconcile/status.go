@@ -42,7 +42,7 @@ Ready and every file loaded, 1 otherwise.`,
 				source := "service at " + listen
 				if local || fetchStatus(listen, &st) != nil {
 					source = "computed locally"
-					eng, err := newEngine(cmd.Context(), g, &f, log, true)
+					eng, err := newEngine(cmd.Context(), g, &f, log, readOnly)
 					if err != nil {
 						return err
 					}

@@ -130,6 +130,18 @@ func (l goZFSLogger) Log(cmd []string) { l.log.Debug("go-zfs", "cmd", strings.Jo
 // created on first use), refuses a missing pool or a foreign non-empty root,
 // and destroys the leftovers of interrupted work in ROOT/tmp.
 func Open(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (*Store, error) {
+	return open(ctx, root, r, log, true)
+}
+
+// OpenShared is Open without the sweep of ROOT/tmp, for the commands people
+// run beside a running service (import, build, tag, rmi, gc, push, pull):
+// what is in ROOT/tmp may be the service's work in progress. Only the
+// service and apply, at their start, sweep.
+func OpenShared(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (*Store, error) {
+	return open(ctx, root, r, log, false)
+}
+
+func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, sweep bool) (*Store, error) {
 	root = strings.TrimSuffix(root, "/")
 	if !datasetRe.MatchString(root) || strings.Contains(root, "@") {
 		return nil, fmt.Errorf("open root %q: not a valid dataset name", root)
@@ -191,6 +203,9 @@ func Open(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (
 	}
 	// Leftovers of an interrupted import or build: never published, never used.
 	for name, rec := range recs {
+		if !sweep {
+			break
+		}
 		if rec.typ == "snapshot" || !strings.HasPrefix(name, s.tmpDS()+"/") || strings.Count(name[len(s.tmpDS())+1:], "/") > 0 {
 			continue
 		}
