@@ -205,17 +205,24 @@ func (w *Watcher) relevant(ev fsnotify.Event) bool {
 			}
 		}
 	}
-	return manifestFileName(filepath.Base(ev.Name))
+	return inputFileName(filepath.Base(ev.Name))
 }
 
-// manifestFileName reports whether a file name is one the loader reads:
-// *.yaml or *.yml, not a dotfile, not an editor's #autosave#.
-// (Backups such as web.yaml~ or web.yaml.swp fail the suffix test.)
-func manifestFileName(name string) bool {
+// inputFileName reports whether a file in the manifest tree can change what
+// a pass does: a manifest, but also any file of a build context kept beside
+// the manifests (a Zockerfile, a file it COPYs), so every name counts except
+// hidden files and editors' leftovers (which the loader and the build
+// context skip too).
+func inputFileName(name string) bool {
 	if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "#") {
 		return false
 	}
-	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
+	for _, suffix := range []string{"~", ".swp", ".bak", ".tmp"} {
+		if strings.HasSuffix(name, suffix) {
+			return false
+		}
+	}
+	return true
 }
 
 func opName(op fsnotify.Op) string {

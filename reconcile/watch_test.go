@@ -98,12 +98,27 @@ func TestWatcherBurstCoalesces(t *testing.T) {
 func TestWatcherIgnoresNonManifestNames(t *testing.T) {
 	root := t.TempDir()
 	wr := startWatcher(t, root)
-	for _, n := range []string{".web.yaml.swp", "web.yaml~", "#web.yaml#", "notes.txt", ".hidden.yaml", "web.yaml.bak", "x.tmp"} {
+	for _, n := range []string{".web.yaml.swp", "web.yaml~", "#web.yaml#", ".hidden.yaml", "web.yaml.bak", "x.tmp"} {
 		write(t, filepath.Join(root, n), "x")
 	}
 	wr.quiet(t, 400*time.Millisecond, "editor droppings")
 	write(t, filepath.Join(root, "web.yml"), "x")
 	wr.one(t, "a .yml file")
+}
+
+// A build context kept beside the manifests is an input too: editing its
+// Zockerfile (or a file it copies) must trigger a pass at once, not at the
+// next resync.
+func TestWatcherSeesBuildContextFiles(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "hello"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wr := startWatcher(t, root)
+	write(t, filepath.Join(root, "hello", "Zockerfile"), "FROM busybox\n")
+	wr.one(t, "a Zockerfile in a build context")
+	write(t, filepath.Join(root, "hello", "index.html"), "<p>hi</p>")
+	wr.one(t, "a file the build copies")
 }
 
 func TestWatcherNewSubdirectoriesAreWatched(t *testing.T) {
