@@ -84,15 +84,32 @@ func BuildInputs(tags func(ref string) (string, bool)) func(img *manifests.Image
 		if err != nil {
 			return "", "", err
 		}
+		// FROM may name its base through an ARG declared before it, with
+		// a default the build args override.
+		args := map[string]string{}
 		base := ""
 		for _, in := range f.Instructions {
-			if in.Keyword == build.From {
-				base = build.Expand(in.Args[0], func(k string) (string, bool) { v, ok := b.Args[k]; return v, ok })
+			switch in.Keyword {
+			case build.Arg:
+				k, def, _ := strings.Cut(in.Args[0], "=")
+				args[k] = def
+			case build.From:
+				base = build.Expand(in.Args[0], func(k string) (string, bool) {
+					if v, ok := b.Args[k]; ok {
+						return v, true
+					}
+					v, ok := args[k]
+					return v, ok
+				})
 			}
 		}
 		baseID := base
 		if id, ok := tags(base); ok {
 			baseID = id
+		} else if base != "scratch" && !isImageID(base) {
+			// The base is not made yet: the inputs are unknown until it is
+			// (the build waits for it, and records its inputs when done).
+			return "", base, nil
 		}
 		h, err := build.InputsHash(b.Context, b.File, b.Args, baseID)
 		if err != nil {
@@ -101,6 +118,8 @@ func BuildInputs(tags func(ref string) (string, bool)) func(img *manifests.Image
 		return "build:" + h, base, nil
 	}
 }
+
+func isImageID(s string) bool { return zfs.ValidID(s) == nil }
 
 // Tags returns what the last observation said a tag points to (for
 // BuildInputs), without running a command.
