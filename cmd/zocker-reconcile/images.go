@@ -104,11 +104,7 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
 			if output != "" && output != "json" {
 				return fmt.Errorf("-o %q: want json", output)
 			}
-			s, err := openStore(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			st, err := s.Observe(cmd.Context())
+			st, err := observeRoot(cmd.Context(), g) // listing only: change nothing
 			if err != nil {
 				return err
 			}
@@ -137,10 +133,10 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
 				return enc.Encode(struct {
 					Images  []imageRow `json:"images"`
 					Foreign []string   `json:"foreign"`
-				}{rows, foreignUnder(st, s.Root()+"/images/")})
+				}{rows, foreignUnder(st, strings.TrimSuffix(g.root, "/")+"/images/")})
 			default:
 				printImages(g.stdout, rows)
-				for _, f := range foreignUnder(st, s.Root()+"/images/") {
+				for _, f := range foreignUnder(st, strings.TrimSuffix(g.root, "/")+"/images/") {
 					fmt.Fprintf(g.stderr, "foreign dataset (not managed, left alone): %s\n", f)
 				}
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -81,7 +82,11 @@ func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	return store.Observe(ctx)
+	st, err := store.Observe(ctx)
+	if errors.Is(err, zfs.ErrNotFound) {
+		return &zfs.State{Tags: map[string]string{}}, nil // nothing made under this root yet
+	}
+	return st, err
 }
 
 func running(r psRow) bool {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -17,11 +18,7 @@ func init() {
 			Example: "  zocker-reconcile volumes",
 			Args:    cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				s, err := openStore(cmd.Context(), g)
-				if err != nil {
-					return err
-				}
-				st, err := s.Observe(cmd.Context())
+				st, err := observeRoot(cmd.Context(), g) // listing only: change nothing
 				if err != nil {
 					return err
 				}
@@ -37,7 +34,7 @@ func init() {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.VolumeName, humanBytes(v.Used), quota, v.Created.Local().Format("2006-01-02 15:04"), v.Mountpoint)
 				}
 				tw.Flush()
-				for _, f := range foreignUnder(st, s.Root()+"/volumes/") {
+				for _, f := range foreignUnder(st, strings.TrimSuffix(g.root, "/")+"/volumes/") {
 					fmt.Fprintf(g.stderr, "foreign dataset (not managed, left alone): %s\n", f)
 				}
 				return nil
