@@ -346,7 +346,7 @@ func (p *planner) planImages() {
 			case !tagged:
 				a.Reason = "not present"
 			case remote != "" && tagID != remote:
-				a.Reason = fmt.Sprintf("remote tag moved: %s -> %s", ShortID(tagID), ShortID(remote))
+				a.Reason = fmt.Sprintf("repository tag moved to %s (from %s)", ShortID(remote), ShortID(tagID))
 			default:
 				continue
 			}

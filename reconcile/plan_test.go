@@ -129,7 +129,7 @@ func planCases() []planCase {
 				d.RemoteIDs = map[string]string{"base": "id9"}
 				return d, observed(), Options{}
 			},
-			want: []string{"pull image/base: remote tag moved: id1 -> id9"},
+			want: []string{"pull image/base: repository tag moved to id9 (from id1)"},
 		},
 		{
 			name: "pull image with unknown remote uses the local tag",
