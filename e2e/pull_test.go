@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,30 +18,9 @@ import (
 // cannot share a pool here.
 func secondPoolHost(t *testing.T, like *host) *host {
 	t.Helper()
-	pool := "ztpull" + testenv.RandomHex(4)
-	img := filepath.Join(t.TempDir(), "pool.img")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 768<<20); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("zpool", "create", "-f", pool, img).CombinedOutput(); err != nil {
-		t.Fatalf("zpool create %s: %v: %s", pool, err, out)
-	}
 	// Registered before the host's teardown, so it runs after it: the
 	// containers are pruned before the pool goes.
-	t.Cleanup(func() {
-		var out []byte
-		var err error
-		for i := 0; i < 50; i++ {
-			if out, err = exec.Command("zpool", "destroy", "-f", pool).CombinedOutput(); err == nil {
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		t.Errorf("cleanup: zpool destroy %s: %v: %s", pool, err, out)
-	})
+	pool := testenv.ExtraPool(t, "ztpull")
 	base := t.TempDir()
 	h := &host{t: t, bin: like.bin, root: pool + "/x", tarball: like.tarball}
 	h.state = filepath.Join(base, "state")

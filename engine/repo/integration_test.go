@@ -76,29 +76,7 @@ func openStore(t testing.TB) (*zfs.Store, *ZFSLocal) {
 // the whole pool, where the pushing root's copy would be found too.
 func openStoreOtherPool(t testing.TB) (*zfs.Store, *ZFSLocal) {
 	t.Helper()
-	testenv.Pool(t)
-	pool := "ztrepo" + testenv.RandomHex(4)
-	img := filepath.Join(t.TempDir(), "pool.img")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 768<<20); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("zpool", "create", "-f", pool, img).CombinedOutput(); err != nil {
-		t.Fatalf("zpool create %s: %v: %s", pool, err, out)
-	}
-	t.Cleanup(func() {
-		var out []byte
-		var err error
-		for i := 0; i < 50; i++ {
-			if out, err = exec.Command("zpool", "destroy", "-f", pool).CombinedOutput(); err == nil {
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		t.Errorf("cleanup: zpool destroy %s: %v: %s", pool, err, out)
-	})
+	pool := testenv.ExtraPool(t, "ztrepo")
 	ex := &runner.Exec{Logger: testLog(t)}
 	s, err := zfs.Open(context.Background(), pool+"/zocker", ex, testLog(t))
 	if err != nil {

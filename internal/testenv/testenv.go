@@ -154,3 +154,37 @@ func buildBusyboxRootfs() (string, error) {
 	}
 	return dir, nil
 }
+
+// ExtraPool creates a second pool, named prefix<random>, on a 768 MiB sparse
+// file in the test's temporary directory, and destroys it at cleanup (which,
+// being registered now, runs after cleanups registered later). Tests that
+// pull need it: a received clone stream must find its origin in the pulling
+// root, and zfs-fuse looks origins up by GUID in the whole pool, where the
+// pushing root's copy would be found too.
+func ExtraPool(t testing.TB, prefix string) string {
+	t.Helper()
+	Pool(t)
+	pool := prefix + RandomHex(4)
+	img := filepath.Join(t.TempDir(), "pool.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 768<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("zpool", "create", "-f", pool, img).CombinedOutput(); err != nil {
+		t.Fatalf("zpool create %s: %v: %s", pool, err, out)
+	}
+	t.Cleanup(func() {
+		var out []byte
+		var err error
+		for i := 0; i < 50; i++ {
+			if out, err = exec.Command("zpool", "destroy", "-f", pool).CombinedOutput(); err == nil {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Errorf("cleanup: zpool destroy %s: %v: %s", pool, err, out)
+	})
+	return pool
+}
