@@ -226,7 +226,14 @@ func (s *Service) plan(d reconcile.Desired, o engine.Detail) []controller.Item {
 	p := reconcile.Diff(d, o.Observed, s.cfg.Options)
 	s.book.Planned(p, d, o.Observed)
 	for name, err := range s.cfg.Loader.RemoteErrors() {
-		s.book.SetCondition(reconcile.Key(manifests.KindImage, name), ConditionReady, false, "RepositoryUnreachable", err.Error(), "")
+		reason := "RepositoryUnreachable"
+		if img := imageOf(d, name); img != nil && img.Spec.OCI != nil {
+			reason = "RegistryUnreachable"
+			if img.Spec.OCI.Archive != "" {
+				reason = "ArchiveUnreadable"
+			}
+		}
+		s.book.SetCondition(reconcile.Key(manifests.KindImage, name), ConditionReady, false, reason, err.Error(), "")
 	}
 	s.recordObserved(p, o)
 	s.mu.Lock()
@@ -345,4 +352,12 @@ func (s *Service) passDone(trigger string, err error) {
 		s.mu.Unlock()
 		s.book.Converged(rev)
 	}
+}
+
+// imageOf is the declared Image name, or nil.
+func imageOf(d reconcile.Desired, name string) *manifests.Image {
+	if d.Set == nil {
+		return nil
+	}
+	return d.Set.Images[name]
 }
