@@ -9,7 +9,7 @@ var (
 	// ociRefRegexp is REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:DIGEST with
 	// an explicit registry host (a name with a dot or a port, or localhost):
 	// no implicit Docker Hub, no implicit :latest.
-	ociRefRegexp = regexp.MustCompile(`^(localhost|[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)+|[a-zA-Z0-9.-]+:[0-9]+|\[[0-9a-fA-F:]+\](:[0-9]+)?)(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$`)
+	ociRefRegexp   = regexp.MustCompile(`^(localhost|[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)+|[a-zA-Z0-9.-]+:[0-9]+|\[[0-9a-fA-F:]+\](:[0-9]+)?)(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$`)
 	platformRegexp = regexp.MustCompile(`^[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?$`)
 )
 
@@ -49,4 +49,3 @@ func (v *validator) oci(o *OCISource) {
 
 // OCIRefIsDigest says whether an oci ref names its manifest by digest.
 func OCIRefIsDigest(ref string) bool { return strings.Contains(ref, "@sha256:") }
-

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -82,58 +81,8 @@ func ggcrRegistry(t testing.TB, wrap func(http.Handler) http.Handler) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-// dockerRegistry starts Debian's docker-registry (the reference
-// distribution server) on 127.0.0.1 with filesystem storage, and returns
-// its host:port and storage directory.
-func dockerRegistry(t testing.TB) (host, storage string) {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("docker-registry is not installed (apt-get install docker-registry)")
-		}
-		t.Skip("docker-registry is not installed")
-	}
-	dir := t.TempDir()
-	storage = filepath.Join(dir, "storage")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host = l.Addr().String()
-	l.Close()
-	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s}\n  delete: {enabled: true}\nhttp:\n  addr: %s\n", storage, host)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "serve", cfgPath)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return host, storage
-		}
-		select {
-		case <-done:
-			t.Fatalf("docker-registry exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not answer on %s: %v: %s", host, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// dockerRegistry starts Debian's docker-registry on 127.0.0.1.
+func dockerRegistry(t testing.TB) (host, storage string) { return testenv.DockerRegistry(t) }
 
 // writeLayout writes img into a new OCI layout directory under ref.name tag.
 func writeLayout(t testing.TB, img v1.Image, tag string, platform *v1.Platform) string {
@@ -156,13 +105,7 @@ func writeLayout(t testing.TB, img v1.Image, tag string, platform *v1.Platform) 
 // skopeoCopy puts an OCI layout's image into a registry with skopeo.
 func skopeoCopy(t testing.TB, dir, tag, dest string) {
 	t.Helper()
-	bin, err := exec.LookPath("skopeo")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("skopeo is not installed")
-		}
-		t.Skip("skopeo is not installed")
-	}
+	bin := testenv.Tool(t, "skopeo", "skopeo")
 	out, err := exec.Command(bin, "copy", "--quiet", "--dest-tls-verify=false", "oci:"+dir+":"+tag, "docker://"+dest).CombinedOutput()
 	if err != nil {
 		t.Fatalf("skopeo copy to %s: %v: %s", dest, err, out)

@@ -29,8 +29,12 @@ func TestIntegrationPushPullRoundTrip(t *testing.T) {
 	mp := w.Mountpoint
 	for _, step := range []func() error{
 		func() error { return os.MkdirAll(filepath.Join(mp, "srv/www"), 0o755) },
-		func() error { return os.WriteFile(filepath.Join(mp, "srv/www/index.html"), []byte("hello from zocker\n"), 0o644) },
-		func() error { return os.Link(filepath.Join(mp, "srv/www/index.html"), filepath.Join(mp, "srv/www/copy.html")) },
+		func() error {
+			return os.WriteFile(filepath.Join(mp, "srv/www/index.html"), []byte("hello from zocker\n"), 0o644)
+		},
+		func() error {
+			return os.Link(filepath.Join(mp, "srv/www/index.html"), filepath.Join(mp, "srv/www/copy.html"))
+		},
 		func() error { return os.WriteFile(filepath.Join(mp, "etc/motd"), []byte("changed\n"), 0o600) },
 		func() error { return os.RemoveAll(filepath.Join(mp, "tmp")) },
 		func() error { return os.Remove(filepath.Join(mp, "bin/ls")) },
