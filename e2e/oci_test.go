@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
+)
+
+// ociImage is busybox plus a layer holding /hello.txt with body.
+func ociImage(t *testing.T, busybox, body string) v1.Image {
+	t.Helper()
+	base, err := tarball.LayerFromFile(busybox, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	cmd := exec.Command("tar", "-cf", "-", "--owner=0", "--group=0", "hello.txt")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "hello.txt"), body)
+	cmd.Dir, cmd.Stdout = dir, &buf
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	hello, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()), tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), base, hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Cmd = []string{"/bin/cat", "/hello.txt"}
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// TestOCIImageInTheLoop: an Image declared with oci: is pulled by apply and
+// a Container from it runs; re-tagging in the registry makes plan exit 2
+// with "registry tag moved"; apply replaces the container; a registry that
+// went away leaves image and container as they are.
+func TestOCIImageInTheLoop(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/e2e/hello:stable"
+	push := func(body string) string {
+		t.Helper()
+		img := ociImage(t, h.tarball, body)
+		r, _ := name.ParseReference(ref, name.Insecure)
+		if err := remote.Write(r, img); err != nil {
+			t.Fatal(err)
+		}
+		cn, _ := img.ConfigName()
+		return cn.Hex
+	}
+	id1 := push("version 1\n")
+	h.write("bb.yaml", fmt.Sprintf(`apiVersion: zocker/v1
+kind: Image
+metadata:
+  name: bb
+spec:
+  oci:
+    ref: %s
+    insecure: true
+`, ref))
+	argv := []string{"/bin/sleep", "100071"}
+	h.write("web.yaml", containerYAML("web", argv...))
+	if res := h.run("apply"); res.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	h.waitRunning("web", argv, time.Minute)
+	if id, why := h.imageID("bb"); id != id1 {
+		t.Fatalf("bb is %q (%s), want the config digest %s", id, why, id1)
+	}
+	if res := h.run("exec", "web", "--", "/bin/cat", "/hello.txt"); res.stdout != "version 1\n" {
+		t.Errorf("exec cat /hello.txt: %q %q", res.stdout, res.stderr)
+	}
+	if res := h.run("plan"); res.code != 0 {
+		t.Errorf("plan after apply: exit %d\n%s", res.code, res.stdout)
+	}
+
+	id2 := push("version 2\n")
+	res := h.run("plan")
+	if res.code != 2 || !strings.Contains(res.stdout, "registry tag moved to sha256:"+id2[:12]) {
+		t.Fatalf("plan after the tag moved: exit %d, want 2 and 'registry tag moved to sha256:%s'\n%s\n%s", res.code, id2[:12], res.stdout, res.stderr)
+	}
+	t.Logf("plan:\n%s", res.stdout)
+	if res := h.run("apply"); res.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	h.waitRunning("web", argv, time.Minute)
+	if res := h.run("exec", "web", "--", "/bin/cat", "/hello.txt"); res.stdout != "version 2\n" {
+		t.Errorf("after the update, exec cat /hello.txt: %q %q", res.stdout, res.stderr)
+	}
+
+	srv.Close()
+	res = h.run("plan")
+	if res.code != 0 || !strings.Contains(res.stderr, "connection refused") {
+		t.Errorf("plan with the registry gone: exit %d, want 0 and the error logged\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if res := h.run("apply"); res.code != 0 {
+		t.Errorf("apply with the registry gone: exit %d\n%s", res.code, res.stderr)
+	}
+	h.waitRunning("web", argv, time.Minute)
+}
+
+// TestOCIPushInterop: an image built here from a Zockerfile, pushed to
+// Debian's docker-registry, is read by skopeo with one layer per step, and
+// podman runs it, printing the file the Zockerfile copied.
+func TestOCIPushInterop(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	skopeo := testenv.Tool(t, "skopeo", "skopeo")
+	podman := testenv.Tool(t, "podman", "podman")
+	host, _ := testenv.DockerRegistry(t)
+	if res := h.run("import", "-t", "busybox", h.tarball); res.code != 0 {
+		t.Fatalf("import: %s", res.stderr)
+	}
+	ctxDir := t.TempDir()
+	writeFile(t, filepath.Join(ctxDir, "greeting.txt"), "hello from a Zockerfile\n")
+	writeFile(t, filepath.Join(ctxDir, "Zockerfile"), "FROM busybox\nCOPY greeting.txt /srv/greeting.txt\nRUN rm /bin/ls\nCMD [\"/bin/cat\", \"/srv/greeting.txt\"]\n")
+	if res := h.run("build", "-t", "app", ctxDir); res.code != 0 {
+		t.Fatalf("build: exit %d\n%s", res.code, res.stderr)
+	}
+	ref := host + "/zocker/app:v1"
+	res := h.run("push", "app", "docker://"+ref, "--insecure")
+	if res.code != 0 {
+		t.Fatalf("push: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	t.Logf("push: %s", res.stdout)
+	if !strings.Contains(res.stdout, "4 layer(s), 4 sent") {
+		t.Errorf("push summary %q, want 4 layers (busybox, COPY, RUN, CMD) sent", res.stdout)
+	}
+	if res := h.run("push", "app", "docker://"+ref, "--insecure"); !strings.Contains(res.stdout, "0 sent") {
+		t.Errorf("second push: %q %q, want nothing sent", res.stdout, res.stderr)
+	}
+	out, err := exec.Command(skopeo, "inspect", "--tls-verify=false", "docker://"+ref).CombinedOutput()
+	if err != nil {
+		t.Fatalf("skopeo inspect: %v: %s", err, out)
+	}
+	var info struct {
+		Layers       []string
+		Os           string
+		Architecture string
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		t.Fatalf("skopeo inspect: %v: %s", err, out)
+	}
+	if len(info.Layers) != 4 || info.Os != "linux" || info.Architecture != "amd64" {
+		t.Errorf("skopeo inspect: %d layers on %s/%s, want 4 (one per step) on linux/amd64: %s", len(info.Layers), info.Os, info.Architecture, out)
+	}
+	// podman on this machine: runc (crun refuses the hybrid cgroup layout)
+	// and no default ulimits (no CAP_SYS_RESOURCE); its own storage.
+	pdir := t.TempDir()
+	conf := filepath.Join(pdir, "containers.conf")
+	writeFile(t, conf, "[containers]\ndefault_ulimits = []\n")
+	cmd := exec.Command(podman, "--root", filepath.Join(pdir, "root"), "--runroot", filepath.Join(pdir, "run"),
+		"--storage-driver", "vfs", "--runtime", "/usr/sbin/runc", "--cgroup-manager", "cgroupfs",
+		"run", "--rm", "--tls-verify=false", "--network", "none", ref)
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+conf)
+	out, err = cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "hello from a Zockerfile") {
+		t.Fatalf("podman run %s: %v: %s", ref, err, out)
+	}
+	if err := exec.Command(podman, "--root", filepath.Join(pdir, "root"), "--runroot", filepath.Join(pdir, "run"), "--storage-driver", "vfs", "rmi", "-a", "-f").Run(); err != nil {
+		t.Logf("podman rmi: %v", err)
+	}
+}
