@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,38 +27,116 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
 )
 
-// ociImage is busybox plus a layer holding /hello.txt with body.
-func ociImage(t *testing.T, busybox, body string) v1.Image {
+// tarLayer makes an OCI layer of the files (name -> body) as root-owned tar.
+func tarLayer(t *testing.T, files map[string]string) v1.Layer {
 	t.Helper()
-	base, err := tarball.LayerFromFile(busybox, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	args := []string{"-cf", "-", "--owner=0", "--group=0"}
+	for name, body := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, name), body)
+		args = append(args, name)
 	}
 	var buf bytes.Buffer
-	cmd := exec.Command("tar", "-cf", "-", "--owner=0", "--group=0", "hello.txt")
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "hello.txt"), body)
+	cmd := exec.Command("tar", args...)
 	cmd.Dir, cmd.Stdout = dir, &buf
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
-	hello, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()), tarball.WithMediaType(types.OCILayer))
+	l, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()), tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), base, hello)
+	return l
+}
+
+// ociImage is an OCI image of layers for osName/amd64 running cmd.
+func ociImage(t *testing.T, osName string, cmd []string, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), layers...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cf, _ := img.ConfigFile()
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Cmd = []string{"/bin/cat", "/hello.txt"}
+	cf.OS, cf.Architecture = osName, "amd64"
+	cf.Config.Cmd = cmd
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// helloImage is busybox plus a layer holding /hello.txt with body.
+func helloImage(t *testing.T, busybox, body string) v1.Image {
+	t.Helper()
+	base, err := tarball.LayerFromFile(busybox, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ociImage(t, "linux", []string{"/bin/cat", "/hello.txt"}, base, tarLayer(t, map[string]string{"hello.txt": body}))
+}
+
+func ggcrRegistry(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestOCIImportFreeBSDArchive: an archive shaped like FreeBSD's OCI
+// releases (one gzip layer, os freebsd, a ref.name annotation, a .txz of
+// the layout, written here by skopeo and tar) imports with --platform
+// freebsd/amd64 and its sha256; the host's default platform is refused
+// with the platform the archive has.
+func TestOCIImportFreeBSDArchive(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	skopeo := testenv.Tool(t, "skopeo", "skopeo")
+	img := ociImage(t, "freebsd", []string{"/bin/sh"}, tarLayer(t, map[string]string{
+		"etc/os-release": "NAME=FreeBSD\nVERSION=15.0-RELEASE\n", "bin/freebsd-version": "#!/bin/sh\necho 15.0-RELEASE\n",
+	}))
+	ref := strings.TrimPrefix(ggcrRegistry(t).URL, "http://") + "/freebsd/runtime:15.0"
+	r, _ := name.ParseReference(ref, name.Insecure)
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	if out, err := exec.Command(skopeo, "copy", "--quiet", "--src-tls-verify=false", "--override-os", "freebsd", "docker://"+ref, "oci:"+dir+":freebsd-runtime:15.0").CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v: %s", err, out)
+	}
+	txz := filepath.Join(t.TempDir(), "FreeBSD-15.0-RELEASE-amd64-runtime.txz")
+	if out, err := exec.Command("tar", "-cJf", txz, "-C", dir, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar -cJf: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(txz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(b))
+	res := h.run("import", "-t", "fbsd", "oci-archive:"+txz, "--sha256", sum)
+	if res.code != 1 || !strings.Contains(res.stderr, "no image for platform linux/amd64") || !strings.Contains(res.stderr, "freebsd/amd64") {
+		t.Errorf("import with the host's platform: exit %d, want 1 naming freebsd/amd64: %s", res.code, res.stderr)
+	}
+	res = h.run("import", "-t", "fbsd", "oci-archive:"+txz, "--platform", "freebsd/amd64", "--sha256", strings.Repeat("0", 64))
+	if res.code != 1 || !strings.Contains(res.stderr, "sha256 mismatch") {
+		t.Errorf("import with a wrong sha256: exit %d: %s", res.code, res.stderr)
+	}
+	res = h.run("import", "-t", "fbsd", "oci-archive:"+txz, "--platform", "freebsd/amd64", "--sha256", sum)
+	cn, _ := img.ConfigName()
+	if res.code != 0 || strings.TrimSpace(res.stdout) != cn.Hex {
+		t.Fatalf("import: exit %d, stdout %q (want the config digest %s): %s", res.code, res.stdout, cn.Hex, res.stderr)
+	}
+	out, err := exec.Command("zfs", "get", "-H", "-o", "value", "mountpoint", h.root+"/images/"+cn.Hex).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "etc/os-release"))
+	if err != nil || !strings.Contains(string(got), "VERSION=15.0-RELEASE") {
+		t.Errorf("etc/os-release of the imported image: %q, %v", got, err)
+	}
 }
 
 // TestOCIImageInTheLoop: an Image declared with oci: is pulled by apply and
@@ -67,12 +146,11 @@ func ociImage(t *testing.T, busybox, body string) v1.Image {
 func TestOCIImageInTheLoop(t *testing.T) {
 	t.Parallel()
 	h := newHost(t)
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
+	srv := ggcrRegistry(t)
 	ref := strings.TrimPrefix(srv.URL, "http://") + "/e2e/hello:stable"
 	push := func(body string) string {
 		t.Helper()
-		img := ociImage(t, h.tarball, body)
+		img := helloImage(t, h.tarball, body)
 		r, _ := name.ParseReference(ref, name.Insecure)
 		if err := remote.Write(r, img); err != nil {
 			t.Fatal(err)
