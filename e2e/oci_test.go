@@ -70,14 +70,25 @@ func ociImage(t *testing.T, osName string, cmd []string, layers ...v1.Layer) v1.
 	return img
 }
 
-// helloImage is busybox plus a layer holding /hello.txt with body.
+// helloImage is busybox, the three layers of the OCI spec test image
+// (whiteouts, an opaque directory, a hard link, `evil -> ../../..` and
+// `evil/pwned`) and a layer holding /hello.txt with body.
 func helloImage(t *testing.T, busybox, body string) v1.Image {
 	t.Helper()
 	base, err := tarball.LayerFromFile(busybox, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ociImage(t, "linux", []string{"/bin/cat", "/hello.txt"}, base, tarLayer(t, map[string]string{"hello.txt": body}))
+	layers := []v1.Layer{base}
+	for _, tb := range testenv.SpecLayers(t, "") {
+		l, err := tarball.LayerFromReader(bytes.NewReader(tb), tarball.WithMediaType(types.OCILayer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	layers = append(layers, tarLayer(t, map[string]string{"hello.txt": body}))
+	return ociImage(t, "linux", []string{"/bin/cat", "/hello.txt"}, layers...)
 }
 
 func ggcrRegistry(t *testing.T) *httptest.Server {
@@ -179,6 +190,19 @@ spec:
 	}
 	if res := h.run("exec", "web", "--", "/bin/cat", "/hello.txt"); res.stdout != "version 1\n" {
 		t.Errorf("exec cat /hello.txt: %q %q", res.stdout, res.stderr)
+	}
+	// The spec layers as the container sees them.
+	for _, c := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"/bin/cat", "/data/hardlink", "/data/mod.txt", "/evil/pwned"}, "alpha\nversion 2, modified\nmust stay inside\n"},
+		{[]string{"/bin/ls", "/data/sub"}, "new.txt\nnewdir\n"},
+		{[]string{"/bin/ls", "/data"}, "a.txt\nhardlink\nlink\nmod.txt\nowned\nreplace\nsgid\nsub\nsuid\n"},
+	} {
+		if res := h.run(append([]string{"exec", "web", "--"}, c.argv...)...); res.stdout != c.want {
+			t.Errorf("exec %v: %q (stderr %q), want %q", c.argv, res.stdout, res.stderr, c.want)
+		}
 	}
 	if res := h.run("plan"); res.code != 0 {
 		t.Errorf("plan after apply: exit %d\n%s", res.code, res.stdout)

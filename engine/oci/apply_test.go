@@ -114,7 +114,7 @@ func TestApplyRefusesUnsafeNames(t *testing.T) {
 func TestApplySkipsDevices(t *testing.T) {
 	dir := t.TempDir()
 	st, err := Apply(dir, bytes.NewReader(tarOf(t, "", []entry{
-		{name: "null", typ: '3', mode: 0o666}, {name: "fifo", typ: '6', mode: 0o644}, fileE("ok", "y"),
+		{Name: "null", Type: '3', Mode: 0o666}, {Name: "fifo", Type: '6', Mode: 0o644}, fileE("ok", "y"),
 	})), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func TestApplyXattrs(t *testing.T) {
 	requireRootUser(t)
 	dir := t.TempDir()
 	e := fileE("f", "x")
-	e.pax = map[string]string{"SCHILY.xattr.user.zocker": "yes", paxFflags: "uchg"}
+	e.PAX = map[string]string{"SCHILY.xattr.user.zocker": "yes", paxFflags: "uchg"}
 	if _, err := Apply(dir, bytes.NewReader(tarOf(t, "", []entry{e})), nil); err != nil {
 		t.Fatal(err)
 	}

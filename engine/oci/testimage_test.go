@@ -16,71 +16,26 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
 )
 
-// entry is one tar entry of a test layer.
-type entry struct {
-	name, body, link string
-	typ              byte
-	mode             int64
-	uid, gid         int
-	pax              map[string]string
-}
+type entry = testenv.TarEntry
 
-func dirE(name string, mode int64) entry { return entry{name: name, typ: tar.TypeDir, mode: mode} }
-func fileE(name, body string) entry {
-	return entry{name: name, body: body, typ: tar.TypeReg, mode: 0o644}
-}
-func symE(name, target string) entry {
-	return entry{name: name, link: target, typ: tar.TypeSymlink, mode: 0o777}
-}
-func hardE(name, target string) entry {
-	return entry{name: name, link: target, typ: tar.TypeLink, mode: 0o644}
-}
-func whiteoutE(dir, name string) entry      { return fileE(path.Join(dir, ".wh."+name), "") }
-func opaqueE(dir string) entry              { return fileE(path.Join(dir, ".wh..wh..opq"), "") }
-func withMode(e entry, mode int64) entry    { e.mode = mode; return e }
-func withOwner(e entry, uid, gid int) entry { e.uid, e.gid = uid, gid; return e }
-
-var testTime = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
-
-// tarOf writes entries (after the files of base, when base is a directory).
-func tarOf(t testing.TB, base string, entries []entry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if base != "" {
-		if err := tw.AddFS(os.DirFS(base)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Uid: e.uid, Gid: e.gid,
-			Linkname: e.link, Size: int64(len(e.body)), ModTime: testTime, PAXRecords: e.pax, Format: tar.FormatPAX}
-		if e.typ != tar.TypeReg {
-			h.Size = 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			if _, err := tw.Write([]byte(e.body)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+var (
+	dirE     = testenv.Dir
+	fileE    = testenv.File
+	symE     = testenv.Symlink
+	withMode = testenv.WithMode
+	tarOf    = testenv.Tar
+	testTime = testenv.LayerTime
+)
 
 // layerOf makes a gzip layer of uncompressed tar bytes.
 func layerOf(t testing.TB, tarBytes []byte) v1.Layer {
@@ -115,42 +70,7 @@ func imageOf(t testing.TB, osName, arch string, cfg v1.Config, layers ...v1.Laye
 	return img
 }
 
-// specLayers are the three layers of the spec test image: add; modify and
-// delete; opaque directory after new entries, a hard link to a lower-layer
-// file and a symlink climbing out followed by an entry through it.
-func specLayers(t testing.TB, base string) [][]byte {
-	l1 := []entry{
-		dirE("data", 0o755),
-		fileE("data/a.txt", "alpha\n"),
-		fileE("data/mod.txt", "version 1\n"),
-		fileE("data/del.txt", "deleted in layer 2\n"),
-		dirE("data/old", 0o750),
-		fileE("data/old/x", "old dir\n"),
-		dirE("data/sub", 0o755),
-		fileE("data/sub/lower.txt", "hidden by the opaque marker\n"),
-		withMode(fileE("data/suid", "setuid\n"), 0o4755),
-		withMode(fileE("data/sgid", "setgid\n"), 0o2750),
-		withOwner(fileE("data/owned", "owned by 1000\n"), 1000, 1001),
-		dirE("data/replace", 0o755),
-		fileE("data/replace/child", "dir replaced by a file\n"),
-	}
-	l2 := []entry{
-		withMode(fileE("data/mod.txt", "version 2, modified\n"), 0o600),
-		whiteoutE("data", "del.txt"),
-		hardE("data/hardlink", "data/a.txt"),
-		symE("data/link", "a.txt"),
-		fileE("data/replace", "now a file\n"),
-	}
-	l3 := []entry{
-		fileE("data/sub/new.txt", "new in layer 3\n"),
-		dirE("data/sub/newdir", 0o711),
-		opaqueE("data/sub"),
-		whiteoutE("data", "old"),
-		symE("evil", "../../.."),
-		fileE("evil/pwned", "must stay inside\n"),
-	}
-	return [][]byte{tarOf(t, base, l1), tarOf(t, "", l2), tarOf(t, "", l3)}
-}
+func specLayers(t testing.TB, base string) [][]byte { return testenv.SpecLayers(t, base) }
 
 // node is what the tree comparison looks at.
 type node struct {
