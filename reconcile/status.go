@@ -43,6 +43,9 @@ const (
 	ReasonDuplicate       = "Duplicate"
 	ReasonNameConflict    = "NameConflict"
 	ReasonMissingVolume   = "MissingVolume"
+	ReasonRolledBack      = "RolledBack"
+	ReasonUpdateFailed    = "UpdateFailed"
+	ReasonWritesProtected = "WritesProtected"
 	ReasonNone            = "None"
 )
 
@@ -343,6 +346,12 @@ func stalledReason(reason string) string {
 		return ReasonNameConflict
 	case BlockedMissingVolume:
 		return ReasonMissingVolume
+	case BlockedRolledBack:
+		return ReasonRolledBack
+	case BlockedUpdateFailed:
+		return ReasonUpdateFailed
+	case BlockedProtectWrites:
+		return ReasonWritesProtected
 	}
 	return ReasonPruneBlocked
 }
