@@ -130,6 +130,9 @@ type Action struct {
 	// Previous names previous clones (ObservedPrevious.ID): the one a
 	// rollback restores, or those a confirm prunes.
 	Previous []string `json:"previous,omitempty"`
+	// Trial is set by the executor on a replacement that starts a
+	// health-gated trial (never by Diff).
+	Trial bool `json:"-"`
 	// Failed is, for a rollback, the spec hash of the version given up
 	// (recorded so that it is not tried again); "" after an interruption.
 	Failed string `json:"failed,omitempty"`

@@ -26,7 +26,9 @@ func withHealthcheck(c *manifests.Container) {
 	c.Spec.Healthcheck = &manifests.Healthcheck{Command: manifests.Command{Argv: []string{"/bin/true"}}}
 }
 
-func v2(c *manifests.Container) { c.Spec.Command = manifests.Command{Argv: []string{"/bin/httpd", "-v2"}} }
+func v2(c *manifests.Container) {
+	c.Spec.Command = manifests.Command{Argv: []string{"/bin/httpd", "-v2"}}
+}
 
 // previousOf is the kept clone of c as it was applied.
 func previousOf(t *testing.T, c *manifests.Container, id string) ObservedPrevious {
@@ -89,10 +91,10 @@ func TestUpdateGate(t *testing.T) {
 		{name: "writes shown on replace", decl: gated(v2), cur: ptr(applied(t, v1, "id1", func(oc *ObservedContainer) { oc.Written = 5 << 20 })),
 			want: []string{"replace container/web: spec.command changed; discards 5.0 MiB written outside volumes"}},
 		{name: "protectWrites blocks", decl: gated(v2, func(c *manifests.Container) { c.Spec.Update.ProtectWrites = true }),
-			cur: ptr(applied(t, v1, "id1", func(oc *ObservedContainer) { oc.Written = 5 << 20 })),
+			cur:  ptr(applied(t, v1, "id1", func(oc *ObservedContainer) { oc.Written = 5 << 20 })),
 			want: []string{"blocked replace container/web: protect-writes"}},
 		{name: "small writes are not mentioned", decl: gated(v2, func(c *manifests.Container) { c.Spec.Update.ProtectWrites = true }),
-			cur: ptr(applied(t, v1, "id1", func(oc *ObservedContainer) { oc.Written = 64 << 10 })),
+			cur:  ptr(applied(t, v1, "id1", func(oc *ObservedContainer) { oc.Written = 64 << 10 })),
 			want: []string{"replace container/web: spec.command changed"}},
 		{name: "policy removed during the trial", decl: container("web", v2), cur: ptr(applied(t, container("web", v2), "id1", func(oc *ObservedContainer) {
 			oc.UpdateStarted = trialStart
