@@ -472,6 +472,11 @@ func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
 		if err := e.stop(ctx, a.Name); err != nil {
 			return err
 		}
+		// The old version's status (its last exit) must not be read as the
+		// new version's.
+		if err := supervisor.Forget(e.StateDir, a.Name); err != nil {
+			e.Log.Warn("forget supervisor state", "container", a.Name, "err", err)
+		}
 		if _, err := e.Store.KeepPrevious(ctx, a.Name); err != nil {
 			return err
 		}

@@ -93,6 +93,9 @@ const (
 	gateWait gate = iota
 	gateGood
 	gateFailed
+	// gateInterrupted: the new version never ran (the service stopped
+	// between making and starting it).
+	gateInterrupted
 )
 
 // judge decides whether the pending version of oc is good, failed or still
@@ -108,6 +111,8 @@ func judge(oc ObservedContainer, spec *manifests.ContainerSpec, pol UpdatePolicy
 		return gateFailed, msg
 	case oc.Restarts > 0 || oc.Exited:
 		return gateFailed, fmt.Sprintf("new version exited with code %d", oc.LastExitCode)
+	case !oc.Running && !oc.Exited:
+		return gateInterrupted, "update interrupted before the new version started"
 	case !oc.Running:
 		return gateFailed, "new version is not running"
 	case spec.Healthcheck != nil && oc.Health == HealthHealthy:
@@ -153,6 +158,15 @@ func (p *planner) planPending(c *manifests.Container, spec *manifests.ContainerS
 			a.Reason += fmt.Sprintf("; prunes %d previous clone(s)", n)
 		}
 		p.add(a)
+	case gateInterrupted:
+		if len(prev) == 0 {
+			p.block(Blocked{Kind: manifests.KindContainer, Name: oc.Name, Reason: BlockedUpdateFailed,
+				Message: why + " and no previous clone is kept"})
+			return
+		}
+		// Not a verdict on the new version: the old one comes back and the
+		// update is tried again by the next pass.
+		p.addRollback(oc.Name, prev[len(prev)-1], "", why, "")
 	case gateFailed:
 		if !pol.Rollback || len(prev) == 0 {
 			p.block(Blocked{Kind: manifests.KindContainer, Name: oc.Name, Reason: BlockedUpdateFailed,

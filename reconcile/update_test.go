@@ -77,9 +77,12 @@ func TestUpdateGate(t *testing.T) {
 			want: []string{"confirm container/web: new version ran 1m0s without exiting; prunes 1 previous clone(s)"}},
 		{name: "rollback off holds the failure", decl: gated(v2, func(c *manifests.Container) { no := false; c.Spec.Update.Rollback = &no }),
 			cur: ptr(applied(t, gated(v2, func(c *manifests.Container) { no := false; c.Spec.Update.Rollback = &no }), "id1", func(oc *ObservedContainer) {
-				oc.UpdateStarted, oc.Running = trialStart, false
+				oc.UpdateStarted, oc.Running, oc.Exited, oc.LastExitCode = trialStart, false, true, 2
 			})), prev: []ObservedPrevious{previousOf(t, v1, "id1")}, now: 5 * time.Second,
 			want: []string{"blocked hold container/web: update-failed"}},
+		{name: "interrupted before the new version started", decl: new, cur: ptr(pending(func(oc *ObservedContainer) { oc.Running = false })),
+			prev: []ObservedPrevious{previousOf(t, v1, "id1")}, now: time.Second,
+			want: []string{"rollback container/web: update interrupted before the new version started"}},
 		{name: "interrupted before the new clone existed", decl: new, prev: []ObservedPrevious{previousOf(t, v1, "id1")},
 			want: []string{"rollback container/web: update interrupted before the new version was made"}},
 		{name: "rolled back version is not tried again", decl: new, cur: ptr(applied(t, v1, "id1", func(oc *ObservedContainer) {
@@ -121,7 +124,7 @@ func TestUpdateGate(t *testing.T) {
 func TestUpdateRollbackCarriesThePreviousSpec(t *testing.T) {
 	v1 := gated()
 	new := gated(v2)
-	cur := applied(t, new, "id1", func(oc *ObservedContainer) { oc.UpdateStarted, oc.Running = trialStart, false })
+	cur := applied(t, new, "id1", func(oc *ObservedContainer) { oc.UpdateStarted, oc.Running, oc.Exited = trialStart, false, true })
 	o := observed(cur)
 	o.Previous = map[string][]ObservedPrevious{"web": {previousOf(t, v1, "id0")}}
 	p := Diff(desired(newSet(image("base"), new)), o, Options{Now: trialStart.Add(time.Second)})
