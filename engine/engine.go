@@ -57,6 +57,10 @@ type Engine struct {
 	Build             Builder
 	Pull              Puller
 	Log               *slog.Logger
+	// UpdateStep, when set, is called after each step of a health-gated
+	// replacement ("stopped", "kept", "created"): the crash-safety tests
+	// pause the service there and kill it (see ZOCKER_TEST_PAUSE_UPDATE).
+	UpdateStep func(ctx context.Context, container, step string)
 
 	lastMu   sync.Mutex
 	lastTags map[string]string // tags as last observed, for BuildInputs
@@ -472,6 +476,7 @@ func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
 		if err := e.stop(ctx, a.Name); err != nil {
 			return err
 		}
+		e.updateStep(ctx, a.Name, "stopped")
 		// The old version's status (its last exit) must not be read as the
 		// new version's.
 		if err := supervisor.Forget(e.StateDir, a.Name); err != nil {
@@ -480,19 +485,27 @@ func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
 		if _, err := e.Store.KeepPrevious(ctx, a.Name); err != nil {
 			return err
 		}
+		e.updateStep(ctx, a.Name, "kept")
 	} else if err := e.remove(ctx, a.Name); err != nil {
 		return err
 	}
-	if gated {
-		a.Trial = true
-	}
+	a.Trial = gated
 	if err := e.createClone(ctx, a, address); err != nil {
 		return err
+	}
+	if gated {
+		e.updateStep(ctx, a.Name, "created")
 	}
 	if wantsRunning(a.Container) {
 		return e.start(ctx, a.Container)
 	}
 	return nil
+}
+
+func (e *Engine) updateStep(ctx context.Context, name, step string) {
+	if e.UpdateStep != nil {
+		e.UpdateStep(ctx, name, step)
+	}
 }
 
 // stop stops the container; its supervisor removes the jail.
