@@ -214,7 +214,7 @@ func imageInputs(im zfs.Image) string {
 
 // Execute takes one planned action.
 func (e *Engine) Execute(ctx context.Context, a reconcile.Action) error {
-	log := e.Log.With("action", string(a.Op), "kind", a.Kind, "name", a.Name)
+	log := e.Log.With("action", string(a.Op), reconcile.ObjectAttr(a.Kind, a.Name))
 	switch a.Op {
 	case reconcile.OpImport:
 		return e.importImage(ctx, a)
@@ -226,7 +226,7 @@ func (e *Engine) Execute(ctx context.Context, a reconcile.Action) error {
 		if err != nil {
 			return err
 		}
-		log.Info("built image", "image", reconcile.ShortID(id))
+		log.Info("built image", "id", reconcile.ShortID(id))
 		return nil
 	case reconcile.OpPull:
 		if e.Pull == nil {
