@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -112,16 +111,6 @@ func SignalNumber(name string) (syscall.Signal, error) {
 		return s, nil
 	}
 	return 0, fmt.Errorf("signal %q is unknown: want a name such as SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1", name)
-}
-
-// SignalNames lists the accepted signal names, sorted.
-func SignalNames() []string {
-	names := make([]string, 0, len(signals))
-	for n := range signals {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // cleanAbs checks a path that is used inside the jail or on the host: absolute,

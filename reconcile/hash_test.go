@@ -181,7 +181,7 @@ func fill(v reflect.Value) {
 // field of its nested structs) alone and checks that the hash moves: a field
 // added to the API cannot escape the hash.
 func TestSpecHashCoversEveryField(t *testing.T) {
-	empty := specHash("web", manifests.ContainerSpec{}, "id1")
+	empty := specSum("web", manifests.ContainerSpec{}, "id1")
 	typ := reflect.TypeOf(manifests.ContainerSpec{})
 	for i := range typ.NumField() {
 		f := typ.Field(i)
@@ -190,7 +190,7 @@ func TestSpecHashCoversEveryField(t *testing.T) {
 		}
 		var s manifests.ContainerSpec
 		fill(reflect.ValueOf(&s).Elem().Field(i))
-		if specHash("web", s, "id1") == empty {
+		if specSum("web", s, "id1") == empty {
 			t.Errorf("ContainerSpec.%s is not hashed", f.Name)
 		}
 		ft := f.Type
@@ -209,7 +209,7 @@ func TestSpecHashCoversEveryField(t *testing.T) {
 				outer = outer.Elem()
 			}
 			fill(outer.Field(j))
-			if specHash("web", s, "id1") == specHash("web", base, "id1") {
+			if specSum("web", s, "id1") == specSum("web", base, "id1") {
 				t.Errorf("ContainerSpec.%s.%s is not hashed", f.Name, ft.Field(j).Name)
 			}
 		}

@@ -178,9 +178,6 @@ func Open(ctx context.Context, url string, opts Options) (*Repository, error) {
 	return r, nil
 }
 
-// Location returns where the repository is.
-func (r *Repository) Location() Location { return r.loc }
-
 // Close ends the connection.
 func (r *Repository) Close() error { return r.f.Close() }
 
