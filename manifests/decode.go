@@ -11,6 +11,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	yaml3 "go.yaml.in/yaml/v3"
 )
 
@@ -40,7 +41,7 @@ func (d *Document) label() string {
 		return ""
 	case d.Name == "":
 		return d.Kind
-	case NameRegexp.MatchString(d.Name):
+	case image.NameRegexp.MatchString(d.Name):
 		return d.Kind + "/" + d.Name
 	}
 	return d.Kind + "/" + strconv.Quote(d.Name)

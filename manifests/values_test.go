@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"sigs.k8s.io/yaml"
 )
 
@@ -54,12 +55,12 @@ func TestSignalNumber(t *testing.T) {
 
 func TestValidNames(t *testing.T) {
 	for _, ok := range []string{"a", "web", "web-1", "0", strings.Repeat("a", 63)} {
-		if err := ValidName(ok); err != nil {
+		if err := image.ValidName("", ok); err != nil {
 			t.Errorf("ValidName(%q): %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"", "Web", "a_b", "x;rm -rf /", "../x", "-a", "a-", "a.b", strings.Repeat("a", 64)} {
-		if err := ValidName(bad); err == nil {
+		if err := image.ValidName("", bad); err == nil {
 			t.Errorf("ValidName(%q): want an error", bad)
 		}
 	}

@@ -262,18 +262,3 @@ func DecodeAppliedSpec(name, spec string) (*manifests.Container, error) {
 	c.Spec = NormalizeSpec(c)
 	return c, nil
 }
-
-// ShortID shortens an image ID for messages: the first 12 hex digits, without
-// an algorithm prefix, as docker and zocker print them.
-func ShortID(id string) string {
-	if i := len("sha256:"); len(id) > i && id[:i] == "sha256:" {
-		id = id[i:]
-	}
-	if len(id) > 12 {
-		return id[:12]
-	}
-	if id == "" {
-		return "none"
-	}
-	return id
-}

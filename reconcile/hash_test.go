@@ -138,14 +138,6 @@ func TestParseQuantity(t *testing.T) {
 	}
 }
 
-func TestShortID(t *testing.T) {
-	for in, want := range map[string]string{"": "none", "abc": "abc", "sha256:0123456789abcdef": "0123456789ab", "0123456789abcdef": "0123456789ab"} {
-		if got := ShortID(in); got != want {
-			t.Errorf("ShortID(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // fill sets every settable part of v to a non-zero value.
 func fill(v reflect.Value) {
 	switch v.Kind() {

@@ -91,8 +91,8 @@ var rules = []rule{
 			return ""
 		}
 		switch {
-		case isProject(path) && rel(path) != "manifests":
-			return "reconcile imports only manifests from this module"
+		case isProject(path) && rel(path) != "manifests" && rel(path) != "image":
+			return "reconcile imports only manifests and image from this module"
 		case !isProject(path) && !isStd(path):
 			return "reconcile imports no third-party package (fsnotify, go-zfs, ...)"
 		case slices.ContainsFunc(ioStd, func(b string) bool { return under(path, b) && path != "net/netip" }):
@@ -101,8 +101,11 @@ var rules = []rule{
 		return ""
 	}},
 	{"leaf packages", func(p, path string) string {
-		if (p == "manifests" || p == "metrics" || p == "metrics/httpapi" || p == "engine/runner") && isProject(path) {
+		if (p == "image" || p == "metrics" || p == "metrics/httpapi" || p == "engine/runner") && isProject(path) {
 			return p + " imports no package of this module"
+		}
+		if p == "manifests" && isProject(path) && rel(path) != "image" {
+			return "manifests imports only image from this module"
 		}
 		return ""
 	}},
@@ -120,8 +123,8 @@ var rules = []rule{
 		if p != "controller" || !isProject(path) {
 			return ""
 		}
-		if r := rel(path); r != "reconcile" && r != "manifests" {
-			return "controller imports only reconcile and manifests from this module"
+		if r := rel(path); r != "reconcile" && r != "manifests" && r != "image" {
+			return "controller imports only reconcile, manifests and image from this module"
 		}
 		return ""
 	}},
@@ -175,6 +178,8 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"reconcile", "github.com/mistifyio/go-zfs/v4"},
 		{"reconcile", module + "/engine"},
 		{"manifests", module + "/reconcile"},
+		{"manifests", module + "/engine/zfs"},
+		{"image", module + "/manifests"},
 		{"metrics/httpapi", module + "/metrics"},
 		{"engine/zfs", module + "/service"},
 		{"engine", module + "/controller"},
@@ -195,6 +200,8 @@ func TestRulesCatchViolations(t *testing.T) {
 	}
 	good := []struct{ pkg, path string }{
 		{"reconcile", module + "/manifests"},
+		{"reconcile", module + "/image"},
+		{"manifests", module + "/image"},
 		{"reconcile", "net/netip"},
 		{"reconcile", "path/filepath"},
 		{"controller", module + "/reconcile"},
