@@ -147,9 +147,9 @@ func (p *planner) planImages() {
 			case !tagged:
 				a.Reason = "not present"
 			case remote != "" && tagID != remote && img.Spec.OCI != nil && img.Spec.OCI.Archive != "":
-				a.Reason = fmt.Sprintf("archive holds sha256:%s (from sha256:%s)", ShortID(remote), ShortID(tagID))
+				a.Reason = fmt.Sprintf("archive holds sha256:%s (from sha256:%s)", image.Short(remote), image.Short(tagID))
 			case remote != "" && tagID != remote && img.Spec.OCI != nil:
-				a.Reason = fmt.Sprintf("registry tag moved to sha256:%s (from sha256:%s)", ShortID(remote), ShortID(tagID))
+				a.Reason = fmt.Sprintf("registry tag moved to sha256:%s (from sha256:%s)", image.Short(remote), image.Short(tagID))
 			case remote != "" && tagID != remote:
 				a.Reason = fmt.Sprintf("repository tag moved to %s (from %s)", image.Short(remote), image.Short(tagID))
 			default:

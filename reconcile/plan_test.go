@@ -134,7 +134,7 @@ func planCases() []planCase {
 		{
 			name: "oci image whose registry tag moved is pulled; its container waits",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				img := image("base", func(i *manifests.Image) {
+				img := img("base", func(i *manifests.Image) {
 					i.Spec = manifests.ImageSpec{OCI: &manifests.OCISource{Ref: "127.0.0.1:5000/base:v1", Insecure: true}}
 				})
 				d := desired(newSet(img, web()))
@@ -146,7 +146,7 @@ func planCases() []planCase {
 		{
 			name: "oci image from an archive holding another image is pulled",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				img := image("base", func(i *manifests.Image) {
+				img := img("base", func(i *manifests.Image) {
 					i.Spec = manifests.ImageSpec{OCI: &manifests.OCISource{Archive: "/var/cache/runtime.txz"}}
 				})
 				d := desired(newSet(img))
@@ -158,7 +158,7 @@ func planCases() []planCase {
 		{
 			name: "oci image whose registry is unreachable stays as it is",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				img := image("base", func(i *manifests.Image) {
+				img := img("base", func(i *manifests.Image) {
 					i.Spec = manifests.ImageSpec{OCI: &manifests.OCISource{Ref: "127.0.0.1:5000/base:v1"}}
 				})
 				return desired(newSet(img, web())), observed(applied(t, web(), "id1")), Options{}

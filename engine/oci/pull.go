@@ -20,6 +20,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Properties the puller records on what it publishes.
@@ -256,7 +257,7 @@ func (p *Puller) Pull(ctx context.Context, src Source) (res Result, err error) {
 	parent := ""
 	for i, l := range layers {
 		cid := chain[i].Hex
-		if chain[i].Algorithm != "sha256" || zfs.ValidID(cid) != nil {
+		if chain[i].Algorithm != "sha256" || image.ValidID(cid) != nil {
 			return res, fmt.Errorf("pull %s: layer %d: diff ID %s is not a sha256 digest", src, i+1, cf.RootFS.DiffIDs[i])
 		}
 		if _, ok := st.Image(cid); ok {

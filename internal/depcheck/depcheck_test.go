@@ -137,6 +137,12 @@ var rules = []rule{
 		}
 		return ""
 	}},
+	{"registries are engine/oci's", func(p, path string) string {
+		if under(path, "github.com/google/go-containerregistry") && p != "engine/oci" {
+			return "only engine/oci talks to OCI registries and layouts (go-containerregistry)"
+		}
+		return ""
+	}},
 	{"test support stays in tests", func(p, path string) string {
 		if rel(path) == "internal/testenv" || strings.HasSuffix(path, "test") && isProject(path) {
 			return "test support (" + rel(path) + ") is imported only by _test.go files"
@@ -188,6 +194,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"reconcile", module + "/service"},
 		{"engine/zfs", module + "/internal/testenv"},
 		{"service", module + "/manifests/manifeststest"},
+		{"engine", "github.com/google/go-containerregistry/pkg/v1/remote"},
 	}
 	for _, b := range bad {
 		caught := false
