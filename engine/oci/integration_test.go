@@ -372,8 +372,9 @@ func TestIntegrationKilledPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	// What a restarted service (or apply) does: open (sweeping tmp), pull.
-	s2, err := zfs.Open(context.Background(), s.Root(), &runner.Exec{}, testLog())
+	// What apply (or `import docker://` by hand) does: a shared open, which
+	// removes the work of the killed process only, then the pull.
+	s2, err := zfs.OpenShared(context.Background(), s.Root(), &runner.Exec{}, testLog())
 	if err != nil {
 		t.Fatal(err)
 	}

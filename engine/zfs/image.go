@@ -252,6 +252,7 @@ func (s *Store) NewWork(ctx context.Context, fromID string) (*Work, error) {
 	}
 	name := s.tmpDS() + "/" + hex.EncodeToString(b[:])
 	props := marks(KindTmp, "")
+	props[PropWorker] = worker()
 	var ds *gozfs.Dataset
 	var err error
 	if fromID == "" {

@@ -117,7 +117,8 @@ func Open(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (
 // OpenShared is Open without the sweep of ROOT/tmp, for the commands people
 // run beside a running service (import, build, tag, rmi, gc, push, pull):
 // what is in ROOT/tmp may be the service's work in progress. Only the
-// service and apply, at their start, sweep.
+// service, at its start, sweeps; a shared open removes only the work of
+// processes that are gone (PropWorker).
 func OpenShared(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (*Store, error) {
 	return open(ctx, root, r, log, false)
 }
@@ -183,15 +184,17 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 		}
 	}
 	// Leftovers of an interrupted import or build: never published, never used.
+	// A shared open removes only work whose process is gone (a SIGKILLed
+	// import or pull), never a running process's.
 	for name, rec := range recs {
-		if !sweep {
-			break
-		}
 		if rec.typ == "snapshot" || !strings.HasPrefix(name, s.tmpDS()+"/") || strings.Count(name[len(s.tmpDS())+1:], "/") > 0 {
 			continue
 		}
 		if rec.own[PropManaged] != "true" {
 			log.Warn("leaving unmanaged dataset in tmp", "dataset", name)
+			continue
+		}
+		if !sweep && !workerGone(rec.own[PropWorker]) {
 			continue
 		}
 		if err := s.destroy(ctx, name, true, true); err != nil {
