@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,6 +234,9 @@ spec:
 	if res := h.run("apply"); res.code != 0 {
 		t.Errorf("apply with the registry gone: exit %d\n%s", res.code, res.stderr)
 	}
+	if res := h.run("status", "--local"); res.code != 1 || !strings.Contains(res.stdout, "RegistryUnreachable") {
+		t.Errorf("status with the registry gone: exit %d, want 1 and bb not Ready (RegistryUnreachable)\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
 	h.waitRunning("web", argv, time.Minute)
 }
 
@@ -293,5 +300,82 @@ func TestOCIPushInterop(t *testing.T) {
 	}
 	if err := exec.Command(podman, "--root", filepath.Join(pdir, "root"), "--runroot", filepath.Join(pdir, "run"), "--storage-driver", "vfs", "rmi", "-a", "-f").Run(); err != nil {
 		t.Logf("podman rmi: %v", err)
+	}
+}
+
+// TestOCIKilledApply: apply is SIGKILLed while a layer streams (the
+// registry holds the blob half sent); the next apply removes the killed
+// work from ROOT/tmp, fetches what is missing and leaves no orphan dataset.
+func TestOCIKilledApply(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	img := helloImage(t, h.tarball, "killed\n")
+	layers, _ := img.Layers()
+	stallDigest, _ := layers[2].Digest()
+	stalled := make(chan struct{})
+	release := make(chan struct{})
+	defer close(release)
+	var once sync.Once
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first := false
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+stallDigest.String()) {
+			once.Do(func() { first = true })
+		}
+		if !first {
+			reg.ServeHTTP(w, r)
+			return
+		}
+		rc, _ := layers[2].Compressed()
+		defer rc.Close()
+		size, _ := layers[2].Size()
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		io.CopyN(w, rc, size/2)
+		w.(http.Flusher).Flush()
+		close(stalled)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/e2e/killed:v1"
+	r, _ := name.ParseReference(ref, name.Insecure)
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	h.write("bb.yaml", fmt.Sprintf("apiVersion: zocker/v1\nkind: Image\nmetadata: {name: bb}\nspec:\n  oci: {ref: '%s', insecure: true}\n", ref))
+	cmd := exec.Command(h.bin, append(h.globals(), "apply")...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stalled:
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("apply never reached the third layer: %s", out.String())
+	}
+	poll(t, time.Minute, "a work dataset in ROOT/tmp", func() (bool, string) {
+		ds := datasets(t, h.root+"/tmp")
+		return len(ds) > 1, fmt.Sprint(ds)
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if res := h.run("apply"); res.code != 0 {
+		t.Fatalf("apply after the kill: exit %d\n%s", res.code, res.stderr)
+	}
+	if ds := datasets(t, h.root+"/tmp"); len(ds) != 1 {
+		t.Errorf("ROOT/tmp after apply: %v, want it empty", ds)
+	}
+	// busybox, three spec layers, hello: five layers and the image.
+	if ds := datasets(t, h.root+"/images"); len(ds) != 1+6 {
+		t.Errorf("%d image datasets, want 6 (five layers and the image, no orphan): %v", len(ds)-1, ds)
+	}
+	cn, _ := img.ConfigName()
+	if id, why := h.imageID("bb"); id != cn.Hex {
+		t.Errorf("bb = %q (%s), want %s", id, why, cn.Hex)
 	}
 }
