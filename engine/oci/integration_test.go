@@ -250,6 +250,21 @@ func TestIntegrationPullSpecImage(t *testing.T) {
 			if l3 := after[im2.Parent]; l3.Parent != ds[ds[im.Parent].Parent].ID {
 				t.Errorf("the new layer %s is not a clone of the shared second layer", im2.Parent)
 			}
+			// An image made of exactly the first two layers (another
+			// config) fetches nothing and adds exactly one dataset.
+			img3 := imageOf(t, "linux", "amd64", v1.Config{Cmd: []string{"/bin/ls"}}, layers[0], layers[1])
+			ref3 := strings.TrimSuffix(ref, ":v1") + ":v3"
+			r3, _ := name.ParseReference(ref3, name.Insecure)
+			if err := remote.Write(r3, img3); err != nil {
+				t.Fatal(err)
+			}
+			res3, err := p.Pull(ctx, Source{Ref: ref3, Insecure: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(ociDatasets(t, s)) - len(after); res3.Fetched != 0 || n != 1 {
+				t.Errorf("two shared layers: fetched %d, added %d datasets; want 0 and exactly 1", res3.Fetched, n)
+			}
 		})
 	}
 }
