@@ -2,6 +2,7 @@ package oci
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -516,3 +518,42 @@ func writeTxz(t testing.TB, dir, dst string) {
 }
 
 func logDiscard() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// TestIntegrationRegistryAuth: credentials come from the Docker config
+// ($DOCKER_CONFIG/config.json); without them the registry's 401 is the error.
+func TestIntegrationRegistryAuth(t *testing.T) {
+	testenv.Pool(t)
+	img := imageOf(t, "linux", "amd64", v1.Config{}, layerOf(t, tarOf(t, "", []entry{fileE("f", "secret\n")})))
+	host := ggcrRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != "zocker" || p != "s3cret" {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	ref := host + "/private/app:v1"
+	r, _ := name.ParseReference(ref, name.Insecure)
+	if err := remote.Write(r, img, remote.WithAuth(&authn.Basic{Username: "zocker", Password: "s3cret"})); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("REGISTRY_AUTH_FILE", "")
+	t.Setenv("DOCKER_CONFIG", dir)
+	p := &Puller{Store: openStore(t), Log: testLog()}
+	_, err := p.Pull(context.Background(), Source{Ref: ref, Insecure: true})
+	if err == nil || !strings.Contains(err.Error(), "401") && !strings.Contains(err.Error(), "UNAUTHORIZED") {
+		t.Fatalf("without credentials: err = %v, want 401", err)
+	}
+	cfg := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, host, base64.StdEncoding.EncodeToString([]byte("zocker:s3cret")))
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Pull(context.Background(), Source{Ref: ref, Insecure: true})
+	if err != nil || res.Fetched != 1 {
+		t.Fatalf("with $DOCKER_CONFIG/config.json: %+v, %v", res, err)
+	}
+}
