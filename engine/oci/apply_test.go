@@ -167,3 +167,17 @@ func TestParseFileFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestFormatFileFlags: the names bsdtar writes, and they parse back.
+func TestFormatFileFlags(t *testing.T) {
+	for _, bits := range []uint32{0x20000, 0x20800, 0x3, 0x140000, 0} {
+		s := formatFileFlags(bits)
+		back, err := parseFileFlags(s)
+		if err != nil || back != bits {
+			t.Errorf("formatFileFlags(%#x) = %q, parses back to %#x, %v", bits, s, back, err)
+		}
+	}
+	if got := formatFileFlags(0x20802); got != "schg,uarch,uchg" {
+		t.Errorf("formatFileFlags(schg|uarch|uchg) = %q", got)
+	}
+}

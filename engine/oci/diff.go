@@ -153,6 +153,9 @@ func writeEntry(tw *tar.Writer, p, rel string, fi fs.FileInfo, links map[uint64]
 		hdr.Name += "/"
 	}
 	st := fi.Sys().(*syscall.Stat_t)
+	if flags := statFlags(st); flags != 0 {
+		hdr.PAXRecords = map[string]string{paxFflags: formatFileFlags(flags)}
+	}
 	if mode.IsRegular() && st.Nlink > 1 {
 		if first, ok := links[uint64(st.Ino)]; ok {
 			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0

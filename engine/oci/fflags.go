@@ -55,3 +55,26 @@ func parseFileFlags(s string) (uint32, error) {
 	}
 	return bits, nil
 }
+
+// fileFlagNames are the names fflagstostr(3) prints, one per bit, in its order.
+var fileFlagNames = []struct {
+	name string
+	bit  uint32
+}{
+	{"sappnd", 0x00040000}, {"arch", 0x00010000}, {"schg", 0x00020000}, {"sunlnk", 0x00100000},
+	{"snapshot", 0x00200000}, {"uappnd", 0x00000004}, {"uarch", 0x00000800}, {"uchg", 0x00000002},
+	{"hidden", 0x00008000}, {"nodump", 0x00000001}, {"opaque", 0x00000008}, {"offline", 0x00000200},
+	{"rdonly", 0x00001000}, {"reparse", 0x00000400}, {"sparse", 0x00000100}, {"system", 0x00000080},
+	{"uunlnk", 0x00000010},
+}
+
+// formatFileFlags is the reverse of parseFileFlags, for the layers push makes.
+func formatFileFlags(bits uint32) string {
+	var names []string
+	for _, f := range fileFlagNames {
+		if bits&f.bit != 0 {
+			names = append(names, f.name)
+		}
+	}
+	return strings.Join(names, ",")
+}

@@ -1,5 +1,0 @@
-package oci
-
-import "syscall"
-
-func ctimeOf(st *syscall.Stat_t) int64 { return st.Ctimespec.Sec*1e9 + st.Ctimespec.Nsec }
