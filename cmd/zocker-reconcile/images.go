@@ -54,8 +54,8 @@ ID is the config digest. Credentials come from the Docker config
 ($DOCKER_CONFIG, ~/.docker/config.json, $REGISTRY_AUTH_FILE).`,
 		Example: `  zocker-reconcile import -t base /var/cache/zocker/base-14.3.txz
   zocker-reconcile import -t base https://download.freebsd.org/.../base.txz --sha256 9f2c...
-  zocker-reconcile import -t runtime docker://ghcr.io/freebsd/freebsd-runtime:15.0
-  zocker-reconcile import -t runtime oci-archive:FreeBSD-15.0-runtime.txz --platform freebsd/amd64 --sha256 0c1d...`,
+  zocker-reconcile import -t runtime docker://docker.io/freebsd/freebsd-runtime:15.0
+  zocker-reconcile import -t runtime oci-archive:FreeBSD-15.0-RELEASE-amd64-container-image-runtime.txz --platform freebsd/amd64 --sha256 0c1d...`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := image.ValidName("tag", tag); err != nil {
