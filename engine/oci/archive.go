@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine/oci/layer"
 )
 
 // unpackArchive unpacks an OCI layout archive (.tar, .tar.gz/.tgz,
@@ -52,7 +54,7 @@ func unpackArchive(path, want, tmpDir string, log *slog.Logger) (dir string, err
 			os.RemoveAll(dir)
 		}
 	}()
-	if _, err = Apply(dir, r, log); err != nil {
+	if _, err = layer.Apply(dir, r, log); err != nil {
 		return "", fmt.Errorf("unpack archive %s: %w", path, err)
 	}
 	if _, err = io.Copy(io.Discard, br); err != nil {

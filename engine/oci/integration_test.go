@@ -427,7 +427,7 @@ func TestIntegrationFreeBSDArchive(t *testing.T) {
 	l := layerOf(t, tarOf(t, "", []entry{
 		dirE("bin", 0o755), withMode(fileE("bin/freebsd-version", "#!/bin/sh\necho 15.0-RELEASE\n"), 0o555),
 		dirE("etc", 0o755), fileE("etc/os-release", "NAME=FreeBSD\nVERSION=15.0\n"),
-		{Name: "sbin/init", Type: '0', Mode: 0o555, Body: "elf", PAX: map[string]string{paxFflags: "schg"}},
+		{Name: "sbin/init", Type: '0', Mode: 0o555, Body: "elf", PAX: map[string]string{"SCHILY.fflags": "schg"}},
 	}))
 	img := imageOf(t, "freebsd", "amd64", v1.Config{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/sbin:/bin:/usr/sbin:/usr/bin"}}, l)
 	dir := writeLayout(t, img, "freebsd-runtime:15.0", nil)

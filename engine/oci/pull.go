@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/oci/layer"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
@@ -334,7 +335,7 @@ func (p *Puller) layer(ctx context.Context, l v1.Layer, desc v1.Descriptor, diff
 	}
 	uncompressed := sha256.New()
 	tee := io.TeeReader(ur, uncompressed)
-	stats, err := Apply(w.Mountpoint, tee, p.log().With("dataset", chainID))
+	stats, err := layer.Apply(w.Mountpoint, tee, p.log().With("dataset", chainID))
 	if err != nil {
 		if derr := checkDigests(br, tee, compressed, uncompressed, desc.Digest, diffID); derr != nil {
 			return 0, derr // a corrupt blob shows as a tar error first: say what it is

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/oci/layer"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 )
 
@@ -90,7 +91,7 @@ func (p *Pusher) Push(ctx context.Context, id, ref, platform string, insecure bo
 		if err != nil {
 			return res, fmt.Errorf("push %s: %w", id, err)
 		}
-		_, n, err := diffLayer(lower, im.Mountpoint, f)
+		_, n, err := layer.Diff(lower, im.Mountpoint, f)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

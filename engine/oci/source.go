@@ -7,7 +7,7 @@
 //
 // Registries, archives, manifests, configs and layers are all untrusted:
 // every blob is verified against its digest while it streams, every layer
-// is applied inside an os.Root (see Apply), and nothing is published before
+// is applied inside an os.Root (see layer.Apply), and nothing is published before
 // it is complete.
 package oci
 

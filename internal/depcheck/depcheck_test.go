@@ -101,7 +101,7 @@ var rules = []rule{
 		return ""
 	}},
 	{"leaf packages", func(p, path string) string {
-		if (p == "image" || p == "metrics" || p == "metrics/httpapi" || p == "engine/runner") && isProject(path) {
+		if (p == "image" || p == "metrics" || p == "metrics/httpapi" || p == "engine/runner" || p == "engine/oci/layer") && isProject(path) {
 			return p + " imports no package of this module"
 		}
 		if p == "manifests" && isProject(path) && rel(path) != "image" {

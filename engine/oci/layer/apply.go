@@ -1,4 +1,8 @@
-package oci
+// Package layer turns OCI image layers (tar streams) into directory trees
+// and back: Apply unpacks one layer onto the tree of the layers below it,
+// inside an os.Root; Diff writes the difference between two trees as a
+// layer. It knows nothing of registries or ZFS.
+package layer
 
 import (
 	"archive/tar"
@@ -20,8 +24,8 @@ const (
 	opaqueWhiteout = ".wh..wh..opq"
 )
 
-// ApplyStats counts what applying one layer did.
-type ApplyStats struct {
+// Stats counts what applying one layer did.
+type Stats struct {
 	Entries   int
 	Bytes     int64
 	Removed   int
@@ -44,13 +48,13 @@ type ApplyStats struct {
 // sockets are skipped with a warning (a jail gets its devices from devfs).
 // Ownership, modes with setuid/setgid/sticky, mtimes, xattrs and FreeBSD
 // file flags are restored where the host supports them.
-func Apply(dir string, r io.Reader, log *slog.Logger) (ApplyStats, error) {
+func Apply(dir string, r io.Reader, log *slog.Logger) (Stats, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return ApplyStats{}, fmt.Errorf("apply layer: %w", err)
+		return Stats{}, fmt.Errorf("apply layer: %w", err)
 	}
 	defer root.Close()
 	a := &applier{root: root, log: log, written: map[string]bool{}, touched: map[string]bool{}}
@@ -61,7 +65,7 @@ func Apply(dir string, r io.Reader, log *slog.Logger) (ApplyStats, error) {
 type applier struct {
 	root  *os.Root
 	log   *slog.Logger
-	stats ApplyStats
+	stats Stats
 	// written are the paths this layer created; touched are their parent
 	// directories: an opaque marker keeps both.
 	written, touched map[string]bool

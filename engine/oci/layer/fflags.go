@@ -1,4 +1,4 @@
-package oci
+package layer
 
 import (
 	"fmt"
@@ -68,7 +68,7 @@ var fileFlagNames = []struct {
 	{"uunlnk", 0x00000010},
 }
 
-// formatFileFlags is the reverse of parseFileFlags, for the layers push makes.
+// formatFileFlags is the reverse of parseFileFlags, for the layers Diff makes.
 func formatFileFlags(bits uint32) string {
 	var names []string
 	for _, f := range fileFlagNames {

@@ -1,4 +1,4 @@
-package oci
+package layer
 
 import (
 	"archive/tar"
@@ -38,12 +38,12 @@ func statID(p string, fi fs.FileInfo) fileID {
 	return id
 }
 
-// diffLayer writes, as a gzip-compressed tar to w, the difference between
+// Diff writes, as a gzip-compressed tar to w, the difference between
 // the trees lower ("" for none) and upper: new and changed entries, and a
 // `.wh.NAME` whiteout for each topmost entry upper no longer has. It
 // returns the diff ID (the uncompressed tar's digest). Device nodes,
 // FIFOs and sockets are left out (devfs provides them).
-func diffLayer(lower, upper string, w io.Writer) (diffID string, entries int, err error) {
+func Diff(lower, upper string, w io.Writer) (diffID string, entries int, err error) {
 	zw, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	h := sha256.New()
 	tw := tar.NewWriter(io.MultiWriter(zw, h))
