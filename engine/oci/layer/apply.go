@@ -137,6 +137,12 @@ func cleanName(name string) (string, error) {
 	return c, nil
 }
 
+// linkTarget is a hard link's target as a path inside the root: a leading
+// slash means the root (some archivers write it), `..` is refused.
+func linkTarget(name string) (string, error) {
+	return cleanName(strings.TrimLeft(name, "/"))
+}
+
 // escapes says whether a relative link target, taken from the link's own
 // directory, climbs out of the root.
 func escapes(name, target string) bool {
@@ -169,7 +175,7 @@ func (a *applier) entry(name string, hdr *tar.Header, tr io.Reader) error {
 			return nil
 		}
 	case tar.TypeLink:
-		target, err := cleanName(hdr.Linkname)
+		target, err := linkTarget(hdr.Linkname)
 		if err != nil || target == "." {
 			a.skip(name, "hard link target "+hdr.Linkname+" is unsafe")
 			return nil
@@ -210,7 +216,7 @@ func (a *applier) entry(name string, hdr *tar.Header, tr io.Reader) error {
 			return err
 		}
 	case tar.TypeLink:
-		target, _ := cleanName(hdr.Linkname)
+		target, _ := linkTarget(hdr.Linkname)
 		if err := a.root.Link(target, name); err != nil {
 			if isEscape(err) || errors.Is(err, fs.ErrNotExist) {
 				a.skip(name, "hard link target "+hdr.Linkname+" does not exist inside the root")

@@ -133,3 +133,31 @@ func TestFormatFileFlags(t *testing.T) {
 		t.Errorf("formatFileFlags(schg|uarch|uchg) = %q", got)
 	}
 }
+
+// TestApplyHardLinks: a hard link to a lower-layer file, written with or
+// without a leading slash, shares its inode; one climbing out is skipped.
+func TestApplyHardLinks(t *testing.T) {
+	requireRootUser(t)
+	dir := t.TempDir()
+	for _, l := range [][]byte{
+		tarOf(t, "", []entry{fileE("etc/passwd", "root::0:0\n")}),
+		tarOf(t, "", []entry{testenv.Hardlink("a", "etc/passwd"), testenv.Hardlink("b", "/etc/passwd"), testenv.Hardlink("c", "../../etc/passwd")}),
+	} {
+		if _, err := Apply(dir, bytes.NewReader(l), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want unix.Stat_t
+	if err := unix.Lstat(filepath.Join(dir, "etc/passwd"), &want); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"a", "b"} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, n), &st); err != nil || st.Ino != want.Ino {
+			t.Errorf("%s is not a hard link of etc/passwd: %v", n, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "c")); !os.IsNotExist(err) {
+		t.Errorf("a hard link to ../../etc/passwd was made: %v", err)
+	}
+}
