@@ -73,6 +73,7 @@ type applier struct {
 	// creating entries in them changes it.
 	dirs  []*tar.Header
 	flags []*tar.Header
+	buf   []byte
 }
 
 func (a *applier) run(tr *tar.Reader) error {
@@ -231,7 +232,12 @@ func (a *applier) entry(name string, hdr *tar.Header, tr io.Reader) error {
 		if err != nil {
 			return err
 		}
-		n, err := io.Copy(f, tr)
+		// Large writes: each one is a request to the file system, which on
+		// zfs-fuse crosses into user space (io.Copy would write 32 KiB at a time).
+		if a.buf == nil {
+			a.buf = make([]byte, 1<<20)
+		}
+		n, err := io.CopyBuffer(struct{ io.Writer }{f}, tr, a.buf)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
