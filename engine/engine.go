@@ -293,20 +293,13 @@ func (e *Engine) ensureVolume(ctx context.Context, a reconcile.Action) error {
 		}
 		spec.QuotaBytes = uint64(n)
 	}
-	props := map[string]string{zfs.PropManifest: a.Manifest, PropReclaimPolicy: reclaim(v)}
+	props := map[string]string{zfs.PropManifest: a.Manifest, PropReclaimPolicy: manifests.ReclaimPolicyOrDefault(v.Spec.ReclaimPolicy)}
 	// The applied property values are mirrored as zocker:prop.<name> so that
 	// the next observation (one zfs get of zocker:* only) sees them.
 	for k, val := range v.Spec.Properties {
 		props["zocker:prop."+k] = val
 	}
 	return e.Store.EnsureVolume(ctx, a.Name, spec, props)
-}
-
-func reclaim(v *manifests.Volume) string {
-	if v.Spec.ReclaimPolicy == "" {
-		return manifests.ReclaimRetain
-	}
-	return v.Spec.ReclaimPolicy
 }
 
 // createClone clones the container's image with its properties; address is

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -101,7 +102,7 @@ func writeStatus(stateDir string, s *Status) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(statusPath(stateDir, s.Name), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(statusPath(stateDir, s.Name), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write status of container %s: %w", s.Name, err)
 	}
 	return nil
