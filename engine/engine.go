@@ -149,10 +149,7 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 			Exists:   true,
 		}
 		if s, ok := bySup[c.ContainerName]; ok {
-			// A live supervisor is a running container from the reconciler's
-			// point of view, also while it backs off or after its command
-			// exited under OnFailure/Never: restarting is the supervisor's job.
-			oc.Running = s.Alive && s.State != supervisor.StateStopped && s.State != supervisor.StateFailed
+			oc.Running = s.Up()
 			oc.Health = observedHealth(s.Health.Status)
 		}
 		o.Containers[oc.Name] = oc

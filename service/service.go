@@ -178,7 +178,7 @@ func (s *Service) observe(ctx context.Context) (engine.Detail, error) {
 	}
 	s.lastSampled = time.Now()
 	for _, st := range d.Supervisors {
-		if !st.Alive || st.State != supervisor.StateRunning {
+		if !st.Running() {
 			continue
 		}
 		usage, err := u.Usage(ctx, st.Name)
@@ -278,7 +278,7 @@ func (s *Service) recordObserved(p reconcile.Plan, o engine.Detail) {
 		up, healthy, restarts := false, false, 0
 		if i, ok := bySup[name]; ok {
 			st := o.Supervisors[i]
-			up = st.Alive && st.State == supervisor.StateRunning
+			up = st.Running()
 			healthy = st.Health.Status == supervisor.HealthHealthy
 			restarts = st.Restarts
 		}

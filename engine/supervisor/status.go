@@ -37,6 +37,17 @@ const (
 	StateFailed State = "failed"
 )
 
+// Up reports whether the container is up: its supervisor is alive and keeps
+// the container going (the command runs, is starting, backs off before a
+// restart, or exited under a policy that does not restart it). This is what
+// "running" means to the reconciler and to `ps`: restarting is the
+// supervisor's job, so an up container is never started again.
+func (s Status) Up() bool { return s.Alive && s.State != StateStopped && s.State != StateFailed }
+
+// Running reports whether the container's command runs at this moment (the
+// up gauge, resource usage sampling).
+func (s Status) Running() bool { return s.Alive && s.State == StateRunning }
+
 // Health states.
 const (
 	HealthNone      = "none"
