@@ -200,12 +200,7 @@ func (s *Service) load(ctx context.Context, dir string) (reconcile.Desired, erro
 		return d, err
 	}
 	set := d.Set
-	invalid := 0
-	for _, f := range set.Files {
-		if f.Failed {
-			invalid++
-		}
-	}
+	invalid := set.InvalidFiles()
 	for _, p := range set.Problems {
 		s.log.Warn("manifest problem", "problem", p.String())
 	}
