@@ -369,7 +369,7 @@ func (p *planner) planUndeclared(dup map[string]bool, kept map[string]string) (p
 				Message: fmt.Sprintf("%s failed to load: volume %s is kept as it is", ref, name)})
 			continue
 		}
-		if reclaimPolicyOr(ov.ReclaimPolicy) != manifests.ReclaimDelete {
+		if manifests.ReclaimPolicyOrDefault(ov.ReclaimPolicy) != manifests.ReclaimDelete {
 			// Retain: removing the manifest never destroys data.
 			continue
 		}

@@ -34,6 +34,8 @@ type psRow struct {
 	Managed  bool      `json:"managed"`
 	PID      int       `json:"pid,omitempty"`
 	Message  string    `json:"message,omitempty"`
+	// up is supervisor.Status.Up: what ps lists without -a.
+	up bool
 }
 
 // containerRows joins the clones under the root with their supervisors.
@@ -56,6 +58,7 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 		}
 		if s, ok := bySup[c.ContainerName]; ok {
 			r.State, r.Restarts, r.Health, r.PID, r.Message = string(s.State), s.Restarts, s.Health.Status, s.PID, s.Message
+			r.up = s.Up()
 			if !s.Alive && s.State != supervisor.StateStopped {
 				r.State = "dead (" + string(s.State) + ")"
 			}
@@ -100,10 +103,6 @@ func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 	return st, err
 }
 
-func running(r psRow) bool {
-	return r.State == string(supervisor.StateRunning) || r.State == string(supervisor.StateBackoff) || r.State == string(supervisor.StateStarting)
-}
-
 func init() {
 	register(func(g *globals) *cobra.Command {
 		var all, previous bool
@@ -129,7 +128,7 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones;
 				}
 				var rows []psRow
 				for _, r := range containerRows(st, sups, g.stateDir) {
-					if all || running(r) {
+					if all || r.up {
 						rows = append(rows, r)
 					}
 				}
@@ -145,7 +144,7 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones;
 				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tCOMMAND")
 				for _, r := range rows {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Image, r.Created.Local().Format("2006-01-02 15:04"),
-						r.State, dash(r.IP), r.Restarts, dash(r.Health), humanBytes(r.Used), truncateCmd(r.Command))
+						r.State, dash(r.IP), r.Restarts, dash(r.Health), image.Size(r.Used), truncateCmd(r.Command))
 				}
 				return tw.Flush()
 			},

@@ -603,14 +603,6 @@ func TestSSHArgv(t *testing.T) {
 	}
 }
 
-func TestHumanBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 12900000: "12.3 MiB", 3 << 30: "3.0 GiB"} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestResolveFunc(t *testing.T) {
 	ctx := context.Background()
 	r, dir, _ := openDir(t)
@@ -656,7 +648,7 @@ func TestProgressLines(t *testing.T) {
 	if _, err := r.Pull(ctx, newFake(), "base"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "pull "+a[:12]+": ") || !strings.Contains(out.String(), "pulled "+a[:12]+" (1.6 KiB, full)") {
+	if !strings.Contains(out.String(), "pull "+a[:12]+": ") || !strings.Contains(out.String(), "pulled "+a[:12]+" (1.6K, full)") {
 		t.Errorf("pull lines:\n%s", out.String())
 	}
 }
