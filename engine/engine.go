@@ -206,6 +206,11 @@ func imageInputs(im zfs.Image) string {
 	if v := im.Props[zfs.PropInputs]; v != "" {
 		return v
 	}
+	if !im.Local() {
+		// A pulled image's config is its repository's word: its inputs
+		// never make it count as a current build or import (H2).
+		return ""
+	}
 	if im.Config.Inputs != "" {
 		return im.Config.Inputs
 	}

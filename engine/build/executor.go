@@ -153,7 +153,11 @@ func Build(ctx context.Context, opts Options) (Result, error) {
 	b := &builder{opts: opts, log: log, out: opts.Output, ctx: bctx, name: zf.Name,
 		images: map[string]bool{}, args: map[string]*string{}, declared: map[string]bool{}, net: jail.NetNone}
 	for _, im := range st.Images {
-		b.images[im.ID] = true
+		// Only images this host built are cache hits: a pulled or loaded
+		// image's ID is its source's word, not a digest of its inputs (H2).
+		if im.Provenance() == zfs.OriginBuild {
+			b.images[im.ID] = true
+		}
 	}
 	res, err := b.run(ctx, zf, st)
 	if err != nil {
@@ -499,7 +503,7 @@ func (b *builder) execute(ctx context.Context, in Instruction, id, from string, 
 	// steps in between have no dataset.
 	cfg := s.cfg
 	cfg.Parent = from
-	err = b.opts.Store.Publish(ctx, w, id, cfg, nil)
+	err = b.opts.Store.Publish(ctx, w, id, cfg, map[string]string{zfs.PropOrigin: zfs.OriginBuild})
 	switch {
 	case errors.Is(err, zfs.ErrExists):
 		// Same inputs, same ID: an image made by --no-cache's rerun or by a

@@ -110,6 +110,21 @@ type Store struct {
 	sleep func(time.Duration)
 	// HTTPClient downloads URL imports; nil means http.DefaultClient.
 	HTTPClient *http.Client
+	// MaxImageSize bounds a download and is the quota of every work dataset
+	// (import, build step, receive), so that no source can fill the pool
+	// (0: DefaultMaxImageSize; the CLI's --max-image-size).
+	MaxImageSize int64
+}
+
+// DefaultMaxImageSize is the image size bound when none is set: 20 GiB.
+const DefaultMaxImageSize = 20 << 30
+
+// ImageSizeLimit is MaxImageSize, or the default when it is not set.
+func (s *Store) ImageSizeLimit() int64 {
+	if s.MaxImageSize > 0 {
+		return s.MaxImageSize
+	}
+	return DefaultMaxImageSize
 }
 
 // Root returns the root dataset's name.

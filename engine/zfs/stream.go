@@ -63,6 +63,10 @@ const (
 	maxPayload = 16<<20 + 4096
 )
 
+// StreamRecordSize is the size of one record header: what ReadStreamHeader
+// needs to see the BEGIN record.
+const StreamRecordSize = drrRecordSize
+
 // ErrStreamRefused is returned (wrapped) by a StreamChecker for a stream
 // that is malformed or carries more than one filesystem snapshot's data.
 // Compare with errors.Is.
