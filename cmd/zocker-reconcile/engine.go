@@ -87,6 +87,11 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	maxSize, err := g.imageSizeLimit()
+	if err != nil {
+		return nil, err
+	}
+	store.MaxImageSize = maxSize
 	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
 	if err != nil {
 		return nil, err
@@ -96,7 +101,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
 	}
 	eng := &engine.Engine{
-		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log}),
+		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log, MaxImageSize: maxSize}),
 		Store:             store,
 		Driver:            driver,
 		StateDir:          g.stateDir,
