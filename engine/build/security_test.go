@@ -1,0 +1,50 @@
+//go:build linux || freebsd
+
+package build
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSecurityL7ImageSymlinkReadOnHost: COPY --chown looks users up in the
+// image's /etc/passwd; an image whose /etc/passwd is an absolute symlink to
+// a host file made root read that host file (67d2aef: lookupOwner(alice) =
+// 4242:4243). Now the symlink is refused, and so is a FIFO, without blocking.
+func TestSecurityL7ImageSymlinkReadOnHost(t *testing.T) {
+	host := filepath.Join(t.TempDir(), "host-passwd")
+	if err := os.WriteFile(host, []byte("alice:x:4242:4243::/:/bin/sh\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, filepath.Join(root, "etc", "passwd")); err != nil {
+		t.Fatal(err)
+	}
+	if uid, gid, err := lookupOwner(root, "alice"); err == nil {
+		t.Fatalf("lookupOwner(alice) = %d:%d from the host's file", uid, gid)
+	}
+
+	fifoRoot := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(fifoRoot, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(fifoRoot, "etc", "passwd"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, _, err := lookupOwner(fifoRoot, "www"); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a FIFO /etc/passwd gave a user")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("lookupOwner blocked on a FIFO /etc/passwd")
+	}
+}
