@@ -355,6 +355,13 @@ func (p *planner) keepContainer(oc ObservedContainer, ref string) {
 	}
 	p.specs[oc.Name] = infoOf(&applied.Spec)
 	if op, reason := driftOp(applied.Spec.State, oc); op != "" {
+		if op == OpStart && hasEnvDigests(applied.Spec) {
+			// The applied spec records env values as digests only (no
+			// secret in ZFS): it cannot start the container again.
+			p.block(Blocked{Kind: manifests.KindContainer, Name: oc.Name, Reason: BlockedInvalidManifest,
+				Message: fmt.Sprintf("container %s is not running and cannot be started from its last applied spec (its env values are not stored): fix %s", oc.Name, ref)})
+			return
+		}
 		p.add(&Action{Kind: manifests.KindContainer, Name: oc.Name, Op: op, Reason: reason + " (last applied spec kept)",
 			Container: applied, Manifest: oc.Manifest, SpecHash: oc.SpecHash})
 	}

@@ -92,6 +92,13 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		return nil, err
 	}
 	store.MaxImageSize = maxSize
+	// Env values reach zocker:spec and zocker:spec-hash only as digests
+	// under this key (review M3); a read-only command does not make it.
+	key, err := store.EnvKey(ctx, mode != readOnly)
+	if err != nil {
+		return nil, err
+	}
+	reconcile.SetEnvKey(key)
 	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
 	if err != nil {
 		return nil, err

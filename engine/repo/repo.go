@@ -99,11 +99,17 @@ func (m Meta) check(id string) error {
 	if len(m.SHA256) != 64 || ValidID(m.SHA256) != nil || m.Size < 0 {
 		return fmt.Errorf("record of image %s: bad size or sha256: %w", id, ErrCorrupt)
 	}
+	return nil
+}
+
+// checkGUIDs is what a pull needs of a record beyond check: the snapshot
+// GUIDs its stream is checked against.
+func (m Meta) checkGUIDs() error {
 	if m.GUID == 0 {
-		return fmt.Errorf("record of image %s has no stream guid (pushed by an older zocker-reconcile: push it again): %w", id, ErrCorrupt)
+		return fmt.Errorf("record of image %s has no stream guid (pushed by an older zocker-reconcile: push it again): %w", m.ID, ErrCorrupt)
 	}
 	if (m.Parent == "") != (m.ParentGUID == 0) {
-		return fmt.Errorf("record of image %s: parent and parent guid must be given together: %w", id, ErrCorrupt)
+		return fmt.Errorf("record of image %s: parent and parent guid must be given together: %w", m.ID, ErrCorrupt)
 	}
 	return nil
 }
@@ -518,6 +524,9 @@ func (r *Repository) Pull(ctx context.Context, local Local, tag string) (PullRes
 // pullImage receives one stream into a temporary dataset, checks it and
 // publishes it; whatever fails, nothing of it stays.
 func (r *Repository) pullImage(ctx context.Context, local Local, m Meta) (err error) {
+	if err := m.checkGUIDs(); err != nil {
+		return fmt.Errorf("repository %s: %w", r.loc, err)
+	}
 	if m.Size > r.opts.MaxImageSize {
 		return fmt.Errorf("image %s: stream of %d bytes is larger than the limit of %d bytes (--max-image-size)", m.ID, m.Size, r.opts.MaxImageSize)
 	}

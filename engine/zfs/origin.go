@@ -54,21 +54,20 @@ func (im Image) Local() bool {
 	return false
 }
 
-// imageOrigin returns the origin of image id, "" when there is none.
+// imageOrigin returns the origin of image id, "" when there is none (one
+// zfs get of the dataset and its @image snapshot).
 func (s *Store) imageOrigin(ctx context.Context, id string) (string, error) {
-	recs, err := s.get(ctx, "all", s.imageDS(id), false)
+	ds := s.imageDS(id)
+	recs, err := s.get(ctx, strings.Join([]string{"type", PropManaged, PropKind, PropOrigin, PropSource}, ","), ds, true)
 	if errors.Is(err, ErrNotFound) {
 		return "", nil
 	}
 	if err != nil {
 		return "", err
 	}
-	rec := recs[s.imageDS(id)]
-	if rec == nil || rec.own[PropManaged] != "true" || rec.own[PropKind] != KindImage {
+	rec := recs[ds]
+	if rec == nil || recs[ds+"@"+ImageSnapshot] == nil || rec.own[PropManaged] != "true" || rec.own[PropKind] != KindImage {
 		return "", nil
-	}
-	if ok, err := s.imageExists(ctx, id); err != nil || !ok {
-		return "", err
 	}
 	return Image{Dataset: Dataset{Props: rec.own}}.Provenance(), nil
 }

@@ -216,6 +216,9 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 			return nil, fmt.Errorf("open root %s: %s exists but is not managed by zocker-reconcile", root, ds)
 		}
 	}
+	if err := s.secureTree(ctx); err != nil {
+		return nil, fmt.Errorf("open root %s: %w", root, err)
+	}
 	// Leftovers of an interrupted import or build: never published, never used.
 	for name, rec := range recs {
 		if !sweep {
