@@ -48,3 +48,26 @@ func TestSecurityL7ImageSymlinkReadOnHost(t *testing.T) {
 		t.Fatal("lookupOwner blocked on a FIFO /etc/passwd")
 	}
 }
+
+// TestSecurityH2PulledImageNoCacheHit: an image whose ID equals a build
+// step's, but which was pulled (its ID is its repository's word), is never
+// taken for that step: the step runs. On 67d2aef every local image ID was a
+// cache hit.
+func TestSecurityH2PulledImageNoCacheHit(t *testing.T) {
+	fx := newFixture(t)
+	zf := "FROM base\nRUN echo built > /built\n"
+	res, out, err := fx.build(t, zf, nil, "app")
+	if err != nil || res.Executed != 1 {
+		t.Fatalf("build: %+v %v\n%s", res, err, out)
+	}
+	// The same ID, now as if a repository had published it.
+	fx.store.origins = map[string]string{res.ID: "pull"}
+	runs := len(fx.driver.procs)
+	res2, out, err := fx.build(t, "", nil, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Cached != 0 || res2.Executed != 1 || len(fx.driver.procs) == runs {
+		t.Fatalf("a pulled image with the step's ID was a cache hit: %+v\n%s", res2, out)
+	}
+}

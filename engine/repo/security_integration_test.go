@@ -24,6 +24,11 @@ import (
 // stream: size, sha256, guid — all the repository's own word), and destroys
 // the dataset. It returns the repository URL.
 func hostileRepo(t *testing.T, mp string, sendFlags ...string) (url, id string) {
+	return hostileRepoID(t, mp, randomID(), sendFlags...)
+}
+
+// hostileRepoID is hostileRepo with the image ID the repository claims.
+func hostileRepoID(t *testing.T, mp, id string, sendFlags ...string) (string, string) {
 	t.Helper()
 	src := testenv.Dataset(t)
 	run := func(args ...string) string {
@@ -45,7 +50,6 @@ func hostileRepo(t *testing.T, mp string, sendFlags ...string) (url, id string) 
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	id = randomID()
 	if err := os.MkdirAll(filepath.Join(dir, "images", id), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -167,5 +171,45 @@ func TestSecurityC1ReceivedPropertiesPull(t *testing.T) {
 	}
 	if mounted(t, target) {
 		t.Fatalf("mounted at %s", target)
+	}
+}
+
+// TestSecurityH2PulledIDNeverOurs: a repository publishes an image under the
+// ID that importing the busybox tarball gives (IDs are the repository's
+// word). 67d2aef then took the pulled file system for the import: the
+// "import" of a pinned sha256 gave the repository's content. Now the import
+// is refused as an ID collision with an image of another origin, and the
+// pulled image is marked origin pull.
+func TestSecurityH2PulledIDNeverOurs(t *testing.T) {
+	ctx := context.Background()
+	tarball := testenv.BusyboxTarball(t)
+	b, err := os.ReadFile(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	importID := zfs.TarballID(hex.EncodeToString(sum[:]))
+	target := filepath.Join(t.TempDir(), "mp")
+	url, _ := hostileRepoID(t, target, importID, "")
+	s, l := openStoreOtherPool(t)
+	r, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Pull(ctx, l, "evil"); err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	id, err := s.ImportTarball(ctx, zfs.ImportSource{Path: tarball}, zfs.Config{})
+	t.Logf("import: %s %v", id, err)
+	if !errors.Is(err, zfs.ErrOriginConflict) {
+		t.Fatalf("import of a tarball whose ID a pulled image has: %q %v, want an origin conflict", id, err)
+	}
+	st, err := s.Observe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, ok := st.Image(importID)
+	if !ok || im.Provenance() != zfs.OriginPull || im.Local() {
+		t.Fatalf("image %+v: want origin pull", im)
 	}
 }
