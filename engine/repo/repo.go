@@ -88,10 +88,10 @@ type Meta struct {
 
 func (m Meta) check(id string) error {
 	if m.ID != id {
-		return fmt.Errorf("record of image %s names image %q: %w", id, m.ID, ErrCorrupt)
+		return fmt.Errorf("record of image %s names another image: %w", id, ErrCorrupt)
 	}
 	if m.Parent != "" && ValidID(m.Parent) != nil {
-		return fmt.Errorf("record of image %s: parent %q: %w", id, m.Parent, ErrCorrupt)
+		return fmt.Errorf("record of image %s: invalid parent ID: %w", id, ErrCorrupt)
 	}
 	if m.Parent == id {
 		return fmt.Errorf("record of image %s: its own parent: %w", id, ErrCorrupt)
@@ -246,8 +246,10 @@ func (r *Repository) Resolve(ctx context.Context, tag string) (string, error) {
 		return "", fmt.Errorf("read tag %s in repository %s: %w", tag, r.loc, err)
 	}
 	id := strings.TrimSpace(string(b))
-	if err := ValidID(id); err != nil {
-		return "", fmt.Errorf("tag %s in repository %s: %w: %w", tag, r.loc, ErrCorrupt, err)
+	if ValidID(id) != nil {
+		// Never the content: a file:// tag may be a link to any host file
+		// (refused now, but the message goes to logs and /status).
+		return "", fmt.Errorf("tag %s in repository %s: not an image ID (%d bytes): %w", tag, r.loc, len(b), ErrCorrupt)
 	}
 	return id, nil
 }
@@ -287,7 +289,7 @@ func (r *Repository) Meta(ctx context.Context, id string) (Meta, error) {
 	}
 	var m Meta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Meta{}, fmt.Errorf("decode record of image %s in repository %s: %w: %w", id, r.loc, ErrCorrupt, err)
+		return Meta{}, fmt.Errorf("decode record of image %s in repository %s: not a JSON record (%d bytes): %w", id, r.loc, len(b), ErrCorrupt)
 	}
 	if err := m.check(id); err != nil {
 		return Meta{}, fmt.Errorf("repository %s: %w", r.loc, err)
