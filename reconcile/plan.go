@@ -389,9 +389,10 @@ func (p *planner) guardPrunes(pruneC, pruneV []*Action) {
 		}
 		reason = BlockedEmptyManifests
 		msg = fmt.Sprintf("the manifest directory is %s while managed objects exist: nothing is pruned without --allow-empty", what)
-	case maxPrune > 0 && len(pruneC) > maxPrune:
+	case maxPrune > 0 && len(all) > maxPrune:
+		// Volume destructions count: they lose data, containers do not (M8).
 		reason = BlockedMaxPrune
-		msg = fmt.Sprintf("%d container prunes exceed --max-prune %d: nothing is pruned", len(pruneC), maxPrune)
+		msg = fmt.Sprintf("%d prunes (%d containers, %d volumes destroyed) exceed --max-prune %d: nothing is pruned", len(all), len(pruneC), len(pruneV), maxPrune)
 	}
 	if reason != "" {
 		for _, a := range all {

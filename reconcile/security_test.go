@@ -58,3 +58,28 @@ func TestSecurityM3NoEnvValueInProperties(t *testing.T) {
 		t.Fatalf("unchanged env reported as changed: %q", r)
 	}
 }
+
+// TestSecurityM8MaxPruneCountsVolumes: six reclaimPolicy Delete volumes whose
+// manifests disappeared are six data destructions; 67d2aef counted only
+// containers against --max-prune and destroyed them all in one pass.
+func TestSecurityM8MaxPruneCountsVolumes(t *testing.T) {
+	var objs []any
+	for _, n := range []string{"v1", "v2", "v3", "v4", "v5", "v6"} {
+		objs = append(objs, ObservedVolume{Name: n, Managed: true, Manifest: n + ".yaml", ReclaimPolicy: manifests.ReclaimDelete})
+	}
+	objs = append(objs, applied(t, web(), "id1"))
+	p := Diff(desired(newSet(web())), observed(objs...), Options{})
+	for _, a := range p.Actions {
+		if a.Op == OpDestroyVolume {
+			t.Errorf("volume destroyed past --max-prune: %s", a)
+		}
+	}
+	if len(p.Blocked) != 6 || p.Blocked[0].Reason != BlockedMaxPrune || !strings.Contains(p.Blocked[0].Message, "6 volumes destroyed") {
+		t.Fatalf("blocked: %+v", p.Blocked)
+	}
+	// Within the limit they go.
+	p = Diff(desired(newSet(web())), observed(objs...), Options{MaxPrune: 6})
+	if n := len(p.Actions); n != 6 {
+		t.Fatalf("with --max-prune 6: %v", summary(p))
+	}
+}
