@@ -61,7 +61,7 @@ type ReceiveCaps struct {
 }
 
 // receiveUsageRe finds the flag group of `zfs receive`'s usage line.
-var receiveUsageRe = regexp.MustCompile(`receive \[-([A-Za-z]+)\]`)
+var receiveUsageRe = regexp.MustCompile(`receive(?:\|recv)? \[-([A-Za-z]+)\]`)
 
 // ParseReceiveUsage reads the capabilities from the usage text `zfs receive`
 // prints without arguments.
