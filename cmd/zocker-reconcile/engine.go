@@ -120,7 +120,11 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	eng.Build = eng.ZockerfileBuilder()
 	if mode == owner {
 		// Build jails of a build the process did not finish.
-		if removed, err := build.RemoveLeftoverJails(ctx, driver); err != nil {
+		tmp, err := store.TmpMountpoint(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if removed, err := build.RemoveLeftoverJails(ctx, driver, tmp); err != nil {
 			log.Warn("remove leftover build jails", "err", err)
 		} else if len(removed) > 0 {
 			log.Info("removed leftover build jails", "jails", removed)

@@ -23,14 +23,20 @@ const buildJailPrefix = "zbuild-"
 // RemoveLeftoverJails removes build jails that a build interrupted by a
 // crash left running. The service calls it at start-up, before any build,
 // beside the store's cleanup of ROOT/tmp; it returns the names removed.
-func RemoveLeftoverJails(ctx context.Context, d jail.Driver) ([]string, error) {
+// Only jails named like ours AND rooted below under (the mountpoint of
+// ROOT/tmp, where every build clone lives) are ours: a foreign jail called
+// zbuild-something is left alone (review L11).
+func RemoveLeftoverJails(ctx context.Context, d jail.Driver, under string) ([]string, error) {
+	if !path.IsAbs(under) || path.Clean(under) == "/" {
+		return nil, fmt.Errorf("remove leftover build jails: %q is not the work directory", under)
+	}
 	infos, err := d.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list leftover build jails: %w", err)
 	}
 	var removed []string
 	for _, in := range infos {
-		if !strings.HasPrefix(in.Name, buildJailPrefix) {
+		if !strings.HasPrefix(in.Name, buildJailPrefix) || !strings.HasPrefix(path.Clean(in.Path), path.Clean(under)+"/") {
 			continue
 		}
 		if err := d.Remove(ctx, in.Name); err != nil {

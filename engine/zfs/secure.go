@@ -50,6 +50,19 @@ func (s *Store) secureTree(ctx context.Context) error {
 	return nil
 }
 
+// TmpMountpoint is where ROOT/tmp (every work dataset, every build clone)
+// is mounted.
+func (s *Store) TmpMountpoint(ctx context.Context) (string, error) {
+	mps, err := s.mountpoints(ctx, s.tmpDS())
+	if err != nil {
+		return "", err
+	}
+	if mps[s.tmpDS()] == "" {
+		return "", fmt.Errorf("%s is not mounted", s.tmpDS())
+	}
+	return mps[s.tmpDS()], nil
+}
+
 // mountpoints returns the mountpoint of each mounted dataset among names
 // (one zfs get).
 func (s *Store) mountpoints(ctx context.Context, names ...string) (map[string]string, error) {

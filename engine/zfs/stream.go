@@ -55,8 +55,9 @@ const (
 		featureResuming | featureRedacted | 1<<22 | 1<<23 | featureRaw | 1<<25 | featureHolds | 1<<27
 	// featureRefused carry state of their own: a resume token, a redaction
 	// list, encryption keys (raw: the dataset would keep the sender's key
-	// and encryption properties), holds.
-	featureRefused = featureResuming | featureRedacted | featureRaw | featureHolds
+	// and encryption properties), holds; dedup streams (zfs send -D) rebuild
+	// data from earlier records (WRITE_BYREF): a small stream, large data.
+	featureRefused = featureDedup | featureDedupProp | featureResuming | featureRedacted | featureRaw | featureHolds
 
 	// maxPayload bounds one record's payload: the largest ZFS block (16 MiB)
 	// plus room; a larger length is a corrupt or hostile stream.
@@ -303,7 +304,7 @@ func (c *StreamChecker) begin(u []byte, payloadLen uint32) error {
 		return c.fail("unknown stream feature flags %#x", f&^featureKnown)
 	}
 	if f&featureRefused != 0 {
-		return c.fail("stream features %#x (raw, resuming, redacted or holds) are refused", f&featureRefused)
+		return c.fail("stream features %#x (dedup, raw, resuming, redacted or holds) are refused", f&featureRefused)
 	}
 	if objType != dmuOSTZFS {
 		return c.fail("stream of objset type %d, want a filesystem", objType)
