@@ -290,6 +290,11 @@ func (e *Engine) importImage(ctx context.Context, a reconcile.Action) error {
 func (e *Engine) ensureVolume(ctx context.Context, a reconcile.Action) error {
 	v := a.Volume
 	spec := zfs.VolumeSpec{Properties: v.Spec.Properties}
+	for k := range v.Spec.Properties {
+		if !manifests.VolumePropertyAllowed(k) {
+			return reconcile.Terminal(fmt.Errorf("volume %s: spec.properties.%s: not a property a Volume may set", a.Name, k))
+		}
+	}
 	if v.Spec.Quota != "" {
 		n, err := manifests.ParseQuantity(v.Spec.Quota)
 		if err != nil {
