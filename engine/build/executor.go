@@ -112,7 +112,14 @@ type builder struct {
 	args     map[string]*string
 	declared map[string]bool
 	net      string
+	// expandErr is set when a value expanded past maxExpanded.
+	expandErr error
 }
+
+// maxExpanded bounds one expanded value: `ENV A=$A$A` doubles per line, so a
+// few hundred bytes of Zockerfile would otherwise allocate gigabytes while
+// merely planning (review L6).
+const maxExpanded = 64 << 10
 
 // Build runs a Zockerfile. Every step's ID (its content address) is computed
 // first; the steps up to the last one whose image exists are reused, and the
@@ -214,6 +221,9 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 	plan := make([]planned, 0, len(steps)-1)
 	for _, in := range steps[1:] {
 		s, err := b.prepare(in)
+		if err == nil {
+			err = b.expandErr
+		}
 		if err != nil {
 			return res, &StepError{File: b.name, Line: in.Line, Keyword: in.Keyword, Err: err}
 		}
@@ -222,6 +232,9 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 		b.parent, b.cfg = id, s.cfg
 		if s.after != nil {
 			s.after()
+			if b.expandErr != nil {
+				return res, &StepError{File: b.name, Line: in.Line, Keyword: in.Keyword, Err: b.expandErr}
+			}
 		}
 	}
 	if len(plan) == 0 && base == "" {
@@ -293,7 +306,16 @@ func (b *builder) lookup(name string) (string, bool) {
 	return "", false
 }
 
-func (b *builder) expand(s string) string { return Expand(s, b.lookup) }
+func (b *builder) expand(s string) string {
+	v := Expand(s, b.lookup)
+	if len(v) > maxExpanded {
+		if b.expandErr == nil {
+			b.expandErr = fmt.Errorf("a value expands to more than %d bytes", maxExpanded)
+		}
+		return ""
+	}
+	return v
+}
 
 func (b *builder) declareArg(in Instruction) {
 	if in.Keyword != Arg {

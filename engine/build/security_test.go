@@ -5,6 +5,7 @@ package build
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -69,5 +70,17 @@ func TestSecurityH2PulledImageNoCacheHit(t *testing.T) {
 	}
 	if res2.Cached != 0 || res2.Executed != 1 || len(fx.driver.procs) == runs {
 		t.Fatalf("a pulled image with the step's ID was a cache hit: %+v\n%s", res2, out)
+	}
+}
+
+// TestSecurityL6ExpansionBomb: `ENV A=$A$A` repeated doubles a value per
+// line; 67d2aef allocated 2^n bytes while planning (a 303-byte Zockerfile
+// took 220 MiB). Now planning stops with an error naming the line.
+func TestSecurityL6ExpansionBomb(t *testing.T) {
+	fx := newFixture(t)
+	zf := "FROM base\nENV A=0123456789abcdef\n" + strings.Repeat("ENV A=$A$A\n", 40)
+	_, _, err := fx.build(t, zf, nil, "bomb")
+	if err == nil || !strings.Contains(err.Error(), "expands to more than") || !strings.Contains(err.Error(), "Zockerfile:15") {
+		t.Fatalf("bomb: %v", err)
 	}
 }
