@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -145,7 +144,7 @@ func Build(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	file := zockerfilePath(bctx.dir, opts.File)
-	data, err := os.ReadFile(file)
+	data, err := readSmallFile(file, maxSmallFile)
 	if err != nil {
 		return Result{}, fmt.Errorf("build: %w", err)
 	}

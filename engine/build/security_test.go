@@ -84,3 +84,32 @@ func TestSecurityL6ExpansionBomb(t *testing.T) {
 		t.Fatalf("bomb: %v", err)
 	}
 }
+
+// TestSecurityL8SpecialInputs: a FIFO as Zockerfile or .zockerignore made
+// planning hang on 67d2aef, /dev/zero read forever; now both are errors.
+func TestSecurityL8SpecialInputs(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "Zockerfile"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := InputsHash(dir, "", nil, ""); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("FIFO Zockerfile: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("InputsHash blocked on a FIFO Zockerfile")
+	}
+	dir2 := t.TempDir()
+	if err := os.Symlink("/dev/zero", filepath.Join(dir2, IgnoreFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir2, "Zockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InputsHash(dir2, "", nil, ""); err == nil {
+		t.Fatal("/dev/zero as .zockerignore accepted")
+	}
+}
