@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/oci"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // OCI transports on the command line (ARCHITECTURE section 11).
@@ -63,19 +64,19 @@ func importOCI(ctx context.Context, g *globals, tag, arg, sum string, f ociFlags
 	if err != nil {
 		return "", err
 	}
-	res, err := (&oci.Puller{Store: s, Log: log}).Pull(ctx, src)
+	res, err := (&oci.Puller{Store: s, Log: log, MaxSize: s.ImageSizeLimit()}).Pull(ctx, src)
 	if err != nil {
 		return "", err
 	}
 	if err := s.Tag(ctx, tag, res.ID); err != nil {
 		return "", err
 	}
-	fmt.Fprintf(g.stderr, "%s: %d layer(s), %d fetched (%s), manifest %s\n", src, res.Layers, res.Fetched, humanBytes(uint64(res.Bytes)), res.Manifest)
+	fmt.Fprintf(g.stderr, "%s: %d layer(s), %d fetched (%s), manifest %s\n", src, res.Layers, res.Fetched, image.Size(res.Bytes), res.Manifest)
 	return res.ID, nil
 }
 
 // pushOCI sends the local image TAG (or ID) to docker://REF.
-func pushOCI(ctx context.Context, g *globals, image, arg string, f ociFlags) error {
+func pushOCI(ctx context.Context, g *globals, local, arg string, f ociFlags) error {
 	ref, ok := strings.CutPrefix(arg, dockerTransport)
 	if !ok {
 		return fmt.Errorf("push %s: want docker://REGISTRY/REPO:TAG (or --repository for a zocker repository)", arg)
@@ -90,7 +91,7 @@ func pushOCI(ctx context.Context, g *globals, image, arg string, f ociFlags) err
 	if err != nil {
 		return err
 	}
-	id, err := s.Resolve(ctx, image)
+	id, err := s.Resolve(ctx, local)
 	if err != nil {
 		return err
 	}
@@ -103,6 +104,6 @@ func pushOCI(ctx context.Context, g *globals, image, arg string, f ociFlags) err
 		return err
 	}
 	fmt.Fprintf(g.stdout, "%s -> %s: %d layer(s), %d sent (%s), %d already there, manifest %s\n",
-		image, arg, res.Layers, res.Sent, humanBytes(uint64(res.Bytes)), res.Layers-res.Sent, res.Manifest)
+		local, arg, res.Layers, res.Sent, image.Size(res.Bytes), res.Layers-res.Sent, res.Manifest)
 	return nil
 }

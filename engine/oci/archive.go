@@ -19,9 +19,10 @@ import (
 // unpackArchive unpacks an OCI layout archive (.tar, .tar.gz/.tgz,
 // .txz/.tar.xz: recognised by content, not name) into a new private
 // directory under tmpDir and returns it. The archive is untrusted: it goes
-// through Apply (nothing outside the directory, no devices), and its sha256,
+// through Apply (nothing outside the directory, no devices, at most limit
+// bytes unpacked), and its sha256,
 // when want is set, is checked before the directory is returned.
-func unpackArchive(path, want, tmpDir string, log *slog.Logger) (dir string, err error) {
+func unpackArchive(path, want, tmpDir string, limit int64, log *slog.Logger) (dir string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("open archive %s: %w", path, err)
@@ -54,7 +55,7 @@ func unpackArchive(path, want, tmpDir string, log *slog.Logger) (dir string, err
 			os.RemoveAll(dir)
 		}
 	}()
-	if _, err = layer.Apply(dir, r, log); err != nil {
+	if _, err = layer.Apply(dir, capReader{r, &limit}, log); err != nil {
 		return "", fmt.Errorf("unpack archive %s: %w", path, err)
 	}
 	if _, err = io.Copy(io.Discard, br); err != nil {
