@@ -208,11 +208,11 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 		if rec.typ == "snapshot" || !strings.HasPrefix(name, s.tmpDS()+"/") || strings.Count(name[len(s.tmpDS())+1:], "/") > 0 {
 			continue
 		}
-		if rec.own[PropManaged] != "true" {
-			log.Warn("leaving unmanaged dataset in tmp", "dataset", name)
+		if !sweep && !workerGone(rec.own[PropWorker]) {
 			continue
 		}
-		if !sweep && !workerGone(rec.own[PropWorker]) {
+		if rec.own[PropManaged] != "true" {
+			log.Warn("leaving unmanaged dataset in tmp", "dataset", name)
 			continue
 		}
 		if err := s.destroy(ctx, name, true, true); err != nil {
