@@ -6,11 +6,14 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +24,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/image"
+	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
@@ -478,13 +482,23 @@ func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
 			return err
 		}
 		e.updateStep(ctx, a.Name, "stopped")
+		// The old version's env values are not in ZFS (only digests are):
+		// its supervisor config, root-only in the state directory, has them.
+		var env []string
+		if cfg, err := supervisor.ReadConfig(e.StateDir, a.Name); err == nil {
+			env = cfg.Process.Env
+		}
 		// The old version's status (its last exit) must not be read as the
 		// new version's.
 		if err := supervisor.Forget(e.StateDir, a.Name); err != nil {
 			e.Log.Warn("forget supervisor state", "container", a.Name, "err", err)
 		}
-		if _, err := e.Store.KeepPrevious(ctx, a.Name); err != nil {
+		id, err := e.Store.KeepPrevious(ctx, a.Name)
+		if err != nil {
 			return err
+		}
+		if err := e.savePreviousEnv(id, env); err != nil {
+			e.Log.Warn("keep the previous version's env for a rollback", "container", a.Name, "err", err)
 		}
 		e.updateStep(ctx, a.Name, "kept")
 	} else if err := e.remove(ctx, a.Name); err != nil {
@@ -525,12 +539,16 @@ func (e *Engine) rollback(ctx context.Context, a reconcile.Action) error {
 	if len(a.Previous) != 1 || a.Container == nil {
 		return reconcile.Terminal(fmt.Errorf("rollback container %s: no previous clone named", a.Name))
 	}
+	if missing := reconcile.RecoverEnv(a.Container.Spec.Env, e.previousEnv(a.Previous[0])); len(missing) > 0 {
+		return reconcile.Terminal(fmt.Errorf("rollback container %s: the previous version's value of %s is not recorded (env values are never stored in ZFS, and the copy in the state directory is gone): declare the version to run", a.Name, strings.Join(missing, ", ")))
+	}
 	if err := e.remove(ctx, a.Name); err != nil {
 		return err
 	}
 	if err := e.Store.RestorePrevious(ctx, a.Previous[0]); err != nil {
 		return err
 	}
+	e.forgetPreviousEnv(a.Previous[0])
 	if a.Failed != "" {
 		err := e.Store.SetContainerProps(ctx, a.Name, map[string]string{
 			zfs.PropRolledBack: a.Failed, zfs.PropRollbackReason: oneLine(a.Reason, 1000)})
@@ -557,8 +575,56 @@ func (e *Engine) confirm(ctx context.Context, a reconcile.Action) error {
 		if err := e.Store.DestroyPrevious(ctx, id); err != nil && !errors.Is(err, zfs.ErrNotFound) {
 			return err
 		}
+		e.forgetPreviousEnv(id)
 	}
 	return nil
+}
+
+// previousEnvPath is where the env of a previous clone's last run is kept:
+// root-only, in the state directory (it holds secrets; ZFS properties are
+// world-readable).
+func (e *Engine) previousEnvPath(id string) string {
+	return filepath.Join(e.StateDir, "previous", id+".env.json")
+}
+
+func (e *Engine) savePreviousEnv(id string, env []string) error {
+	if len(env) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(e.previousEnvPath(id)), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(e.previousEnvPath(id), b, 0o600)
+}
+
+// previousEnv returns the saved env of a previous clone as a map (empty
+// when none was saved).
+func (e *Engine) previousEnv(id string) map[string]string {
+	env := map[string]string{}
+	b, err := os.ReadFile(e.previousEnvPath(id))
+	if err != nil {
+		return env
+	}
+	var list []string
+	if json.Unmarshal(b, &list) != nil {
+		return env
+	}
+	for _, kv := range list {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func (e *Engine) forgetPreviousEnv(id string) {
+	if err := os.Remove(e.previousEnvPath(id)); err != nil && !os.IsNotExist(err) {
+		e.Log.Warn("remove the saved env of a previous clone", "dataset", id, "err", err)
+	}
 }
 
 // removePrevious destroys every previous clone of a pruned container.
@@ -574,6 +640,7 @@ func (e *Engine) removePrevious(ctx context.Context, name string) error {
 		if err := e.Store.DestroyPrevious(ctx, pc.PreviousID); err != nil && !errors.Is(err, zfs.ErrNotFound) {
 			return err
 		}
+		e.forgetPreviousEnv(pc.PreviousID)
 	}
 	return nil
 }
