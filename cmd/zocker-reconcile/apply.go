@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -17,6 +18,7 @@ const applyPasses = 5
 func init() {
 	register(func(g *globals) *cobra.Command {
 		var f reconcileFlags
+		var initRoot bool
 		cmd := &cobra.Command{
 			Use:   "apply [DIR]",
 			Short: "Converge once on the manifests, then exit",
@@ -33,6 +35,11 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 					return err
 				}
 				ctx := cmd.Context()
+				lock, err := claimRoot(ctx, g, initRoot, "apply", "")
+				if err != nil {
+					return err
+				}
+				defer lock.Release(context.WithoutCancel(ctx))
 				eng, err := newEngine(ctx, g, &f, log, shared)
 				if err != nil {
 					return err
@@ -65,6 +72,7 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 			},
 		}
 		f.add(cmd)
+		cmd.Flags().BoolVar(&initRoot, "init", false, "create --root when it does not exist (its parent must)")
 		return cmd
 	})
 }

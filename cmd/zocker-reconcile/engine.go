@@ -73,6 +73,9 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	var store *zfs.Store
 	switch mode {
 	case readOnly:
+		if _, err := checkRoot(ctx, g); err != nil {
+			return nil, err
+		}
 		store, err = zfs.Attach(g.root, r, log)
 	default:
 		if err := os.MkdirAll(g.stateDir, 0o750); err != nil {

@@ -24,6 +24,9 @@ func openStore(ctx context.Context, g *globals) (*zfs.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := checkRoot(ctx, g); err != nil {
+		return nil, err
+	}
 	return zfs.OpenShared(ctx, g.root, &runner.Exec{Logger: log}, log)
 }
 

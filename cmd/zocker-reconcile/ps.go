@@ -78,6 +78,9 @@ func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := checkRoot(ctx, g); err != nil {
+		return nil, err
+	}
 	store, err := zfs.Attach(g.root, &runner.Exec{Logger: log}, log)
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ import (
 type serveFlags struct {
 	reconcileFlags
 	listen  string
+	init    bool
 	workers int
 	resync  time.Duration
 }
@@ -58,6 +59,7 @@ containers keep running, and the next start adopts them.`,
 		f.add(cmd)
 		fl := cmd.Flags()
 		fl.StringVar(&f.listen, "listen", envOr("ZOCKER_LISTEN", httpapi.DefaultListen), "address of /metrics, /healthz, /readyz and /status (env ZOCKER_LISTEN)")
+		fl.BoolVar(&f.init, "init", false, "create --root when it does not exist (its parent must)")
 		fl.IntVar(&f.workers, "workers", 2, "actions run at once (image builds and pulls run one at a time)")
 		fl.DurationVar(&f.resync, "resync", 30*time.Second, "period of the full passes that also repair drift (±10% jitter)")
 		return cmd
@@ -87,6 +89,17 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	m.BuildInfo(version, runtime.Version())
+	// One writer per root: taken before the engine sweeps ROOT/tmp, which
+	// would otherwise destroy another service's work in progress.
+	lock, err := claimRoot(ctx, g, f.init, "serve", f.listen)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+			log.Warn("release the root", "err", err)
+		}
+	}()
 	eng, err := newEngine(ctx, g, &f.reconcileFlags, log, owner)
 	if err != nil {
 		return err
