@@ -12,7 +12,7 @@ import (
 func init() {
 	register(func(g *globals) *cobra.Command {
 		var f reconcileFlags
-		var output string
+		var output *format
 		cmd := &cobra.Command{
 			Use:   "plan [DIR]",
 			Short: "Show what a pass would do, without doing it",
@@ -28,9 +28,6 @@ Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
   zocker-reconcile plan ./staging -o json`,
 			Args: cobra.MaximumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if output != "text" && output != "json" {
-					return fmt.Errorf("-o %q: want text or json", output)
-				}
 				log, err := g.logger()
 				if err != nil {
 					return err
@@ -56,7 +53,7 @@ Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
 				for _, pr := range d.Set.Problems {
 					fmt.Fprintln(g.stderr, pr.String())
 				}
-				if output == "json" {
+				if *output == formatJSON {
 					err = reconcile.RenderJSON(g.stdout, p)
 				} else {
 					err = reconcile.RenderText(g.stdout, p)
@@ -71,7 +68,7 @@ Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
 			},
 		}
 		f.add(cmd)
-		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+		output = addOutput(cmd)
 		return cmd
 	})
 }

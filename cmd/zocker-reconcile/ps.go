@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -98,8 +97,8 @@ func running(r psRow) bool {
 
 func init() {
 	register(func(g *globals) *cobra.Command {
-		var all bool
-		var output string
+		var all, quiet bool
+		var output *format
 		cmd := &cobra.Command{
 			Use:   "ps",
 			Short: "List containers",
@@ -123,10 +122,14 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones.`,
 						rows = append(rows, r)
 					}
 				}
-				if output == "json" {
-					enc := json.NewEncoder(g.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(rows)
+				switch {
+				case quiet:
+					for _, r := range rows {
+						fmt.Fprintln(g.stdout, r.Name)
+					}
+					return nil
+				case *output == formatJSON:
+					return printJSON(g.stdout, rows)
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 0, 3, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tCOMMAND")
@@ -138,7 +141,8 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones.`,
 			},
 		}
 		cmd.Flags().BoolVarP(&all, "all", "a", false, "also list containers that do not run")
-		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+		cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the names only")
+		output = addOutput(cmd)
 		return cmd
 	})
 }
