@@ -70,6 +70,19 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		return nil, fmt.Errorf("--loopback-pool %q: %w", f.loopbackPool, err)
 	}
 	r := &runner.Exec{Logger: log}
+	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
+	if err != nil {
+		return nil, err
+	}
+	if mode == owner {
+		// Build jails of a build the process did not finish, before the
+		// sweep of ROOT/tmp: their inits hold the work datasets busy.
+		if removed, err := build.RemoveLeftoverJails(ctx, driver); err != nil {
+			log.Warn("remove leftover build jails", "err", err)
+		} else if len(removed) > 0 {
+			log.Info("removed leftover build jails", "jails", removed)
+		}
+	}
 	var store *zfs.Store
 	switch mode {
 	case readOnly:
@@ -90,10 +103,6 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
-	if err != nil {
-		return nil, err
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
@@ -109,14 +118,6 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		Log:               log,
 	}
 	eng.Build = eng.ZockerfileBuilder()
-	if mode == owner {
-		// Build jails of a build the process did not finish.
-		if removed, err := build.RemoveLeftoverJails(ctx, driver); err != nil {
-			log.Warn("remove leftover build jails", "err", err)
-		} else if len(removed) > 0 {
-			log.Info("removed leftover build jails", "jails", removed)
-		}
-	}
 	return eng, nil
 }
 

@@ -167,6 +167,7 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 	})
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- httpapi.Serve(ctx, ln, handler) }()
+	go retrySweep(ctx, eng.Store, f.resync, log)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

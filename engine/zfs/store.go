@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	gozfs "github.com/mistifyio/go-zfs/v4"
@@ -110,6 +111,11 @@ type Store struct {
 	sleep func(time.Duration)
 	// HTTPClient downloads URL imports; nil means http.DefaultClient.
 	HTTPClient *http.Client
+
+	mu sync.Mutex
+	// pending are the leftovers in ROOT/tmp that the sweep could not
+	// destroy yet (busy): SweepTmp retries them.
+	pending map[string]string // dataset -> mountpoint
 }
 
 // Root returns the root dataset's name.
@@ -201,22 +207,8 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 			return nil, fmt.Errorf("open root %s: %s exists but is not managed by zocker-reconcile", root, ds)
 		}
 	}
-	// Leftovers of an interrupted import or build: never published, never used.
-	for name, rec := range recs {
-		if !sweep {
-			break
-		}
-		if rec.typ == "snapshot" || !strings.HasPrefix(name, s.tmpDS()+"/") || strings.Count(name[len(s.tmpDS())+1:], "/") > 0 {
-			continue
-		}
-		if rec.own[PropManaged] != "true" {
-			log.Warn("leaving unmanaged dataset in tmp", "dataset", name)
-			continue
-		}
-		if err := s.destroy(ctx, name, true, true); err != nil {
-			return nil, fmt.Errorf("open root %s: clean up leftover: %w", root, err)
-		}
-		log.Info("removed leftover of interrupted work", "dataset", name, "action", "destroy")
+	if sweep {
+		s.sweep(ctx, recs)
 	}
 	return s, nil
 }
