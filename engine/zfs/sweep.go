@@ -69,4 +69,3 @@ func (s *Store) SweepTmp(ctx context.Context) []string {
 	sort.Strings(left)
 	return left
 }
-
