@@ -402,7 +402,7 @@ func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
 	cfg.Annotations = map[string]string{"image": clone.ImageID, "specHash": clone.SpecHash, "ip": clone.Props[PropIP]}
 	pid, err := supervisor.Start(ctx, e.StateDir, name, e.Self, cfg)
 	if err != nil {
-		return fmt.Errorf("start container %s: %w", name, err)
+		return err // it says "start container NAME: ..."
 	}
 	e.Log.Info("started container", "container", name, "pid", pid)
 	return nil
