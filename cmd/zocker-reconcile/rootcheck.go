@@ -64,6 +64,10 @@ func initRoot(ctx context.Context, g *globals) (bool, error) {
 		if !me.ParentExists {
 			return false, err
 		}
+		// A state directory of another root stays that root's.
+		if err := rootowner.CheckStateDir(g.stateDir, g.root, nil); err != nil {
+			return false, err
+		}
 		log, lerr := g.logger()
 		if lerr != nil {
 			return false, lerr
