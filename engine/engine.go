@@ -152,7 +152,8 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 			// point of view, also while it backs off or after its command
 			// exited under OnFailure/Never: restarting is the supervisor's job.
 			oc.Running = s.Alive && s.State != supervisor.StateStopped && s.State != supervisor.StateFailed
-			oc.Health = observedHealth(s.Health.Status)
+			oc.Health = ObservedHealth(s.Health.Status)
+			oc.Runtime = Runtime(s)
 		}
 		o.Containers[oc.Name] = oc
 	}
@@ -187,7 +188,23 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 	return o
 }
 
-func observedHealth(s string) string {
+// Runtime is the reconciler's copy of what a supervisor reports about its
+// command ("dead" when the supervisor itself is gone without being stopped).
+func Runtime(s supervisor.Status) reconcile.ContainerRuntime {
+	rt := reconcile.ContainerRuntime{
+		State: string(s.State), Restarts: s.Restarts,
+		Exited: !s.LastExitAt.IsZero(), LastExitCode: s.LastExitCode, LastSignal: s.LastSignal,
+		NextStartAt: s.NextStartAt, Message: s.Message,
+		HealthStreak: s.Health.FailingStreak, HealthExitCode: s.Health.LastExitCode, HealthOutput: s.Health.LastOutput,
+	}
+	if !s.Alive && s.State != supervisor.StateStopped {
+		rt.State = "dead"
+	}
+	return rt
+}
+
+// ObservedHealth maps a supervisor's health status to reconcile's.
+func ObservedHealth(s string) string {
 	switch s {
 	case supervisor.HealthHealthy:
 		return reconcile.HealthHealthy
@@ -272,6 +289,10 @@ func (e *Engine) importImage(ctx context.Context, a reconcile.Action) error {
 	}
 	src := zfs.ImportSource{Path: t.Path, URL: t.URL, SHA256: t.SHA256}
 	id, err := e.Store.ImportTarball(ctx, src, zfs.Config{Inputs: a.Inputs})
+	if errors.Is(err, zfs.ErrDigestMismatch) {
+		// The user's mistake: held (Stalled) until the manifest changes.
+		return reconcile.Terminal(fmt.Errorf("import image %s: %w", a.Name, err))
+	}
 	if err != nil {
 		return fmt.Errorf("import image %s: %w", a.Name, err)
 	}

@@ -9,6 +9,7 @@ package reconcile
 import (
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
@@ -78,6 +79,32 @@ type ObservedContainer struct {
 	Running bool
 	// Health is one of the Health* values.
 	Health string
+	// Runtime is what the supervisor last reported. The plan does not use
+	// it (restarting is the supervisor's job); the status does, to say why
+	// a running container is not Ready.
+	Runtime ContainerRuntime
+}
+
+// ContainerRuntime is a supervisor's report on its command.
+type ContainerRuntime struct {
+	// State is the supervisor's state (starting, running, exited, backoff,
+	// stopped, failed); "" when no supervisor runs.
+	State    string
+	Restarts int
+	// LastExitCode is the last exit's code (128+N for signal N, 127 when
+	// the command could not be started); Exited says whether there was one.
+	Exited       bool
+	LastExitCode int
+	LastSignal   string
+	// NextStartAt is when a command in backoff starts again.
+	NextStartAt time.Time
+	// Message is the supervisor's explanation (a start failure).
+	Message string
+	// HealthStreak, HealthExitCode and HealthOutput describe the last
+	// failing health checks.
+	HealthStreak   int
+	HealthExitCode int
+	HealthOutput   string
 }
 
 // ObservedVolume is one volume dataset.

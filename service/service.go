@@ -59,6 +59,10 @@ type Config struct {
 	Workers int
 	Resync  time.Duration
 	Log     *slog.Logger
+	// Supervisors, when set, reads the supervisors' reports (a directory
+	// listing, no command) every second between passes, so that a crash
+	// loop or a failing health check shows at once.
+	Supervisors func() ([]supervisor.Status, error)
 }
 
 // Service runs the reconcile loop and serves its state.
@@ -160,6 +164,9 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- httpapi.Serve(ctx, ln, httpapi.NewHandler(s.Handler())) }()
+	if s.cfg.Supervisors != nil {
+		go s.watchRuntime(ctx)
+	}
 	runErr := s.ctrl.Run(ctx)
 	return errors.Join(runErr, <-httpDone)
 }
@@ -278,8 +285,7 @@ func (s *Service) recordObserved(p reconcile.Plan, o engine.Detail) {
 		up, healthy, restarts := false, false, 0
 		if i, ok := bySup[name]; ok {
 			st := o.Supervisors[i]
-			up = st.Alive && st.State == supervisor.StateRunning
-			healthy = st.Health.Status == supervisor.HealthHealthy
+			up, healthy = containerGauges(st)
 			restarts = st.Restarts
 		}
 		s.m.ContainerState(name, up, healthy, restarts)

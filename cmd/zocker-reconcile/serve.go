@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics/httpapi"
 	"github.com/zocker-reconcile/zocker-reconcile/service"
@@ -109,6 +110,9 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 		Workers:   f.workers,
 		Resync:    f.resync,
 		Log:       log,
+		Supervisors: func() ([]supervisor.Status, error) {
+			return supervisor.List(g.stateDir)
+		},
 	})
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {

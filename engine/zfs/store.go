@@ -29,6 +29,11 @@ import (
 // volume does not exist. Compare with errors.Is.
 var ErrNotFound = errors.New("not found")
 
+// ErrDigestMismatch is returned (wrapped) when an archive's sha256 is not
+// the declared one: the manifest or the file is wrong, and retrying the same
+// import cannot help.
+var ErrDigestMismatch = errors.New("sha256 mismatch")
+
 // ErrExists is returned (wrapped) when creating something that already exists.
 var ErrExists = errors.New("already exists")
 
