@@ -288,3 +288,54 @@ func jailInits() []int {
 	}
 	return pids
 }
+
+// TestApplyOneFile (F5): `apply one.yaml` beside 6 running containers acts
+// on that file's object and prunes none; plan FILE says so; only the
+// directory prunes.
+func TestApplyOneFile(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	h.write("images.yaml", h.imageYAML())
+	argv := func(i int) []string { return []string{"/bin/sleep", fmt.Sprint(100500 + i)} }
+	for i := 0; i < 6; i++ {
+		h.write(fmt.Sprintf("c%d.yaml", i), containerYAML(fmt.Sprintf("c%d", i), argv(i)...))
+	}
+	if res := h.run("apply"); res.code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	before := map[string]int{}
+	for i := 0; i < 6; i++ {
+		before[fmt.Sprintf("c%d", i)] = h.waitRunning(fmt.Sprintf("c%d", i), argv(i), converge).PID
+	}
+	// A file outside the manifest directory, the kubectl habit.
+	other := mkdir(t, t.TempDir(), "elsewhere")
+	one := filepath.Join(other, "one.yaml")
+	writeFile(t, one, containerYAML("one", "/bin/sleep", "100599"))
+	res := h.run("plan", one)
+	if res.code != 2 || !strings.Contains(res.stdout, "Only the 1 object(s) of "+one) || strings.Contains(res.stdout, "- prune") {
+		t.Fatalf("plan FILE: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+	res = h.run("apply", one)
+	if res.code != 0 || strings.Contains(res.stdout, "- prune") || !strings.Contains(res.stdout, "Only the 1 object(s)") {
+		t.Fatalf("apply FILE: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+	h.waitRunning("one", []string{"/bin/sleep", "100599"}, converge)
+	for i := 0; i < 6; i++ {
+		name := fmt.Sprintf("c%d", i)
+		if row := h.waitRunning(name, argv(i), 5*time.Second); row.PID != before[name] {
+			t.Errorf("%s changed pid %d -> %d", name, before[name], row.PID)
+		}
+	}
+	// A file inside the directory: its object only, with the others'
+	// references resolved; an edit there replaces that container alone.
+	h.write("c0.yaml", containerYAML("c0", "/bin/sleep", "100598"))
+	res = h.run("apply", filepath.Join(h.man, "c0.yaml"))
+	if res.code != 0 || !strings.Contains(res.stdout, "~ replace container c0") || strings.Contains(res.stdout, "- prune") {
+		t.Fatalf("apply DIR/c0.yaml: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+	// The directory is the whole desired state: it prunes "one".
+	res = h.run("plan")
+	if res.code != 2 || !strings.Contains(res.stdout, "Whole manifest directory") || !strings.Contains(res.stdout, "- prune container one") {
+		t.Fatalf("plan of the directory: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+}

@@ -72,6 +72,9 @@ const (
 	BlockedNameConflict = "name-conflict"
 	// BlockedMissingVolume: a mounted Volume is neither declared nor present.
 	BlockedMissingVolume = "missing-volume"
+	// BlockedOutsideSelection: the action needs an action on an object
+	// outside Options.Only, which the pass does not take.
+	BlockedOutsideSelection = "outside-selection"
 	// BlockedVolumeInUse: a Volume to destroy is still mounted by a container
 	// that stays.
 	BlockedVolumeInUse = "volume-in-use"
@@ -87,6 +90,10 @@ type Options struct {
 	// MaxPrune is the most containers one pass may prune; above it nothing is
 	// pruned. 0 means DefaultMaxPrune, a negative value means no limit.
 	MaxPrune int
+	// Only, when set, restricts the plan to these object keys (apply FILE,
+	// plan FILE): nothing else is acted on and nothing is pruned, whatever
+	// the rest of the set says.
+	Only map[string]bool
 }
 
 // Plan is the ordered list of actions one pass takes, and what it holds back.
@@ -101,6 +108,9 @@ type Plan struct {
 	InSync bool `json:"inSync"`
 	// Revision is the manifest revision the plan was computed from.
 	Revision string `json:"revision,omitempty"`
+	// Partial is true when the plan was restricted to some objects
+	// (Options.Only): it prunes nothing.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Action is one step of a plan, with what the executor needs to take it.

@@ -14,7 +14,7 @@ func init() {
 		var f reconcileFlags
 		var output *format
 		cmd := &cobra.Command{
-			Use:   "plan [DIR]",
+			Use:   "plan [DIR|FILE]",
 			Short: "Show what a pass would do, without doing it",
 			Long: `plan loads the manifests (DIR, else --manifests), observes the ZFS datasets and
 jails under --root, and prints the actions a pass would take, each with its
@@ -22,6 +22,10 @@ reason, like terraform plan:
 
   +  create         ~  replace, update, build, pull
   -  prune          >  start     .  stop     !  blocked (and why)
+
+Given a FILE, only the objects it declares are planned and nothing is pruned
+(what apply FILE would do); the first line says which mode ran, and -o json
+has "partial": true.
 
 Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
 			Example: `  zocker-reconcile plan
@@ -42,12 +46,21 @@ Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
 				if err != nil {
 					return err
 				}
-				d, err := newLoader(&f, log, eng).Load(ctx, manifestsArg(g, args))
+				sel, err := selectManifests(g, args)
 				if err != nil {
 					return err
 				}
+				d, err := newLoader(&f, log, eng).Load(ctx, sel.load)
+				if err != nil {
+					return err
+				}
+				opts := f.options()
+				opts.Only = sel.only(d.Set)
+				if *output != formatJSON {
+					fmt.Fprintln(g.stdout, sel.describe(opts.Only))
+				}
 				start := time.Now()
-				p := reconcile.Diff(d, o, f.options())
+				p := reconcile.Diff(d, o, opts)
 				log.Debug("planned", "took", time.Since(start), "actions", len(p.Actions))
 				p.Revision = d.Set.Revision
 				for _, pr := range d.Set.Problems {
