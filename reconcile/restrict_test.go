@@ -6,7 +6,7 @@ import "testing"
 // only and prunes nothing, however many managed containers the rest of the
 // set does not declare; an action needing one outside the selection is held.
 func TestDiffOnly(t *testing.T) {
-	s := newSet(image("base"), container("web"))
+	s := newSet(img("base"), container("web"))
 	var obs []any
 	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
 		obs = append(obs, applied(t, container(n), "id1"))

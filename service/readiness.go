@@ -38,7 +38,7 @@ func readiness(oc reconcile.ObservedContainer, now time.Time) (ready bool, reaso
 	case "running":
 		switch oc.Health {
 		case reconcile.HealthUnhealthy:
-			return false, ReasonUnhealthy, unhealthyMessage(rt)
+			return false, ReasonUnhealthy, unhealthyMessage(oc)
 		case reconcile.HealthStarting:
 			return false, ReasonHealthStarting, "health check not yet passed"
 		}
@@ -48,22 +48,22 @@ func readiness(oc reconcile.ObservedContainer, now time.Time) (ready bool, reaso
 		if !rt.NextStartAt.IsZero() {
 			next = fmt.Sprintf(", next in %s", max(0, rt.NextStartAt.Sub(now)).Round(time.Second))
 		}
-		if rt.LastExitCode == exitNotStarted {
+		if oc.LastExitCode == exitNotStarted {
 			m := "the command could not be started"
 			if rt.Message != "" {
 				m = rt.Message
 			}
-			return false, ReasonCommandNotFound, fmt.Sprintf("%s (exit 127), %s%s", m, restarts(rt.Restarts), next)
+			return false, ReasonCommandNotFound, fmt.Sprintf("%s (exit 127), %s%s", m, restarts(oc.Restarts), next)
 		}
-		return false, ReasonCrashLoop, fmt.Sprintf("%s, %s%s", exited(rt), restarts(rt.Restarts), next)
+		return false, ReasonCrashLoop, fmt.Sprintf("%s, %s%s", exited(oc), restarts(oc.Restarts), next)
 	case "exited":
-		if rt.LastExitCode == 0 && rt.LastSignal == "" {
+		if oc.LastExitCode == 0 && rt.LastSignal == "" {
 			return true, ReasonCompleted, "exited 0; the restart policy does not restart it"
 		}
-		if rt.LastExitCode == exitNotStarted {
+		if oc.LastExitCode == exitNotStarted {
 			return false, ReasonCommandNotFound, "the command could not be started (exit 127); the restart policy does not restart it"
 		}
-		return false, ReasonExited, exited(rt) + "; the restart policy does not restart it"
+		return false, ReasonExited, exited(oc) + "; the restart policy does not restart it"
 	case "starting":
 		return false, ReasonStarting, "the supervisor is starting the container"
 	case "failed":
@@ -74,11 +74,11 @@ func readiness(oc reconcile.ObservedContainer, now time.Time) (ready bool, reaso
 	return false, ReasonNotRunning, "no supervisor runs it"
 }
 
-func exited(rt reconcile.ContainerRuntime) string {
-	if rt.LastSignal != "" {
-		return "killed by " + rt.LastSignal
+func exited(oc reconcile.ObservedContainer) string {
+	if oc.Runtime.LastSignal != "" {
+		return "killed by " + oc.Runtime.LastSignal
 	}
-	return fmt.Sprintf("exited %d", rt.LastExitCode)
+	return fmt.Sprintf("exited %d", oc.LastExitCode)
 }
 
 func restarts(n int) string {
@@ -90,8 +90,9 @@ func restarts(n int) string {
 
 // unhealthyMessage is the last check's output (one line) with its exit code
 // and the failing streak.
-func unhealthyMessage(rt reconcile.ContainerRuntime) string {
-	out := strings.Join(strings.Fields(rt.HealthOutput), " ")
+func unhealthyMessage(oc reconcile.ObservedContainer) string {
+	rt := oc.Runtime
+	out := strings.Join(strings.Fields(oc.HealthOutput), " ")
 	if len(out) > 200 {
 		out = out[:197] + "..."
 	}

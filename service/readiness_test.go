@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
@@ -18,15 +19,15 @@ func TestReadinessMessages(t *testing.T) {
 		msg    string
 	}{
 		{"running", reconcile.ObservedContainer{Running: true, Runtime: reconcile.ContainerRuntime{State: "running"}}, true, ReasonInSync, ""},
-		{"crash loop", reconcile.ObservedContainer{Running: true, Runtime: reconcile.ContainerRuntime{State: "backoff", Exited: true, LastExitCode: 3, Restarts: 4, NextStartAt: now.Add(16 * time.Second)}},
+		{"crash loop", reconcile.ObservedContainer{Running: true, Exited: true, LastExitCode: 3, Restarts: 4, Runtime: reconcile.ContainerRuntime{State: "backoff", NextStartAt: now.Add(16 * time.Second)}},
 			false, ReasonCrashLoop, "exited 3, 4 restarts, next in 16s"},
-		{"missing command", reconcile.ObservedContainer{Running: true, Runtime: reconcile.ContainerRuntime{State: "backoff", Exited: true, LastExitCode: 127, Restarts: 1, Message: "exec /nope: no such file or directory", NextStartAt: now.Add(2 * time.Second)}},
+		{"missing command", reconcile.ObservedContainer{Running: true, Exited: true, LastExitCode: 127, Restarts: 1, Runtime: reconcile.ContainerRuntime{State: "backoff", Message: "exec /nope: no such file or directory", NextStartAt: now.Add(2 * time.Second)}},
 			false, ReasonCommandNotFound, "exec /nope: no such file or directory (exit 127), 1 restart, next in 2s"},
-		{"killed", reconcile.ObservedContainer{Running: true, Runtime: reconcile.ContainerRuntime{State: "backoff", Exited: true, LastExitCode: 137, LastSignal: "SIGKILL", Restarts: 2}},
+		{"killed", reconcile.ObservedContainer{Running: true, Exited: true, LastExitCode: 137, Restarts: 2, Runtime: reconcile.ContainerRuntime{State: "backoff", LastSignal: "SIGKILL"}},
 			false, ReasonCrashLoop, "killed by SIGKILL, 2 restarts"},
-		{"unhealthy", reconcile.ObservedContainer{Running: true, Health: reconcile.HealthUnhealthy, Runtime: reconcile.ContainerRuntime{State: "running", HealthExitCode: 1, HealthStreak: 3, HealthOutput: "wget: can't connect\n"}},
+		{"unhealthy", reconcile.ObservedContainer{Running: true, Health: reconcile.HealthUnhealthy, HealthOutput: "wget: can't connect\n", Runtime: reconcile.ContainerRuntime{State: "running", HealthExitCode: 1, HealthStreak: 3}},
 			false, ReasonUnhealthy, "wget: can't connect (exit 1, 3 failed checks in a row)"},
-		{"exited under OnFailure", reconcile.ObservedContainer{Running: true, Runtime: reconcile.ContainerRuntime{State: "exited", Exited: true, LastExitCode: 0}}, true, ReasonCompleted, "exited 0; the restart policy does not restart it"},
+		{"exited under OnFailure", reconcile.ObservedContainer{Running: true, Exited: true, Runtime: reconcile.ContainerRuntime{State: "exited"}}, true, ReasonCompleted, "exited 0; the restart policy does not restart it"},
 		{"no supervisor", reconcile.ObservedContainer{}, false, ReasonNotRunning, "no supervisor runs it"},
 	} {
 		ready, reason, msg := readiness(tc.oc, now)
@@ -51,7 +52,7 @@ func TestStatusCrashLoopBetweenPasses(t *testing.T) {
 	if c := cond(t, b.Snapshot(), "Container/web", ConditionReady); !c.Status {
 		t.Fatalf("in sync and running: %+v", c)
 	}
-	changed := b.Runtime(map[string]reconcile.ContainerRuntime{"web": {State: "backoff", Exited: true, LastExitCode: 3, Restarts: 4, NextStartAt: clk.t.Add(16 * time.Second)}}, nil)
+	changed := b.Runtime(map[string]supervisor.Status{"web": {Name: "web", Alive: true, State: supervisor.StateBackoff, LastExitAt: clk.t, LastExitCode: 3, Restarts: 4, NextStartAt: clk.t.Add(16 * time.Second)}})
 	c := cond(t, b.Snapshot(), "Container/web", ConditionReady)
 	if len(changed) != 1 || c.Status || c.Reason != ReasonCrashLoop || c.Message != "exited 3, 4 restarts, next in 16s" {
 		t.Fatalf("after a crash report: changed %v, %+v", changed, c)
@@ -59,12 +60,12 @@ func TestStatusCrashLoopBetweenPasses(t *testing.T) {
 	if b.Snapshot().AllReady() {
 		t.Error("AllReady with a crash-looping container")
 	}
-	b.Runtime(map[string]reconcile.ContainerRuntime{"web": {State: "running", Restarts: 4}}, nil)
+	b.Runtime(map[string]supervisor.Status{"web": {Name: "web", Alive: true, State: supervisor.StateRunning, Restarts: 4}})
 	if c := cond(t, b.Snapshot(), "Container/web", ConditionReady); !c.Status {
 		t.Errorf("running again: %+v", c)
 	}
 	// A supervisor that is gone is not Ready either.
-	b.Runtime(map[string]reconcile.ContainerRuntime{}, nil)
+	b.Runtime(map[string]supervisor.Status{})
 	if c := cond(t, b.Snapshot(), "Container/web", ConditionReady); c.Status || c.Reason != ReasonNotRunning {
 		t.Errorf("without a supervisor: %+v", c)
 	}

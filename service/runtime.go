@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics"
@@ -40,13 +39,11 @@ func (s *Service) watchRuntime(ctx context.Context) {
 // refreshRuntime applies one reading of the supervisors to the status book
 // and the per-container gauges.
 func (s *Service) refreshRuntime(sups []supervisor.Status) {
-	latest := make(map[string]reconcile.ContainerRuntime, len(sups))
-	health := make(map[string]string, len(sups))
+	latest := make(map[string]supervisor.Status, len(sups))
 	for _, st := range sups {
-		latest[st.Name] = engine.Runtime(st)
-		health[st.Name] = engine.ObservedHealth(st.Health.Status)
+		latest[st.Name] = st
 	}
-	for _, name := range s.book.Runtime(latest, health) {
+	for _, name := range s.book.Runtime(latest) {
 		obj, ok := s.book.Object(manifests.KindContainer, name)
 		if ok {
 			s.m.SetObjectReady(manifests.KindContainer, name, obj.Ready())

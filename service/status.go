@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
@@ -47,6 +49,9 @@ const (
 	ReasonDuplicate       = "Duplicate"
 	ReasonNameConflict    = "NameConflict"
 	ReasonMissingVolume   = "MissingVolume"
+	ReasonRolledBack      = "RolledBack"
+	ReasonUpdateFailed    = "UpdateFailed"
+	ReasonWritesProtected = "WritesProtected"
 	ReasonNone            = "None"
 )
 
@@ -370,6 +375,12 @@ func stalledReason(reason string) string {
 		return ReasonNameConflict
 	case reconcile.BlockedMissingVolume:
 		return ReasonMissingVolume
+	case reconcile.BlockedRolledBack:
+		return ReasonRolledBack
+	case reconcile.BlockedUpdateFailed:
+		return ReasonUpdateFailed
+	case reconcile.BlockedProtectWrites:
+		return ReasonWritesProtected
 	}
 	return ReasonPruneBlocked
 }
@@ -415,7 +426,7 @@ func (b *StatusBook) Failed(a reconcile.Action, err error, terminal bool) {
 // between passes, a container that starts crash-looping or fails its health
 // check stops being Ready within a second, not at the next resync. It
 // returns the names whose readiness changed.
-func (b *StatusBook) Runtime(latest map[string]reconcile.ContainerRuntime, health map[string]string) []string {
+func (b *StatusBook) Runtime(latest map[string]supervisor.Status) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var changed []string
@@ -430,8 +441,11 @@ func (b *StatusBook) Runtime(latest map[string]reconcile.ContainerRuntime, healt
 		if st, _ := obj.Condition(ConditionStalled); st.Status {
 			continue
 		}
-		rt, ok := latest[name]
-		oc.Runtime, oc.Health, oc.Running = rt, health[name], ok && oc.Running
+		if s, ok := latest[name]; ok {
+			engine.ApplySupervisor(&oc, s)
+		} else {
+			oc.Running, oc.Runtime = false, reconcile.ContainerRuntime{}
+		}
 		b.containers[name] = oc
 		was := obj.Ready()
 		ready, reason, msg := readiness(oc, b.now())

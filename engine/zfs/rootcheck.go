@@ -103,7 +103,7 @@ func (s *Store) closest(ctx context.Context, root string) string {
 	// The deepest existing ancestor, then its descendants as deep as root.
 	for depth := len(parts) - 1; depth >= 1; depth-- {
 		anc := strings.Join(parts[:depth], "/")
-		out, err := s.r.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "get", "-H", "-r", "-d", fmt.Sprint(len(parts) - depth), "-o", "name", "type", anc}, Timeout: CommandTimeout})
+		out, err := s.r.Run(ctx, runner.Cmd{Argv: []string{Bin(), "get", "-H", "-r", "-d", fmt.Sprint(len(parts) - depth), "-o", "name", "type", anc}, Timeout: CommandTimeout})
 		if err != nil {
 			continue
 		}
@@ -146,7 +146,7 @@ func (s *Store) closest(ctx context.Context, root string) string {
 }
 
 func zpoolBin() string {
-	if zfsBin() == "zfs" {
+	if Bin() == "zfs" {
 		return "zpool"
 	}
 	return "/sbin/zpool"
