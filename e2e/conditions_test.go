@@ -163,3 +163,42 @@ spec:
 		}
 	}
 }
+
+// TestActionDeadline (issue 11, M4): a build running past --action-timeout
+// is cancelled (its RUN process killed), the Image says why, and /healthz
+// stays up because the action did stop.
+func TestActionDeadline(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	h.write("images.yaml", h.imageYAML())
+	ctxDir := mkdir(t, h.man, "slow")
+	writeFile(t, filepath.Join(ctxDir, "Zockerfile"), "FROM bb\nRUN /bin/sleep 100901\n")
+	h.write("slow.yaml", `apiVersion: zocker/v1
+kind: Image
+metadata:
+  name: slow
+spec:
+  build:
+    context: ./slow
+`)
+	srv := h.start("--action-timeout", "2m,build=3s")
+	poll(t, converge, "Image/slow failing past its deadline", func() (bool, string) {
+		st, err := srv.status()
+		if err != nil {
+			return false, err.Error()
+		}
+		o, ok := objectStatus(st, "Image", "slow")
+		if !ok {
+			return false, "no Image/slow"
+		}
+		r, _ := o.Condition(service.ConditionReady)
+		return !r.Status && strings.Contains(r.Message, "past its 3s deadline"), fmt.Sprintf("%+v", o.Conditions)
+	})
+	poll(t, converge, "the RUN step killed", func() (bool, string) {
+		p := commandProcs([]string{"/bin/sleep", "100901"}, 0)
+		return len(p) == 0, fmt.Sprintf("still running: %v", p)
+	})
+	if code, b, err := srv.get("/healthz"); err != nil || code != 200 {
+		t.Errorf("/healthz after a cancelled action: %d %s %v", code, b, err)
+	}
+}

@@ -51,6 +51,11 @@ const (
 	OpDestroyVolume Op = "destroy-volume"
 )
 
+// Ops returns every operation, in the order above.
+func Ops() []Op {
+	return []Op{OpImport, OpBuild, OpPull, OpCreateVolume, OpUpdateVolume, OpCreate, OpStart, OpStop, OpReplace, OpPrune, OpDestroyVolume}
+}
+
 // Reasons a Blocked entry gives (stable: they are metric label values).
 const (
 	// BlockedEmptyManifests: the manifest set is empty or missing while

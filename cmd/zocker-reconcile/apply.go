@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/zocker-reconcile/zocker-reconcile/controller"
+	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
 
 // applyPasses bounds apply: an import in one pass lets the containers
@@ -18,6 +19,7 @@ func init() {
 	register(func(g *globals) *cobra.Command {
 		var f reconcileFlags
 		var initRoot bool
+		var timeout string
 		cmd := &cobra.Command{
 			Use:   "apply [DIR|FILE]",
 			Short: "Converge once on the manifests, then exit",
@@ -39,6 +41,10 @@ the service will do, or stop it first.`,
 			Args: cobra.MaximumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				log, err := g.logger()
+				if err != nil {
+					return err
+				}
+				deadlines, err := service.ParseDeadlines(timeout)
 				if err != nil {
 					return err
 				}
@@ -71,7 +77,7 @@ the service will do, or stop it first.`,
 				opts.Only = sel.only(d.Set)
 				fmt.Fprintln(g.stdout, sel.describe(opts.Only))
 				start := time.Now()
-				p, err := controller.Converge(ctx, d, eng, eng, opts, applyPasses, func(r controller.PassResult) {
+				p, err := controller.Converge(ctx, d, eng, service.WithDeadlines(eng, deadlines), opts, applyPasses, func(r controller.PassResult) {
 					if r.Err != nil {
 						fmt.Fprintf(g.stdout, "%s: FAILED after %s: %v\n", r.Action.Line(), r.Took.Round(time.Millisecond), r.Err)
 						return
@@ -87,6 +93,7 @@ the service will do, or stop it first.`,
 		}
 		f.add(cmd)
 		cmd.Flags().BoolVar(&initRoot, "init", false, "create --root when it does not exist (its parent must)")
+		cmd.Flags().StringVar(&timeout, "action-timeout", service.DefaultDeadlines, "deadline of each action: DURATION for all, OP=DURATION for one (import, build, pull, create, start, ...)")
 		return cmd
 	})
 }

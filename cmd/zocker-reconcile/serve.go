@@ -23,6 +23,7 @@ type serveFlags struct {
 	reconcileFlags
 	listen  string
 	init    bool
+	timeout string
 	workers int
 	resync  time.Duration
 }
@@ -54,6 +55,7 @@ containers keep running, and the next start adopts them.`,
 		fl := cmd.Flags()
 		fl.StringVar(&f.listen, "listen", envOr("ZOCKER_LISTEN", httpapi.DefaultListen), "address of /metrics, /healthz, /readyz and /status (env ZOCKER_LISTEN)")
 		fl.BoolVar(&f.init, "init", false, "create --root when it does not exist (its parent must)")
+		fl.StringVar(&f.timeout, "action-timeout", service.DefaultDeadlines, "deadline of each action: DURATION for all, OP=DURATION for one (import, build, pull, create, start, stop, replace, prune, ...); /healthz fails while an action runs past it")
 		fl.IntVar(&f.workers, "workers", 2, "actions run at once (image builds and pulls run one at a time)")
 		fl.DurationVar(&f.resync, "resync", 30*time.Second, "period of the full passes that also repair drift (±10% jitter)")
 		return cmd
@@ -75,6 +77,10 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 		return fmt.Errorf("--resync %s: want at least 1s", f.resync)
 	}
 	if err := httpapi.CheckListen(f.listen, explicitListen, log); err != nil {
+		return err
+	}
+	deadlines, err := service.ParseDeadlines(f.timeout)
+	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
@@ -109,6 +115,7 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 		Registry:  reg,
 		Workers:   f.workers,
 		Resync:    f.resync,
+		Deadlines: deadlines,
 		Log:       log,
 		Supervisors: func() ([]supervisor.Status, error) {
 			return supervisor.List(g.stateDir)
