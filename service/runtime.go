@@ -64,7 +64,7 @@ func (s *Service) refreshRuntime(sups []supervisor.Status) {
 // one supervisor's report: healthy follows up for a container without a
 // health check (README: "1 when running / healthy").
 func containerGauges(st supervisor.Status) (up, healthy bool) {
-	up = st.Alive && st.State == supervisor.StateRunning
+	up = st.Running()
 	switch st.Health.Status {
 	case supervisor.HealthHealthy:
 		healthy = up

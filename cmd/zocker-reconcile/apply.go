@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -25,7 +26,9 @@ func init() {
 			Short: "Converge once on the manifests, then exit",
 			Long: `apply loads the manifests (DIR, else --manifests) and runs converging passes
 (observe, plan, act) until nothing is left to do, then exits: 0 when the host
-matches the manifests, 1 otherwise. The same guards as serve apply:
+matches the manifests, 1 otherwise. A manifest file that does not load
+makes the exit status 1 too: the valid objects are converged, the objects of
+the invalid file are left as they are. The same guards as serve apply:
 --allow-empty, --max-prune.
 
 Given a FILE, apply acts only on the objects that file declares and prunes
@@ -84,10 +87,18 @@ the service will do, or stop it first.`,
 					}
 					fmt.Fprintf(g.stdout, "%s (%s)\n", r.Action.Line(), r.Took.Round(time.Millisecond))
 				})
+				invalid := invalidFiles(d.Set)
 				if err != nil {
-					return withCode(1, fmt.Errorf("not converged: %w", err))
+					return withCode(1, errors.Join(fmt.Errorf("not converged: %w", err), invalid))
 				}
-				fmt.Fprintf(g.stdout, "Converged on revision %s in %s.\n", p.Revision, time.Since(start).Round(time.Millisecond))
+				what := "Converged"
+				if invalid != nil {
+					what = "Converged the valid objects"
+				}
+				fmt.Fprintf(g.stdout, "%s on revision %s in %s.\n", what, p.Revision, time.Since(start).Round(time.Millisecond))
+				if invalid != nil {
+					return withCode(1, invalid)
+				}
 				return nil
 			},
 		}

@@ -27,7 +27,8 @@ Given a FILE, only the objects it declares are planned and nothing is pruned
 (what apply FILE would do); the first line says which mode ran, and -o json
 has "partial": true.
 
-Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
+Exit status: 0 in sync, 2 changes pending (or held back), 1 error or a
+manifest file that does not load (the plan of the valid objects is printed).`,
 			Example: `  zocker-reconcile plan
   zocker-reconcile plan ./staging -o json`,
 			Args: cobra.MaximumNArgs(1),
@@ -73,6 +74,9 @@ Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
 				}
 				if err != nil {
 					return err
+				}
+				if err := invalidFiles(d.Set); err != nil {
+					return withCode(1, err)
 				}
 				if code := p.ExitCode(); code != 0 {
 					return withCode(code, nil)

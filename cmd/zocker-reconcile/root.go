@@ -26,6 +26,8 @@ type globals struct {
 	stateDir  string
 	logLevel  string
 	logFormat string
+	// maxImageSize bounds pulled streams, downloads and work datasets.
+	maxImageSize string
 
 	stdout io.Writer
 	stderr io.Writer
@@ -98,9 +100,9 @@ manages, and converges: importing, building or pulling images and creating,
 starting, replacing, stopping or pruning containers.
 
 Every global flag can also be set through its environment variable:
-ZOCKER_ROOT, ZOCKER_MANIFESTS, ZOCKER_STATE_DIR, ZOCKER_LOG_LEVEL, ZOCKER_LOG_FORMAT;
-and for some commands: ZOCKER_LISTEN (serve, status), ZOCKER_REPOSITORY
-(push, pull, search, del).
+ZOCKER_ROOT, ZOCKER_MANIFESTS, ZOCKER_STATE_DIR, ZOCKER_LOG_LEVEL, ZOCKER_LOG_FORMAT,
+ZOCKER_MAX_IMAGE_SIZE; and for some commands: ZOCKER_LISTEN (serve, status),
+ZOCKER_REPOSITORY (push, pull, search, del).
 
 Commands other than serve log only warnings and errors (their result is on
 stdout) unless --log-level is given. Everything but version, validate and
@@ -117,6 +119,7 @@ status must run as root.`,
 	pf.StringVar(&g.stateDir, "state-dir", envOr("ZOCKER_STATE_DIR", defaultStateDir), "runtime state: generated jail.conf, supervisor status, logs of the current boot (env ZOCKER_STATE_DIR)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("ZOCKER_LOG_LEVEL", "info"), "debug, info, warn or error (env ZOCKER_LOG_LEVEL)")
 	pf.StringVar(&g.logFormat, "log-format", envOr("ZOCKER_LOG_FORMAT", "text"), "text or json (env ZOCKER_LOG_FORMAT)")
+	pf.StringVar(&g.maxImageSize, "max-image-size", envOr("ZOCKER_MAX_IMAGE_SIZE", "20G"), "largest image stream, download or work dataset, e.g. 20G (env ZOCKER_MAX_IMAGE_SIZE)")
 	g.flags = pf
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		g.stdout = cmd.OutOrStdout()
@@ -129,6 +132,9 @@ status must run as root.`,
 			if err := requireRoot(); err != nil {
 				return err
 			}
+		}
+		if _, err := g.imageSizeLimit(); err != nil {
+			return err
 		}
 		if strings.TrimSpace(g.root) == "" {
 			return fmt.Errorf("--root is empty")
