@@ -164,10 +164,7 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 			oc.UpdateStarted = time.Unix(sec, 0)
 		}
 		if s, ok := bySup[c.ContainerName]; ok {
-			oc.Running = s.Up()
-			oc.Health = observedHealth(s.Health.Status)
-			oc.HealthOutput = s.Health.LastOutput
-			oc.Restarts, oc.LastExitCode, oc.Exited = s.Restarts, s.LastExitCode, !s.LastExitAt.IsZero()
+			ApplySupervisor(&oc, s)
 		}
 		o.Containers[oc.Name] = oc
 	}
@@ -210,7 +207,27 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 	return o
 }
 
-func observedHealth(s string) string {
+// ApplySupervisor copies a supervisor's report into the reconciler's view of
+// its container. A live supervisor is a running container from the
+// reconciler's point of view, also while it backs off or after its command
+// exited under OnFailure/Never: restarting is the supervisor's job. Why it
+// is then not Ready is in Runtime, for the status.
+func ApplySupervisor(oc *reconcile.ObservedContainer, s supervisor.Status) {
+	oc.Running = s.Up()
+	oc.Health = ObservedHealth(s.Health.Status)
+	oc.HealthOutput = s.Health.LastOutput
+	oc.Restarts, oc.LastExitCode, oc.Exited = s.Restarts, s.LastExitCode, !s.LastExitAt.IsZero()
+	oc.Runtime = reconcile.ContainerRuntime{
+		State: string(s.State), LastSignal: s.LastSignal, NextStartAt: s.NextStartAt, Message: s.Message,
+		HealthStreak: s.Health.FailingStreak, HealthExitCode: s.Health.LastExitCode,
+	}
+	if !s.Alive && s.State != supervisor.StateStopped {
+		oc.Runtime.State = "dead"
+	}
+}
+
+// ObservedHealth maps a supervisor's health status to reconcile's.
+func ObservedHealth(s string) string {
 	switch s {
 	case supervisor.HealthHealthy:
 		return reconcile.HealthHealthy
@@ -304,6 +321,10 @@ func (e *Engine) importImage(ctx context.Context, a reconcile.Action) error {
 	}
 	src := zfs.ImportSource{Path: t.Path, URL: t.URL, SHA256: t.SHA256}
 	id, err := e.Store.ImportTarball(ctx, src, zfs.Config{Inputs: a.Inputs})
+	if errors.Is(err, zfs.ErrDigestMismatch) {
+		// The user's mistake: held (Stalled) until the manifest changes.
+		return reconcile.Terminal(fmt.Errorf("import image %s: %w", a.Name, err))
+	}
 	if err != nil {
 		return fmt.Errorf("import image %s: %w", a.Name, err)
 	}
@@ -435,7 +456,7 @@ func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
 	cfg.Annotations = map[string]string{"image": clone.ImageID, "specHash": clone.SpecHash, "ip": clone.Props[PropIP]}
 	pid, err := supervisor.Start(ctx, e.StateDir, name, e.Self, cfg)
 	if err != nil {
-		return fmt.Errorf("start container %s: %w", name, err)
+		return err // it says "start container NAME: ..."
 	}
 	e.Log.Info("started container", "container", name, "pid", pid)
 	return nil

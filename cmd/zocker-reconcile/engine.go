@@ -70,9 +70,16 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		return nil, fmt.Errorf("--loopback-pool %q: %w", f.loopbackPool, err)
 	}
 	r := &runner.Exec{Logger: log}
+	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
+	if err != nil {
+		return nil, err
+	}
 	var store *zfs.Store
 	switch mode {
 	case readOnly:
+		if _, err := checkRoot(ctx, g); err != nil {
+			return nil, err
+		}
 		store, err = zfs.Attach(g.root, r, log)
 	default:
 		if err := os.MkdirAll(g.stateDir, 0o750); err != nil {
@@ -99,10 +106,6 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		return nil, err
 	}
 	reconcile.SetEnvKey(key)
-	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
-	if err != nil {
-		return nil, err
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
@@ -131,6 +134,8 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 			log.Warn("remove leftover build jails", "err", err)
 		} else if len(removed) > 0 {
 			log.Info("removed leftover build jails", "jails", removed)
+			// What their inits held busy can go now.
+			store.SweepTmp(ctx)
 		}
 	}
 	return eng, nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -93,6 +92,9 @@ func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := checkRoot(ctx, g); err != nil {
+		return nil, err
+	}
 	store, err := zfs.Attach(g.root, &runner.Exec{Logger: log}, log)
 	if err != nil {
 		return nil, err
@@ -106,8 +108,8 @@ func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 
 func init() {
 	register(func(g *globals) *cobra.Command {
-		var all, previous bool
-		var output string
+		var all, quiet, previous bool
+		var output *format
 		cmd := &cobra.Command{
 			Use:   "ps",
 			Short: "List containers",
@@ -136,10 +138,14 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones;
 				if previous {
 					rows = append(rows, previousRows(st)...)
 				}
-				if output == "json" {
-					enc := json.NewEncoder(g.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(rows)
+				switch {
+				case quiet:
+					for _, r := range rows {
+						fmt.Fprintln(g.stdout, r.Name)
+					}
+					return nil
+				case *output == formatJSON:
+					return printJSON(g.stdout, rows)
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 0, 3, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tCOMMAND")
@@ -151,8 +157,9 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones;
 			},
 		}
 		cmd.Flags().BoolVarP(&all, "all", "a", false, "also list containers that do not run")
+		cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the names only")
 		cmd.Flags().BoolVar(&previous, "previous", false, "also list the previous clones kept by updates")
-		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+		output = addOutput(cmd)
 		return cmd
 	})
 }
