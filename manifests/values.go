@@ -19,7 +19,6 @@ var NameRegexp = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 var (
 	envKeyRegexp    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	jailParamRegexp = regexp.MustCompile(`^[a-z][a-z0-9_.]*$`)
 	// user is a login name or a numeric uid; ':' and '/' would let it reach
 	// into other fields of jexec -U or a passwd lookup.
 	userRegexp = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`)
@@ -39,8 +38,23 @@ func ValidName(s string) error {
 		return fmt.Errorf("name %q is %d characters long, the limit is 63", s, len(s))
 	case !NameRegexp.MatchString(s):
 		return fmt.Errorf("name %q is invalid: use lower-case letters, digits and '-', starting and ending with a letter or digit", s)
+	case AllDigits(s):
+		// jail(8) (config.c load_config), jexec, jls -j and libjail's
+		// jail_getid() read an all-digit name as a jail ID: "3" would
+		// act on whatever jail has jid 3.
+		return fmt.Errorf("name %q is invalid: it needs at least one letter (jail(8) reads an all-digit name as a jail ID)", s)
 	}
 	return nil
+}
+
+// AllDigits reports whether s is a non-empty string of ASCII digits.
+func AllDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // ValidHostname reports whether s is an RFC 1123 host name.

@@ -267,8 +267,8 @@ func (d *FreeBSD) hasJexecWorkdir() bool {
 // unmounts devfs and the fstab mounts), drops its rctl rules and deletes
 // its generated files. A jail that does not exist is not an error.
 func (d *FreeBSD) Remove(ctx context.Context, name string) error {
-	if !jailNameRE.MatchString(name) {
-		return fmt.Errorf("remove jail %q: invalid name", name)
+	if err := validJailName(name); err != nil {
+		return fmt.Errorf("remove jail: %w", err)
 	}
 	confPath := d.confPath(name)
 	if _, err := os.Stat(confPath); err != nil {

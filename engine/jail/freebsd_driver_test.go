@@ -214,20 +214,20 @@ func TestFreeBSDDriverRemove(t *testing.T) {
 	}
 	assertNoBSDFiles(t, d)
 
-	// Not running and no conf left: jail -r without -f; "not found" is success.
+	// Not running and no conf left: jail -R (no /etc/jail.conf); "not found" is success.
 	rec.calls = nil
-	rec.fail["/usr/sbin/jail -r"] = &runner.CommandError{Stderr: `jail: "web" not found`, ExitCode: 1}
+	rec.fail["/usr/sbin/jail -R"] = &runner.CommandError{Stderr: `jail: "web" not found`, ExitCode: 1}
 	if err := d.Remove(context.Background(), "web"); err != nil {
 		t.Fatalf("removing a missing jail: %v", err)
 	}
-	if rec.calls[0] != "/usr/sbin/jail -r web" {
+	if rec.calls[0] != "/usr/sbin/jail -R web" {
 		t.Errorf("commands %q", rec.calls)
 	}
 	rec.fail["/usr/bin/rctl -r"] = &runner.CommandError{Stderr: "rctl: failed to remove rule 'jail:web': Operation not permitted", ExitCode: 1}
 	if err := d.Remove(context.Background(), "web"); err == nil || !strings.Contains(err.Error(), "remove rctl rules of jail web") {
 		t.Errorf("a real rctl failure: got %v", err)
 	}
-	rec.fail["/usr/sbin/jail -r"] = &runner.CommandError{Stderr: "jail: web: Device busy", ExitCode: 1}
+	rec.fail["/usr/sbin/jail -R"] = &runner.CommandError{Stderr: "jail: web: Device busy", ExitCode: 1}
 	if err := d.Remove(context.Background(), "web"); err == nil {
 		t.Error("a failing jail -r was ignored")
 	}
