@@ -8,7 +8,6 @@ import (
 	"path"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/zocker-reconcile/zocker-reconcile/manifests/jailparam"
@@ -416,7 +415,9 @@ var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // the environment is set completely by env -i, and -l would also move a
 // command without -d into the user's home directory. With withWorkdir false
 // (a jexec without -d) jexec runs the command from "/", so only "" or "/"
-// is accepted. A numeric User is refused: jexec -U looks users up by name.
+// is accepted. A numeric User other than 0 is refused: jexec -U looks users
+// up by name (the FreeBSD driver resolves uids with LookupUID first); root
+// gets no -U at all.
 func JexecArgv(name string, p Process, withWorkdir bool) ([]string, error) {
 	if err := validJailName(name); err != nil {
 		return nil, fmt.Errorf("jexec: %w", err)
@@ -442,13 +443,15 @@ func JexecArgv(name string, p Process, withWorkdir bool) ([]string, error) {
 	} else if path.Clean(wd) != "/" {
 		return nil, fmt.Errorf("jexec in %s with workdir %s: %w", name, wd, ErrWorkdirUnsupported)
 	}
-	if p.User != "" {
-		if _, err := strconv.Atoi(p.User); err == nil {
-			return nil, fmt.Errorf("jexec in %s: numeric user %s: jexec -U needs a user name", name, p.User)
-		}
-		if strings.HasPrefix(p.User, "-") {
-			return nil, fmt.Errorf("jexec in %s: user %q may not start with '-'", name, p.User)
-		}
+	switch {
+	case p.User == "" || p.User == "root" || p.User == "0":
+		// jexec runs as root by default; -U root would need the image's
+		// /etc/pwd.db for nothing.
+	case strings.Trim(p.User, "0123456789") == "":
+		return nil, fmt.Errorf("jexec in %s: numeric user %s: jexec -U needs a user name (resolve it with LookupUID)", name, p.User)
+	case strings.HasPrefix(p.User, "-"):
+		return nil, fmt.Errorf("jexec in %s: user %q may not start with '-'", name, p.User)
+	default:
 		argv = append(argv, "-U", p.User)
 	}
 	argv = append(argv, name, EnvPath, "-i")

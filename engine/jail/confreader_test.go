@@ -63,7 +63,7 @@ func atomChar(c byte) bool {
 }
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }
+func isOctal(c byte) bool  { return c >= '0' && c <= '7' }
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
