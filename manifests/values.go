@@ -18,7 +18,7 @@ import (
 var NameRegexp = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 var (
-	envKeyRegexp    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	envKeyRegexp = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// user is a login name or a numeric uid; ':' and '/' would let it reach
 	// into other fields of jexec -U or a passwd lookup.
 	userRegexp = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`)

@@ -188,6 +188,9 @@ func (d *FreeBSD) Create(ctx context.Context, s Spec) (err error) {
 	if err := CopyHostFiles(s.Root, d.opts.HostFiles); err != nil {
 		return fmt.Errorf("create jail %s: %w", s.Name, err)
 	}
+	if err := d.jailResolvConf(s); err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
 
 	if err := os.MkdirAll(d.jailsDir(), 0o700); err != nil {
 		return fmt.Errorf("create jail %s: state directory: %w", s.Name, err)
@@ -257,6 +260,31 @@ func (d *FreeBSD) Create(ctx context.Context, s Spec) (err error) {
 		return fmt.Errorf("set rctl limits of jail %s: %w", s.Name, err)
 	}
 	d.setLimits(s.Name, true, true)
+	return nil
+}
+
+// jailResolvConf rewrites the copied /etc/resolv.conf of a loopback or
+// alias jail whose host resolves through 127.0.0.1 (JailResolvConf), or
+// warns that name resolution will fail in it.
+func (d *FreeBSD) jailResolvConf(s Spec) error {
+	for _, f := range d.opts.HostFiles {
+		if filepath.Base(f) != "resolv.conf" {
+			continue
+		}
+		host, err := os.ReadFile(f)
+		if err != nil {
+			return nil // not copied either (CopyHostFiles skips it)
+		}
+		out, warning := JailResolvConf(host, s.Network.Mode, s.Nameservers)
+		if warning != "" {
+			d.log.Warn(warning, "container", s.Name)
+		}
+		if string(out) == string(host) {
+			return nil
+		}
+		// Where CopyHostFiles put it: the same path as on the host.
+		return WriteFileInRoot(s.Root, f, out, 0o644)
+	}
 	return nil
 }
 

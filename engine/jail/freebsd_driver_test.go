@@ -464,3 +464,20 @@ func TestFreeBSDDriverCreatesDev(t *testing.T) {
 		t.Errorf("/dev not created: %v", err)
 	}
 }
+
+// TestFreeBSDDriverResolvConf: a loopback jail on a local_unbound host gets
+// the --jail-nameserver servers instead of the unreachable 127.0.0.1.
+func TestFreeBSDDriverResolvConf(t *testing.T) {
+	d, _, s := newFreeBSDTestDriver(t, "1\n")
+	if err := os.WriteFile(d.opts.HostFiles[0], []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.Nameservers = []string{"192.0.2.53"}
+	if err := d.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(s.Root, d.opts.HostFiles[0]))
+	if err != nil || string(got) != "nameserver 192.0.2.53\n" {
+		t.Errorf("jail resolv.conf %q, %v", got, err)
+	}
+}
