@@ -61,7 +61,7 @@ func TestValidNames(t *testing.T) {
 			t.Errorf("ValidName(%q): %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "0", "3", "1-2", "Web", "a_b", "x;rm -rf /", "../x", "-a", "a-", "a.b", strings.Repeat("a", 64)} {
+	for _, bad := range []string{"", "0", "3", "42", "Web", "a_b", "x;rm -rf /", "../x", "-a", "a-", "a.b", strings.Repeat("a", 64)} {
 		if err := ValidName(bad); err == nil {
 			t.Errorf("ValidName(%q): want an error", bad)
 		}

@@ -159,11 +159,13 @@ func fail(fix, format string, a ...any) Result {
 	return Result{Status: Fail, Detail: fmt.Sprintf(format, a...), Fix: fix}
 }
 
-// stderrOf is a failed command's stderr, else the error text.
+// stderrOf is the first line of a failed command's stderr (doctor prints
+// one line per check), else the error text.
 func stderrOf(err error) string {
 	var ce *runner.CommandError
 	if errors.As(err, &ce) && strings.TrimSpace(ce.Stderr) != "" {
-		return strings.TrimSpace(ce.Stderr)
+		first, _, _ := strings.Cut(strings.TrimSpace(ce.Stderr), "\n")
+		return first
 	}
 	return err.Error()
 }

@@ -16,12 +16,6 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 )
 
-// Paths of the tools the sweep runs.
-const (
-	UmountPath   = "/sbin/umount"
-	IfconfigPath = "/sbin/ifconfig"
-)
-
 // jailRecord is what a jail created by the driver put on the host outside
 // its root dataset: the nullfs mount points of its fstab, its devfs, and
 // the interface aliases jail(8) added. It is written beside the conf at

@@ -92,6 +92,9 @@ func ValidID(id string) error {
 	return nil
 }
 
+// Bin is the zfs command this package runs (see zfsBin).
+func Bin() string { return zfsBin() }
+
 // zfsBin is the zfs the observation command runs: an absolute path on FreeBSD
 // (ARCHITECTURE section 2); elsewhere the one on PATH, so the zfs-fuse adapter
 // of the test substrate applies.
