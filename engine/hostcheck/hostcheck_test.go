@@ -73,7 +73,7 @@ func TestRootDataset(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := host(script{
-				"zfs get -H -p -o name,property,value type,available,zocker:managed,zocker:kind tank":         poolOK,
+				"zfs get -H -p -o name,property,value type,available,zocker:managed,zocker:kind tank":           poolOK,
 				"zfs get -H -p -r -o name,property,value type,available,zocker:managed,zocker:kind tank/zocker": c.root,
 			})
 			r := RootDataset(context.Background(), o, h)
