@@ -20,7 +20,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
-	"github.com/zocker-reconcile/zocker-reconcile/selftest"
+	"github.com/zocker-reconcile/zocker-reconcile/smoke"
 	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
 
@@ -89,7 +89,7 @@ Exit status: 0 when every step passed, 1 otherwise.`,
 					enc.SetIndent("", "  ")
 					err = enc.Encode(rep)
 				} else {
-					selftest.Format(w, rep, fmt.Sprintf("zocker-reconcile selftest %s (%s), %s/%s, %s",
+					smoke.Format(w, rep, fmt.Sprintf("zocker-reconcile selftest %s (%s), %s/%s, %s",
 						version, commit, runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format(time.RFC3339)))
 				}
 				if err != nil {
@@ -113,7 +113,7 @@ Exit status: 0 when every step passed, 1 otherwise.`,
 
 // runSelftest prepares a run (lock, leftovers of killed runs, the image, an
 // engine on the throwaway root) and runs it; progress goes to stderr.
-func runSelftest(ctx context.Context, g *globals, log *slog.Logger, keep bool, image, loopbackIface string) (*selftest.Report, error) {
+func runSelftest(ctx context.Context, g *globals, log *slog.Logger, keep bool, image, loopbackIface string) (*smoke.Report, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -133,13 +133,13 @@ func runSelftest(ctx context.Context, g *globals, log *slog.Logger, keep bool, i
 	} else if len(cleaned) > 0 {
 		fmt.Fprintf(g.stderr, "removed the leftovers of interrupted selftests %s\n", strings.Join(cleaned, ", "))
 	}
-	id := selftest.NewID()
-	release, err := selftest.Lock(g.stateDir, id)
+	id := smoke.NewID()
+	release, err := smoke.Lock(g.stateDir, id)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	stateDir := filepath.Join(g.stateDir, selftest.Prefix+id)
+	stateDir := filepath.Join(g.stateDir, smoke.Prefix+id)
 	if err := os.MkdirAll(stateDir, 0o750); err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func runSelftest(ctx context.Context, g *globals, log *slog.Logger, keep bool, i
 		return nil, err
 	}
 	sg := *g
-	sg.root, sg.stateDir = g.root+"/"+selftest.Prefix+id, stateDir
+	sg.root, sg.stateDir = g.root+"/"+smoke.Prefix+id, stateDir
 	f := reconcileFlags{loopbackPool: selftestPool, loopbackInterface: loopbackIface, pullInterval: service.DefaultPullInterval}
 	eng, err := newEngine(ctx, &sg, &f, log, shared)
 	if err != nil {
@@ -161,12 +161,12 @@ func runSelftest(ctx context.Context, g *globals, log *slog.Logger, keep bool, i
 	if lr, ok := eng.Driver.(interface{ LimitsEnforced() (bool, string) }); ok {
 		limits, _ = lr.LimitsEnforced()
 	}
-	var raw func(context.Context, []string) []selftest.Artifact
+	var raw func(context.Context, []string) []smoke.Artifact
 	if runtime.GOOS == "freebsd" {
-		raw = selftest.FreeBSDRaw(r)
+		raw = smoke.FreeBSDRaw(r)
 	}
 	fmt.Fprintf(g.stderr, "selftest %s: root %s, state %s\n", id, sg.root, stateDir)
-	return selftest.Run(ctx, selftest.Config{
+	return smoke.Run(ctx, smoke.Config{
 		ID: id, Root: sg.root, StateDir: stateDir, Image: tarball, Engine: eng,
 		Load: func(ctx context.Context, dir string) (reconcile.Desired, error) {
 			if _, err := eng.Observe(ctx); err != nil {
@@ -184,7 +184,7 @@ func cleanupSelftests(ctx context.Context, g *globals, log *slog.Logger) ([]stri
 	if newSupervisorDriver == nil {
 		return nil, nil
 	}
-	return selftest.Cleanup(ctx, g.root, g.stateDir, func(stateDir string) (jail.Driver, error) {
+	return smoke.Cleanup(ctx, g.root, g.stateDir, func(stateDir string) (jail.Driver, error) {
 		return newSupervisorDriver(stateDir, superviseOptions{}, log)
 	}, &runner.Exec{Logger: log}, zfs.Bin(), log)
 }
@@ -219,12 +219,12 @@ func selftestImage(ctx context.Context, dir, image string) (string, error) {
 		return "", err
 	}
 	p := filepath.Join(dir, "image.tar")
-	return p, writeFile(p, func(w io.Writer) error { return selftest.WriteImageTar(w, files) })
+	return p, writeFile(p, func(w io.Writer) error { return smoke.WriteImageTar(w, files) })
 }
 
-func builtinImage() ([]selftest.ImageFile, error) {
+func builtinImage() ([]smoke.ImageFile, error) {
 	if runtime.GOOS == "freebsd" {
-		return selftest.FreeBSDImage()
+		return smoke.FreeBSDImage()
 	}
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
@@ -233,7 +233,7 @@ func builtinImage() ([]selftest.ImageFile, error) {
 	if _, err := os.Stat(bb); err != nil {
 		return nil, fmt.Errorf("selftest image: no busybox (apt-get install busybox-static): %w", err)
 	}
-	return selftest.BusyboxImage(bb), nil
+	return smoke.BusyboxImage(bb), nil
 }
 
 func writeFile(p string, fill func(io.Writer) error) error {

@@ -1,5 +1,6 @@
-// Package selftest is `zocker-reconcile selftest`: on a throwaway root
-// (ROOT/selftest-ID) and state directory (STATE/selftest-ID) it imports a
+// Package smoke is what `zocker-reconcile selftest` runs, a smoke test of
+// the host: on a throwaway root (ROOT/selftest-ID) and state directory
+// (STATE/selftest-ID) it imports a
 // tiny image and runs the real reconcile path (the same engine, supervisors
 // and jail driver as serve) through every feature a first host should
 // prove: a container in each network mode, exec, a hostPath and a managed
@@ -7,7 +8,7 @@
 // then destroys everything it made. Each step's duration and the raw
 // material it produced (the generated jail configuration, statuses, jls and
 // rctl output) go into a report meant to be attached to a bug report.
-package selftest
+package smoke
 
 import (
 	"context"
