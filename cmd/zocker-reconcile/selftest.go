@@ -20,8 +20,8 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
-	"github.com/zocker-reconcile/zocker-reconcile/smoke"
 	"github.com/zocker-reconcile/zocker-reconcile/service"
+	"github.com/zocker-reconcile/zocker-reconcile/smoke"
 )
 
 // selftestPool is where selftest containers get loopback addresses: apart
