@@ -324,16 +324,26 @@ func (r *run) step(name string, f func(ctx context.Context) ([]Artifact, error))
 	}
 }
 
-// manifests writes the run's manifests; running says whether the inherit
-// container should run or be stopped. It returns the directory.
+// manifests writes the run's manifests and returns them.
 func (r *run) manifests(running bool) string {
-	inh, none, loop, vol, img := Names(r.cfg.ID)
+	doc := Manifests(r.cfg.ID, r.cfg.Image, r.host, running)
+	if err := os.WriteFile(filepath.Join(r.dir, "selftest.yaml"), []byte(doc), 0o644); err != nil {
+		r.cfg.Log.Error("write selftest manifests", "err", err)
+	}
+	return doc
+}
+
+// Manifests are a run's manifests: the image from the tarball image, a
+// managed volume, and a container per network mode; running says whether
+// the inherit container runs or is stopped.
+func Manifests(id, image, hostDir string, running bool) string {
+	inh, none, loop, vol, img := Names(id)
 	state := "Running"
 	if !running {
 		state = "Stopped"
 	}
 	const cmd = `command: ["/bin/sh", "-c", "echo started; exec sleep 3600"]`
-	doc := fmt.Sprintf(`# Written by zocker-reconcile selftest %[1]s.
+	return fmt.Sprintf(`# Written by zocker-reconcile selftest %[1]s.
 apiVersion: zocker/v1
 kind: Image
 metadata: {name: %[2]s}
@@ -377,11 +387,7 @@ spec:
   volumes:
     - {volume: %[4]s, path: /data}
     - {hostPath: %[8]q, path: /hostdata}
-`, r.cfg.ID, img, r.cfg.Image, vol, inh, none, loop, r.host, cmd, state)
-	if err := os.WriteFile(filepath.Join(r.dir, "selftest.yaml"), []byte(doc), 0o644); err != nil {
-		r.cfg.Log.Error("write selftest manifests", "err", err)
-	}
-	return doc
+`, id, img, image, vol, inh, none, loop, hostDir, cmd, state)
 }
 
 // apply converges on the manifest directory like `apply` does; the

@@ -31,6 +31,17 @@ type FreeBSDOptions struct {
 	// HostFiles are copied into the jail root at every start; nil means
 	// DefaultHostFiles, an empty non-nil slice copies nothing.
 	HostFiles []string
+	// Probe reads mount points and interface addresses for the sweep; nil
+	// means the host's (statfs(2), getifaddrs(3)). Tests give a fake.
+	Probe HostProbe
+}
+
+// HostProbe is what the sweep reads of the host besides running commands.
+type HostProbe interface {
+	// MountedAt reports the file system type mounted exactly at p.
+	MountedAt(p string) (fstype string, on bool, err error)
+	// HasAddr reports whether iface carries addr.
+	HasAddr(iface, addr string) (bool, error)
 }
 
 // FreeBSD is the jail(8) driver: a generated jail.conf and fstab per
@@ -69,8 +80,12 @@ func NewFreeBSD(stateDir string, r runner.Runner, log *slog.Logger, opts FreeBSD
 	if opts.HostFiles == nil {
 		opts.HostFiles = DefaultHostFiles
 	}
-	return &FreeBSD{stateDir: stateDir, run: r, log: log, opts: opts, limits: map[string]bool{},
+	d := &FreeBSD{stateDir: stateDir, run: r, log: log, opts: opts, limits: map[string]bool{},
 		mounted: mountedAt, hasAddr: ifaceHasAddr}
+	if opts.Probe != nil {
+		d.mounted, d.hasAddr = opts.Probe.MountedAt, opts.Probe.HasAddr
+	}
+	return d
 }
 
 func (d *FreeBSD) jailsDir() string             { return filepath.Join(d.stateDir, "jails") }

@@ -36,12 +36,12 @@ type fakeBSDHost struct {
 	stuck map[string]bool
 }
 
-func (h *fakeBSDHost) mounted(p string) (string, bool, error) {
+func (h *fakeBSDHost) MountedAt(p string) (string, bool, error) {
 	t, ok := h.mounts[p]
 	return t, ok, nil
 }
 
-func (h *fakeBSDHost) hasAddr(iface, addr string) (bool, error) { return h.addrs[iface+" "+addr], nil }
+func (h *fakeBSDHost) HasAddr(iface, addr string) (bool, error) { return h.addrs[iface+" "+addr], nil }
 
 func (r *bsdRecorder) Run(_ context.Context, c runner.Cmd) ([]byte, error) {
 	r.mu.Lock()
@@ -85,8 +85,7 @@ func newFreeBSDTestDriver(t *testing.T, racct string) (*FreeBSD, *bsdRecorder, S
 		"/usr/bin/rctl -r": {Stderr: "rctl: failed to remove rule 'jail:web': No such process", ExitCode: 1},
 	}}
 	rec.host = &fakeBSDHost{mounts: map[string]string{}, addrs: map[string]bool{}, stuck: map[string]bool{}}
-	d := NewFreeBSD(filepath.Join(t.TempDir(), "state"), rec, nil, FreeBSDOptions{HostFiles: []string{resolv}})
-	d.mounted, d.hasAddr = rec.host.mounted, rec.host.hasAddr
+	d := NewFreeBSD(filepath.Join(t.TempDir(), "state"), rec, nil, FreeBSDOptions{HostFiles: []string{resolv}, Probe: rec.host})
 	s := Spec{
 		Name: "web", Root: root,
 		Network: Network{Mode: NetLoopback, Addresses: []string{"127.0.1.2"}},
