@@ -81,7 +81,8 @@ func TestSelftestFreeBSDGolden(t *testing.T) {
 		}
 	}
 	os.Chmod(base, 0o755)
-	if err := os.WriteFile(filepath.Join(mdir, "selftest.yaml"), []byte(Manifests(id, "/var/run/zocker/selftest-"+id+"/image.tar", host, true)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(mdir, "selftest.yaml"), []byte(Manifests(id, "/var/run/zocker/selftest-"+id+"/image.tar", host, true)+
+		AliasManifest(id, Alias{Interface: "em0", Address: "192.0.2.50/24"})), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	set, err := manifests.Load(mdir, manifests.LoadOptions{NumCPU: 4})
@@ -94,6 +95,7 @@ func TestSelftestFreeBSDGolden(t *testing.T) {
 		}
 	}
 	inh, none, loop, vol, _ := Names(id)
+	alias := "st" + id + "-alias"
 	roots := filepath.Join(base, "containers")
 	volPath := filepath.Join(base, "volumes", vol)
 	if err := os.MkdirAll(volPath, 0o755); err != nil {
@@ -131,7 +133,7 @@ func TestSelftestFreeBSDGolden(t *testing.T) {
 	}
 	ctx := context.Background()
 	procs := map[string]jail.Process{}
-	for i, name := range []string{inh, none, loop} {
+	for i, name := range []string{inh, none, loop, alias} {
 		root := filepath.Join(roots, name)
 		os.MkdirAll(root, 0o755)
 		cfg, err := engine.SupervisorConfig(set.Containers[name], img, engine.RuntimeInputs{
@@ -179,7 +181,7 @@ func TestSelftestFreeBSDGolden(t *testing.T) {
 	}
 	rec.removed[inh] = true
 	step("stop", rec.take()...)
-	for _, n := range []string{none, loop} {
+	for _, n := range []string{none, loop, alias} {
 		if err := d.Remove(ctx, n); err != nil {
 			t.Fatal(err)
 		}

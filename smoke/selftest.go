@@ -64,6 +64,14 @@ type Config struct {
 	Log      *slog.Logger
 	// Deadline bounds each wait (running, healthy, restarted).
 	Deadline time.Duration
+	// Alias, when set, adds a container in alias mode on this interface
+	// and address (ADDR/PREFIX): the one mode needing a host's own network.
+	Alias *Alias
+}
+
+// Alias is the interface and address of the alias-mode container.
+type Alias struct {
+	Interface, Address string
 }
 
 // Artifact is a named piece of raw output attached to a step.
@@ -124,6 +132,9 @@ func Run(ctx context.Context, cfg Config) *Report {
 		dir: filepath.Join(cfg.StateDir, "manifests"), host: filepath.Join(cfg.StateDir, "hostdata")}
 	inh, none, loop, _, _ := Names(cfg.ID)
 	all := []string{inh, none, loop}
+	if cfg.Alias != nil {
+		all = append(all, "st"+cfg.ID+"-alias")
+	}
 
 	r.step("prepare", func(ctx context.Context) ([]Artifact, error) {
 		for _, d := range []string{r.dir, r.host} {
@@ -327,10 +338,28 @@ func (r *run) step(name string, f func(ctx context.Context) ([]Artifact, error))
 // manifests writes the run's manifests and returns them.
 func (r *run) manifests(running bool) string {
 	doc := Manifests(r.cfg.ID, r.cfg.Image, r.host, running)
+	if a := r.cfg.Alias; a != nil {
+		doc += AliasManifest(r.cfg.ID, *a)
+	}
 	if err := os.WriteFile(filepath.Join(r.dir, "selftest.yaml"), []byte(doc), 0o644); err != nil {
 		r.cfg.Log.Error("write selftest manifests", "err", err)
 	}
 	return doc
+}
+
+// AliasManifest is the alias-mode container of a run.
+func AliasManifest(id string, a Alias) string {
+	_, _, _, _, img := Names(id)
+	return fmt.Sprintf(`---
+apiVersion: zocker/v1
+kind: Container
+metadata: {name: st%s-alias}
+spec:
+  image: %s
+  command: ["/bin/sh", "-c", "echo started; exec sleep 3600"]
+  network: {mode: alias, interface: %s, addresses: [%q]}
+  stopTimeout: 2s
+`, id, img, a.Interface, a.Address)
 }
 
 // Manifests are a run's manifests: the image from the tarball image, a

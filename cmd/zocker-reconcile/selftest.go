@@ -36,6 +36,8 @@ func init() {
 			image, report string
 			output        string
 			loopbackIface string
+			aliasIface    string
+			aliasAddr     string
 		)
 		cmd := &cobra.Command{
 			Use:   "selftest",
@@ -43,7 +45,8 @@ func init() {
 			Long: `selftest makes a throwaway root (ROOT/selftest-ID) and state directory
 (STATE/selftest-ID), imports a tiny image and runs the real reconcile path —
 the same engine, supervisors and jail driver as serve — through: a container
-in each network mode (inherit, none, loopback), exec, a hostPath and a
+in each network mode (inherit, none, loopback; alias with --alias-interface and
+--alias-address), exec, a hostPath and a
 managed volume, a memory and process limit, a health check, a restart after
 SIGKILL, stop, prune; then it destroys everything it made and checks that
 nothing is left.
@@ -71,7 +74,14 @@ Exit status: 0 when every step passed, 1 otherwise.`,
 				if err != nil {
 					return err
 				}
-				rep, err := runSelftest(cmd.Context(), g, log, keep, image, loopbackIface)
+				var alias *smoke.Alias
+				if (aliasIface == "") != (aliasAddr == "") {
+					return fmt.Errorf("--alias-interface and --alias-address go together")
+				}
+				if aliasIface != "" {
+					alias = &smoke.Alias{Interface: aliasIface, Address: aliasAddr}
+				}
+				rep, err := runSelftest(cmd.Context(), g, log, keep, image, loopbackIface, alias)
 				if err != nil {
 					return err
 				}
@@ -107,13 +117,15 @@ Exit status: 0 when every step passed, 1 otherwise.`,
 		fl.StringVar(&report, "report", "", "also write the report to this file")
 		fl.StringVarP(&output, "output", "o", "text", "text or json")
 		fl.StringVar(&loopbackIface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses")
+		fl.StringVar(&aliasIface, "alias-interface", "", "also test alias mode: a container with --alias-address on this host interface (e.g. em0)")
+		fl.StringVar(&aliasAddr, "alias-address", "", "the alias-mode container's address, ADDR/PREFIX, free on that network")
 		return cmd
 	})
 }
 
 // runSelftest prepares a run (lock, leftovers of killed runs, the image, an
 // engine on the throwaway root) and runs it; progress goes to stderr.
-func runSelftest(ctx context.Context, g *globals, log *slog.Logger, keep bool, image, loopbackIface string) (*smoke.Report, error) {
+func runSelftest(ctx context.Context, g *globals, log *slog.Logger, keep bool, image, loopbackIface string, alias *smoke.Alias) (*smoke.Report, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -174,7 +186,7 @@ func runSelftest(ctx context.Context, g *globals, log *slog.Logger, keep bool, i
 			}
 			return loader.Load(ctx, dir)
 		},
-		Run: r, ZFS: zfs.Bin(), Raw: raw, Limits: limits, Keep: keep, Progress: g.stderr, Log: log,
+		Run: r, ZFS: zfs.Bin(), Raw: raw, Limits: limits, Keep: keep, Progress: g.stderr, Log: log, Alias: alias,
 	}), nil
 }
 
