@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,23 +11,11 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
 )
 
+// runDoctor runs doctor in-process. Its stdout only: doctor logs nothing
+// at the default level, and -o json must parse.
 func runDoctor(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(append([]string{"doctor"}, args...))
-	err := root.Execute()
-	var ec *exitCode
-	switch {
-	case err == nil:
-		return out.String(), 0
-	case errors.As(err, &ec):
-		return out.String(), ec.code
-	}
-	t.Fatalf("doctor %v: %v\n%s", args, err, errb.String())
-	return "", 0
+	return runCLI(t, append([]string{"doctor"}, args...)...)
 }
 
 // TestDoctorOnSubstrate: on the test substrate (zfs-fuse running, the

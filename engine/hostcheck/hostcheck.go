@@ -240,18 +240,8 @@ func spaceVerdict(avail string, r Result) Result {
 		"%s; only %s free", r.Detail, human(n))
 }
 
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	d, e := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		d *= unit
-		e++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(d), "KMGTPE"[e])
-}
+// human prints a free-space figure in GiB, the unit pools are sized in.
+func human(n int64) string { return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30)) }
 
 // parseGet reads `zfs get -H -p -o name,property,value` output.
 func parseGet(out []byte) map[string]map[string]string {

@@ -68,7 +68,7 @@ func TestRootDataset(t *testing.T) {
 		{"empty foreign", struct{ out, stderr string }{get("tank/zocker\ttype\tfilesystem", "tank/zocker\tzocker:managed\t-"), ""}, OK, "the service adopts it"},
 		{"foreign", struct{ out, stderr string }{get("tank/zocker\ttype\tfilesystem", "tank/zocker/iocage\ttype\tfilesystem"), ""}, Fail, "not empty (tank/zocker/iocage)"},
 		{"low space", struct{ out, stderr string }{get("tank/zocker\ttype\tfilesystem", "tank/zocker\tavailable\t1048576",
-			"tank/zocker\tzocker:managed\ttrue", "tank/zocker\tzocker:kind\troot"), ""}, Warn, "only 1.0 MiB free"},
+			"tank/zocker\tzocker:managed\ttrue", "tank/zocker\tzocker:kind\troot"), ""}, Warn, "only 0.0 GiB free"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
