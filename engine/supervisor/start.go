@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
 )
 
 // pollEvery is how often Start and Stop look at the status file and lock.
@@ -66,7 +67,7 @@ func Start(ctx context.Context, stateDir, name string, self []string, cfg Config
 	if err != nil {
 		return 0, fmt.Errorf("encode config of container %s: %w", name, err)
 	}
-	if err := writeFileAtomic(configPath(stateDir, name), append(b, '\n'), 0o640); err != nil {
+	if err := atomicfile.Write(configPath(stateDir, name), append(b, '\n'), 0o640); err != nil {
 		return 0, fmt.Errorf("write config of container %s: %w", name, err)
 	}
 	logf, err := os.OpenFile(supervisorLogPath(stateDir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
