@@ -59,9 +59,12 @@ type Engine struct {
 	LoopbackPool netip.Prefix
 	// LoopbackInterface carries them (lo0, or a cloned lo1 for pf NAT).
 	LoopbackInterface string
-	Build             Builder
-	Pull              Puller
-	Log               *slog.Logger
+	// JailNameservers replace the host's loopback nameservers in loopback
+	// and alias jails (FreeBSD: such a jail cannot reach 127.0.0.1).
+	JailNameservers []string
+	Build           Builder
+	Pull            Puller
+	Log             *slog.Logger
 	// UpdateStep, when set, is called after each step of a health-gated
 	// replacement ("stopped", "kept", "created"): the crash-safety tests
 	// pause the service there and kill it (see ZOCKER_TEST_PAUSE_UPDATE).
@@ -449,6 +452,7 @@ func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
 		VolumePaths:       volumes,
 		Address:           clone.Props[PropIP],
 		LoopbackInterface: e.LoopbackInterface,
+		Nameservers:       e.JailNameservers,
 	})
 	if err != nil {
 		return reconcile.Terminal(err)

@@ -28,6 +28,7 @@ type reconcileFlags struct {
 	insecure          bool
 	loopbackPool      string
 	loopbackInterface string
+	jailNameservers   []string
 	pullInterval      time.Duration
 }
 
@@ -38,6 +39,7 @@ func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by others or owned by another user")
 	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
+	fl.StringSliceVar(&f.jailNameservers, "jail-nameserver", nil, "FreeBSD: nameservers for loopback and alias containers when the host's resolv.conf names 127.0.0.1 or ::1 (unreachable from such a jail); repeatable")
 	fl.DurationVar(&f.pullInterval, "pull-interval", service.DefaultPullInterval, "how often the repository tags of pull Images are checked (and on every manifest change)")
 }
 
@@ -68,6 +70,11 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	pool, err := netip.ParsePrefix(f.loopbackPool)
 	if err != nil {
 		return nil, fmt.Errorf("--loopback-pool %q: %w", f.loopbackPool, err)
+	}
+	for _, n := range f.jailNameservers {
+		if _, err := netip.ParseAddr(n); err != nil {
+			return nil, fmt.Errorf("--jail-nameserver %q: %w", n, err)
+		}
 	}
 	r := &runner.Exec{Logger: log}
 	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
@@ -118,6 +125,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		Self:              []string{exe, SuperviseCommand},
 		LoopbackPool:      pool,
 		LoopbackInterface: f.loopbackInterface,
+		JailNameservers:   f.jailNameservers,
 		Log:               log,
 	}
 	eng.Build = eng.ZockerfileBuilder()
