@@ -199,7 +199,11 @@ func cleanupDead(ctx context.Context, stateDir, name string, driver jail.Driver)
 	if err := removeJail(ctx, driver, name); err != nil {
 		return err
 	}
-	st.Name, st.State, st.PID = name, StateStopped, 0
+	// A command that ended on its own keeps its exit on record.
+	if st.State != StateExited {
+		st.State = StateStopped
+	}
+	st.Name, st.PID = name, 0
 	return writeStatus(stateDir, &st)
 }
 
