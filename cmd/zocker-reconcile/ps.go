@@ -36,9 +36,9 @@ type psRow struct {
 	// for one made by run or create.
 	Origin string `json:"origin,omitempty"`
 	// ExitCode is the last exit of a command that ended (state exited).
-	ExitCode *int `json:"exitCode,omitempty"`
-	PID      int       `json:"pid,omitempty"`
-	Message  string    `json:"message,omitempty"`
+	ExitCode *int   `json:"exitCode,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	Message  string `json:"message,omitempty"`
 }
 
 // containerRows joins the clones under the root with their supervisors.
