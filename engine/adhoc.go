@@ -26,7 +26,7 @@ import (
 var ErrDeclared = errors.New("declared in the manifests")
 
 // HolderRun is how the reconciler names what holds a cli container's name.
-const HolderRun = "a container made with run"
+const HolderRun = reconcile.HolderRun
 
 // IsAdHoc tells whether a container dataset was made by run or create.
 func IsAdHoc(c zfs.Container) bool { return c.Props[zfs.PropOrigin] == zfs.OriginCLI }
