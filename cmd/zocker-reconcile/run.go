@@ -126,6 +126,23 @@ func (f *runFlags) container(args []string) (*manifests.Container, error) {
 	return c, nil
 }
 
+// create makes the container the flags and args describe and returns the
+// engine and the container's name.
+func (f *runFlags) create(cmd *cobra.Command, g *globals, args []string) (*engine.Engine, string, error) {
+	c, err := f.container(args)
+	if err != nil {
+		return nil, "", err
+	}
+	eng, _, err := adHocEngine(cmd.Context(), cmd, g)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := eng.CreateAdHoc(cmd.Context(), c); err != nil {
+		return nil, "", err
+	}
+	return eng, c.Metadata.Name, nil
+}
+
 // parseVolume reads HOST:PATH[:ro|rw]; HOST is a host directory when it is
 // a path (absolute, or ./ and ../ relative to the current directory), else
 // the name of a managed Volume.
@@ -206,17 +223,9 @@ name is Stalled until the name is free.`,
 			if f.detach && (f.stdin || f.tty) {
 				return errors.New("-i and -t need the foreground: leave out -d")
 			}
-			c, err := f.container(args)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			eng, _, err := adHocEngine(ctx, cmd, g)
+			eng, name, err := f.create(cmd, g, args)
 			if err != nil {
-				return err
-			}
-			name := c.Metadata.Name
-			if _, err := eng.CreateAdHoc(ctx, c); err != nil {
 				return err
 			}
 			if f.detach {
@@ -280,19 +289,11 @@ and -t) and prints its name; start runs it.`,
   zocker-reconcile start -a job`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.container(args)
+			_, name, err := f.create(cmd, g, args)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			eng, _, err := adHocEngine(ctx, cmd, g)
-			if err != nil {
-				return err
-			}
-			if _, err := eng.CreateAdHoc(ctx, c); err != nil {
-				return err
-			}
-			fmt.Fprintln(g.stdout, c.Metadata.Name)
+			fmt.Fprintln(g.stdout, name)
 			return nil
 		},
 	}

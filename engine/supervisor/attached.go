@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,17 +38,8 @@ type Stdio struct {
 // by signal N, 127 when it could not start.
 func RunAttached(ctx context.Context, stateDir, name string, cfg Config, driver jail.Driver, stdio Stdio, log *slog.Logger) (int, error) {
 	log = log.With("container", name)
-	if cfg.Name == "" {
-		cfg.Name = name
-	}
-	if cfg.Name != name {
-		return 0, fmt.Errorf("run container %s: config names %q", name, cfg.Name)
-	}
-	if err := cfg.Validate(); err != nil {
+	if err := prepare(stateDir, name, &cfg); err != nil {
 		return 0, err
-	}
-	if err := os.MkdirAll(Dir(stateDir, name), 0o750); err != nil {
-		return 0, fmt.Errorf("run container %s: %w", name, err)
 	}
 	lock, err := acquireLock(stateDir, name)
 	if err != nil {
@@ -57,12 +47,8 @@ func RunAttached(ctx context.Context, stateDir, name string, cfg Config, driver 
 	}
 	defer lock.Close()
 	prev, prevErr := readStatus(stateDir, name)
-	b, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return 0, fmt.Errorf("encode config of container %s: %w", name, err)
-	}
-	if err := writeFileAtomic(configPath(stateDir, name), append(b, '\n'), 0o640); err != nil {
-		return 0, fmt.Errorf("write config of container %s: %w", name, err)
+	if err := writeConfig(stateDir, cfg); err != nil {
+		return 0, err
 	}
 	s := &supervisor{stateDir: stateDir, driver: driver, log: log, now: time.Now, cfg: cfg.withDefaults()}
 	s.status = Status{Name: name, SupervisorPID: os.Getpid(), State: StateStarting, Health: Health{Status: HealthNone}, Annotations: cfg.Annotations}
@@ -148,12 +134,6 @@ func SetStopTimeout(stateDir, name string, d time.Duration) error {
 		return err
 	}
 	cfg.StopTimeout = Duration(d)
-	b, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode config of container %s: %w", name, err)
-	}
-	if err := writeFileAtomic(configPath(stateDir, name), append(b, '\n'), 0o640); err != nil {
-		return fmt.Errorf("write config of container %s: %w", name, err)
-	}
-	return nil
+	cfg.Name = name
+	return writeConfig(stateDir, cfg)
 }
