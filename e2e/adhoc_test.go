@@ -197,6 +197,17 @@ func TestAdHocExitCodes(t *testing.T) {
 	if pids, _ := filepath.Glob(filepath.Join(h.state, "jails", "*.pid")); len(pids) != 0 {
 		t.Errorf("run --rm left jails: %v", pids)
 	}
+	// run -d --rm: removed once its command is done.
+	h.must("run", "-d", "--rm", "-n", "gone", "base", "sleep 1; exit 2")
+	poll(t, 30*time.Second, "run -d --rm to remove its container", func() (bool, string) {
+		if ds := datasets(t, h.root+"/containers/gone"); ds != nil {
+			return false, fmt.Sprintf("datasets %v", ds)
+		}
+		if _, err := os.Stat(filepath.Join(h.state, "containers", "gone")); !os.IsNotExist(err) {
+			return false, "state directory still there"
+		}
+		return len(supervisors(h.state, "gone")) == 0, "supervisor still runs"
+	})
 	// One argument is a shell command line; several are the argv; none is the image's CMD.
 	if res := h.run("run", "--rm", "base", "/bin/echo", "a  b", "$HOME"); res.stdout != "a  b $HOME\n" {
 		t.Errorf("argv form: %q %s", res.stdout, res.stderr)

@@ -137,12 +137,26 @@ func (e *Engine) AdHocConfig(ctx context.Context, name string) (supervisor.Confi
 	return cfg, nil
 }
 
+// Annotations of an ad-hoc container's supervisor config.
+const (
+	// AnnotationRemove "true": remove the container once its command is
+	// done for good (run -d --rm); the hidden supervise command does it.
+	AnnotationRemove = "removeWhenDone"
+	// AnnotationRoot is the root dataset the container lives under.
+	AnnotationRoot = "root"
+)
+
 // StartAdHoc starts the ad-hoc container name under its own detached
 // supervisor, with its restart policy, and returns the supervisor's pid.
-func (e *Engine) StartAdHoc(ctx context.Context, name string) (int, error) {
+// With remove the container is destroyed once its command is done for good.
+func (e *Engine) StartAdHoc(ctx context.Context, name string, remove bool) (int, error) {
 	cfg, err := e.AdHocConfig(ctx, name)
 	if err != nil {
 		return 0, err
+	}
+	cfg.Annotations[AnnotationRoot] = e.Store.Root()
+	if remove {
+		cfg.Annotations[AnnotationRemove] = "true"
 	}
 	pid, err := supervisor.Start(ctx, e.StateDir, name, e.Self, cfg)
 	if err != nil {

@@ -49,7 +49,7 @@ A container declared in the manifests is refused: the service starts it.`,
 			}
 			var errs []error
 			for _, name := range args {
-				if _, err := eng.StartAdHoc(ctx, name); err != nil {
+				if _, err := eng.StartAdHoc(ctx, name, false); err != nil {
 					errs = append(errs, err)
 					continue
 				}

@@ -46,7 +46,7 @@ func (f *runFlags) add(cmd *cobra.Command, run bool) {
 	fl.StringVar(&f.cpus, "cpus", "", "CPU limit in CPUs, e.g. 0.5 or 2")
 	if run {
 		fl.BoolVarP(&f.detach, "detach", "d", false, "run under a supervisor in the background and print the name")
-		fl.BoolVar(&f.rm, "rm", false, "remove the container when the command exits (foreground only)")
+		fl.BoolVar(&f.rm, "rm", false, "remove the container when its command is done (detached: when the restart policy gives up)")
 		fl.BoolVarP(&f.stdin, "interactive", "i", false, "pass standard input to the command")
 		fl.BoolVarP(&f.tty, "tty", "t", false, "give the command a terminal (with -i: an interactive shell)")
 	}
@@ -217,9 +217,6 @@ name is Stalled until the name is free.`,
   zocker-reconcile run --rm -it base /bin/sh`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.detach && f.rm {
-				return errors.New("--rm works in the foreground only: a detached container is removed with rm")
-			}
 			if f.detach && (f.stdin || f.tty) {
 				return errors.New("-i and -t need the foreground: leave out -d")
 			}
@@ -229,7 +226,7 @@ name is Stalled until the name is free.`,
 				return err
 			}
 			if f.detach {
-				if _, err := eng.StartAdHoc(ctx, name); err != nil {
+				if _, err := eng.StartAdHoc(ctx, name, f.rm); err != nil {
 					return err
 				}
 				fmt.Fprintln(g.stdout, name)
@@ -299,4 +296,32 @@ and -t) and prints its name; start runs it.`,
 	}
 	f.add(cmd, false)
 	return cmd
+}
+
+// removeWhenDone is what the hidden supervise command does after its
+// supervisor ended: the container of `run -d --rm` whose command is done
+// for good is removed, as `rm` would (its supervisor, having exited,
+// holds nothing any more).
+func removeWhenDone(g *globals, stateDir, name string, log *slog.Logger) error {
+	cfg, err := supervisor.ReadConfig(stateDir, name)
+	if err != nil || cfg.Annotations[engine.AnnotationRemove] != "true" {
+		return nil
+	}
+	st, err := supervisor.Get(stateDir, name)
+	if err != nil || st.State != supervisor.StateExited {
+		return nil // stopped by hand: rm is theirs to run
+	}
+	ctx := context.Background()
+	gg := *g
+	gg.root, gg.stateDir = cfg.Annotations[engine.AnnotationRoot], stateDir
+	f := &reconcileFlags{loopbackPool: jail.DefaultLoopbackPool.String(), loopbackInterface: "lo0"}
+	eng, err := newEngine(ctx, &gg, f, log, shared)
+	if err != nil {
+		return fmt.Errorf("remove container %s when done: %w", name, err)
+	}
+	if err := eng.RemoveAdHoc(ctx, name, true); err != nil {
+		return fmt.Errorf("remove container %s when done: %w", name, err)
+	}
+	log.Info("removed container when done (--rm)", "container", name, "action", "destroy")
+	return nil
 }

@@ -95,8 +95,11 @@ func Start(ctx context.Context, stateDir, name string, self []string, cfg Config
 			if err == nil && st.SupervisorPID == pid && st.State == StateFailed {
 				return 0, fmt.Errorf("start container %s: %s", name, st.Message)
 			}
-			if err == nil && st.SupervisorPID == pid && st.State == StateExited {
-				return pid, nil // done already (ExitWhenDone)
+			if (err == nil && st.SupervisorPID == pid && st.State == StateExited) || werr == nil {
+				// Done already (ExitWhenDone), its state perhaps removed
+				// with the container (run -d --rm): a supervisor that
+				// failed exits non-zero.
+				return pid, nil
 			}
 			return 0, fmt.Errorf("start container %s: supervisor exited (%v): %s", name, werr, lastLogLines(supervisorLogPath(stateDir, name)))
 		case <-ctx.Done():
