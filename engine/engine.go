@@ -10,10 +10,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
@@ -370,6 +374,14 @@ func (e *Engine) cloneFor(ctx context.Context, c *manifests.Container, imageID s
 	e.allocMu.Lock()
 	defer e.allocMu.Unlock()
 	if c.Spec.Network.Mode == manifests.NetLoopback && address == "" {
+		// The service and the ad-hoc commands (run, create) allocate from
+		// one pool: a lock in the state directory they share makes the
+		// observation and the clone one step across processes too.
+		unlock, err := lockFile(filepath.Join(e.StateDir, "loopback.lock"))
+		if err != nil {
+			return fmt.Errorf("container %s: %w", name, err)
+		}
+		defer unlock()
 		st, err := e.Store.Observe(ctx)
 		if err != nil {
 			return err
@@ -520,4 +532,21 @@ func (e *Engine) remove(ctx context.Context, name string) error {
 		e.Log.Warn("forget supervisor state", "container", name, "err", err)
 	}
 	return nil
+}
+
+// lockFile takes an exclusive flock on path (created if needed) and returns
+// its release.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
