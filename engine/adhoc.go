@@ -10,6 +10,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
@@ -93,7 +94,7 @@ func describeOwner(c zfs.Container) string {
 // adHoc finds the ad-hoc container name and its spec, refusing a declared
 // one with the manifest file that declares it.
 func (e *Engine) adHoc(ctx context.Context, name string) (*zfs.State, *zfs.Container, *manifests.Container, error) {
-	if err := zfs.ValidName("container", name); err != nil {
+	if err := image.ValidName("container", name); err != nil {
 		return nil, nil, nil, err
 	}
 	st, err := e.Store.Observe(ctx)

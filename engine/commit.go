@@ -8,6 +8,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/build"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
@@ -17,7 +18,7 @@ import (
 // command, env, user and workdir, then the changes (commit --change, in
 // Zockerfile syntax).
 func (e *Engine) Commit(ctx context.Context, name, tag string, changes []string) (string, error) {
-	if err := zfs.ValidName("tag", tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return "", err
 	}
 	st, err := e.Store.Observe(ctx)
@@ -31,7 +32,7 @@ func (e *Engine) Commit(ctx context.Context, name, tag string, changes []string)
 	clone := st.Containers[i]
 	img, ok := st.Image(clone.ImageID)
 	if !ok {
-		return "", fmt.Errorf("commit container %s: image %s: %w", name, reconcile.ShortID(clone.ImageID), zfs.ErrNotFound)
+		return "", fmt.Errorf("commit container %s: image %s: %w", name, image.Short(clone.ImageID), zfs.ErrNotFound)
 	}
 	cfg := img.Config
 	cfg.Inputs = ""

@@ -15,6 +15,7 @@ import (
 	gozfs "github.com/mistifyio/go-zfs/v4"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // commitIDPrefix makes commit IDs a space of their own.
@@ -30,7 +31,7 @@ const commitIDPrefix = "zocker/v1 commit"
 // Parent is set here. The ID is the sha256 of the parent, the snapshot's
 // GUID and the config: a commit is a unique event, not a reproducible step.
 func (s *Store) Commit(ctx context.Context, name string, cfg Config, extra map[string]string) (id string, err error) {
-	if err := ValidName("container", name); err != nil {
+	if err := image.ValidName("container", name); err != nil {
 		return "", err
 	}
 	ds := s.containerDS(name)
@@ -43,7 +44,7 @@ func (s *Store) Commit(ctx context.Context, name string, cfg Config, extra map[s
 		return "", fmt.Errorf("commit container %s: dataset %s is not a container managed by zocker-reconcile", name, ds)
 	}
 	parent := rec.own[PropImage]
-	if err := ValidID(parent); err != nil {
+	if err := image.ValidID(parent); err != nil {
 		return "", fmt.Errorf("commit container %s: its image: %w", name, err)
 	}
 	var b [8]byte
@@ -129,11 +130,11 @@ func (s *Store) sendReceive(ctx context.Context, base, snap, target string) erro
 	pr, pw := io.Pipe()
 	sendErr := make(chan error, 1)
 	go func() {
-		_, err := s.r.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "send", "-i", base, snap}, Stdout: pw, Timeout: -1})
+		_, err := s.r.Run(ctx, runner.Cmd{Argv: []string{Bin(), "send", "-i", base, snap}, Stdout: pw, Timeout: -1})
 		pw.CloseWithError(err)
 		sendErr <- err
 	}()
-	argv := []string{zfsBin(), "receive"}
+	argv := []string{Bin(), "receive"}
 	if runtime.GOOS == "freebsd" {
 		// OpenZFS is told the origin; zfs-fuse (pool v23) finds it by GUID.
 		argv = append(argv, "-o", "origin="+base)

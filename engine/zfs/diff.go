@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Change is one path that differs between a container and its image, in
@@ -41,7 +42,7 @@ const (
 // it (OpenZFS, FreeBSD); zfs-fuse has no diff, and there the two mounted
 // trees are compared (CompareTrees).
 func (s *Store) Diff(ctx context.Context, name string) ([]Change, error) {
-	if err := ValidName("container", name); err != nil {
+	if err := image.ValidName("container", name); err != nil {
 		return nil, err
 	}
 	st, err := s.Observe(ctx)
@@ -57,7 +58,7 @@ func (s *Store) Diff(ctx context.Context, name string) ([]Change, error) {
 	if !ok {
 		return nil, fmt.Errorf("diff container %s: image %s: %w", name, c.ImageID, ErrNotFound)
 	}
-	out, err := s.r.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "diff", "-FH", img.Name + "@" + ImageSnapshot, c.Name}, Timeout: CommandTimeout})
+	out, err := s.r.Run(ctx, runner.Cmd{Argv: []string{Bin(), "diff", "-FH", img.Name + "@" + ImageSnapshot, c.Name}, Timeout: CommandTimeout})
 	if err == nil {
 		return ParseZFSDiff(out, c.Mountpoint)
 	}
