@@ -81,6 +81,11 @@ func (e *Engine) Load(ctx context.Context, r runner.Runner, rd io.Reader, tmpDir
 			return nil, fmt.Errorf("load: %w", err)
 		}
 	}
+	for _, id := range received {
+		if err := e.Store.SetImageProps(ctx, id, map[string]string{zfs.PropOrigin: zfs.OriginLoad}); err != nil {
+			return nil, fmt.Errorf("load: %w", err)
+		}
+	}
 	return tags, nil
 }
 

@@ -13,4 +13,6 @@ const (
 	OriginCLI = "cli"
 	// OriginCommit marks an image made by commit from a container.
 	OriginCommit = "commit"
+	// OriginLoad marks an image received from an archive by load.
+	OriginLoad = "load"
 )
