@@ -197,6 +197,27 @@ func TestAdHocExitCodes(t *testing.T) {
 	if pids, _ := filepath.Glob(filepath.Join(h.state, "jails", "*.pid")); len(pids) != 0 {
 		t.Errorf("run --rm left jails: %v", pids)
 	}
+	// create, then start -a: in the foreground with the command's code.
+	h.must("create", "-n", "job", "base", "echo job; exit 6")
+	if r := h.adhocPS()["job"]; r.State != "created" {
+		t.Errorf("created: %+v", r)
+	}
+	if res := h.run("start", "-a", "job"); res.stdout != "job\n" || res.code != 6 {
+		t.Errorf("start -a job: %q exit %d: %s", res.stdout, res.code, res.stderr)
+	}
+	h.must("rm", "job")
+	// stop -t: a command that ignores SIGTERM is killed after 1 s, not
+	// after the default 10 s.
+	h.must("run", "-d", "-n", "stubborn", "base", "trap '' TERM; while :; do sleep 1; done")
+	start := time.Now()
+	h.must("stop", "-t", "1", "stubborn")
+	if took := time.Since(start); took > 9*time.Second {
+		t.Errorf("stop -t 1 took %s", took)
+	}
+	if r := h.adhocPS()["stubborn"]; r.State != "stopped" {
+		t.Errorf("stubborn after stop -t 1: %+v", r)
+	}
+	h.must("rm", "stubborn")
 	// run -d --rm: removed once its command is done.
 	h.must("run", "-d", "--rm", "-n", "gone", "base", "sleep 1; exit 2")
 	poll(t, 30*time.Second, "run -d --rm to remove its container", func() (bool, string) {

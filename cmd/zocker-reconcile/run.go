@@ -123,6 +123,15 @@ func (f *runFlags) container(args []string) (*manifests.Container, error) {
 			return nil, errors.New(strings.Join(msgs, "\n"))
 		}
 	}
+	// Checked here too, so that a typo makes no container that cannot start.
+	for _, v := range s.Volumes {
+		if v.HostPath == "" {
+			continue
+		}
+		if fi, err := os.Stat(v.HostPath); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("-v %s:%s: the host directory %s does not exist", v.HostPath, v.Path, v.HostPath)
+		}
+	}
 	return c, nil
 }
 

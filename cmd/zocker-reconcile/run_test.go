@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,8 +10,13 @@ import (
 )
 
 func TestRunFlagsContainer(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.Mkdir("rel", 0o755); err != nil {
+		t.Fatal(err)
+	}
 	f := runFlags{name: "web", network: "loopback", restart: "on-failure", cpus: "0.5", memory: "64M",
-		volumes: []string{"/srv/logs:/logs:rw", "data:/data:ro", "./rel:/rel"}, env: []string{"A=1", "B=x=y"}}
+		volumes: []string{dir + ":/logs:rw", "data:/data:ro", "./rel:/rel"}, env: []string{"A=1", "B=x=y"}}
 	c, err := f.container([]string{"base", "echo hello; exit 3"})
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +28,7 @@ func TestRunFlagsContainer(t *testing.T) {
 	if s.Resources.CPU != 50 || s.Resources.Memory != "64M" || !reflect.DeepEqual(s.Env, map[string]string{"A": "1", "B": "x=y"}) {
 		t.Errorf("resources/env: %+v %+v", s.Resources, s.Env)
 	}
-	if s.Volumes[0] != (manifests.VolumeMount{HostPath: "/srv/logs", Path: "/logs"}) ||
+	if s.Volumes[0] != (manifests.VolumeMount{HostPath: dir, Path: "/logs"}) ||
 		s.Volumes[1] != (manifests.VolumeMount{Volume: "data", Path: "/data", ReadOnly: true}) ||
 		!strings.HasSuffix(s.Volumes[2].HostPath, "/rel") || !strings.HasPrefix(s.Volumes[2].HostPath, "/") {
 		t.Errorf("volumes: %+v", s.Volumes)
@@ -46,6 +52,7 @@ func TestRunFlagsContainer(t *testing.T) {
 		{runFlags{network: "none", restart: "no", volumes: []string{"/a:relative"}}, "spec.volumes[0].path"},
 		{runFlags{network: "bridge", restart: "no"}, "spec.network"},
 		{runFlags{network: "none", restart: "no", cpus: "lots"}, "--cpus"},
+		{runFlags{network: "none", restart: "no", volumes: []string{"/no/such/dir:/x"}}, "does not exist"},
 		{runFlags{network: "none", restart: "no", memory: "1 GB"}, "spec.resources.memory"},
 	} {
 		_, err := bad.f.container([]string{"base"})
