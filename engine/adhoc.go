@@ -53,6 +53,15 @@ func (e *Engine) CreateAdHoc(ctx context.Context, c *manifests.Container) (image
 			return "", fmt.Errorf("create container %s: the name is in use by %s", name, describeOwner(oc))
 		}
 	}
+	// A jail of that name made by someone else (Bastille, iocage, by hand)
+	// would make the start fail later: say so now.
+	if jails, err := e.Driver.List(ctx); err == nil {
+		for _, j := range jails {
+			if j.Name == name {
+				return "", fmt.Errorf("create container %s: the name is in use by jail %d", name, j.JID)
+			}
+		}
+	}
 	imageID, err = st.Resolve(c.Spec.Image)
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", name, err)
@@ -76,7 +85,7 @@ func (e *Engine) CreateAdHoc(ctx context.Context, c *manifests.Container) (image
 	}
 	props := map[string]string{zfs.PropOrigin: zfs.OriginCLI, zfs.PropSpec: spec}
 	if err := e.cloneFor(ctx, c, imageID, props, ""); err != nil {
-		return "", fmt.Errorf("create container %s: %w", name, err)
+		return "", err
 	}
 	return imageID, nil
 }
