@@ -130,9 +130,11 @@ func TestAdHocTutorial(t *testing.T) {
 	if pids := processesWith(script); len(pids) > 0 {
 		t.Errorf("after stop: processes %v still run the script", pids)
 	}
-	if pids := supervisors(h.state, "web"); len(pids) > 0 {
-		t.Errorf("after stop: supervisor %v still runs", pids)
-	}
+	// The supervisor releases its lock after removing the jail, then exits.
+	poll(t, 10*time.Second, "web's supervisor to exit", func() (bool, string) {
+		pids := supervisors(h.state, "web")
+		return len(pids) == 0, fmt.Sprintf("supervisor %v still runs", pids)
+	})
 	if r := h.adhocPS()["web"]; r.State != "stopped" {
 		t.Errorf("after stop: web is %+v", r)
 	}
