@@ -3,6 +3,7 @@ module github.com/zocker-reconcile/zocker-reconcile
 go 1.26.0
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/mistifyio/go-zfs/v4 v4.0.0
 	github.com/pkg/sftp v1.13.12
@@ -13,6 +14,7 @@ require (
 	github.com/spf13/pflag v1.0.9
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/sys v0.50.0
+	golang.org/x/term v0.48.0
 	sigs.k8s.io/yaml v1.6.0
 )
 

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
@@ -113,7 +115,28 @@ func (e *Engine) ObserveDetail(ctx context.Context) (Detail, error) {
 	e.lastMu.Lock()
 	e.lastTags = st.Tags
 	e.lastMu.Unlock()
-	return Detail{Observed: Convert(st, sups, jails), State: st, Supervisors: sups}, nil
+	o := Convert(st, sups, jails)
+	st, sups = withoutAdHoc(st, sups)
+	return Detail{Observed: o, State: st, Supervisors: sups}, nil
+}
+
+// withoutAdHoc returns st and sups without the ad-hoc containers (run,
+// create), so that the service's metrics and usage sampling never list them.
+// st is copied, not changed.
+func withoutAdHoc(st *zfs.State, sups []supervisor.Status) (*zfs.State, []supervisor.Status) {
+	adhoc := map[string]bool{}
+	for _, c := range st.Containers {
+		if IsAdHoc(c) {
+			adhoc[c.ContainerName] = true
+		}
+	}
+	if len(adhoc) == 0 {
+		return st, sups
+	}
+	cp := *st
+	cp.Containers = slices.DeleteFunc(slices.Clone(st.Containers), IsAdHoc)
+	sups = slices.DeleteFunc(slices.Clone(sups), func(s supervisor.Status) bool { return adhoc[s.Name] })
+	return &cp, sups
 }
 
 // Convert turns what the store, the supervisors and the jail listing report
@@ -152,6 +175,12 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 		bySup[s.Name] = s
 	}
 	for _, c := range st.Containers {
+		if IsAdHoc(c) {
+			// Made by run or create: the reconciler never touches it, and a
+			// declared container of that name is Stalled, never a takeover.
+			o.Foreign[c.ContainerName] = HolderRun
+			continue
+		}
 		oc := reconcile.ObservedContainer{
 			Name:     c.ContainerName,
 			Managed:  c.Props[zfs.PropManaged] == "true",
@@ -203,6 +232,9 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 			continue
 		}
 		if _, managed := o.Containers[j.Name]; managed {
+			continue
+		}
+		if _, held := o.Foreign[j.Name]; held {
 			continue
 		}
 		o.Foreign[j.Name] = fmt.Sprintf("jail %d", j.JID)
@@ -297,10 +329,19 @@ func (e *Engine) Execute(ctx context.Context, a reconcile.Action) error {
 	case reconcile.OpStart:
 		return e.start(ctx, a.Container)
 	case reconcile.OpStop:
+		if err := e.refuseAdHoc(ctx, a.Name); err != nil {
+			return err
+		}
 		return supervisor.Stop(ctx, e.StateDir, a.Name, e.Driver)
 	case reconcile.OpReplace:
+		if err := e.refuseAdHoc(ctx, a.Name); err != nil {
+			return err
+		}
 		return e.replace(ctx, a)
 	case reconcile.OpPrune:
+		if err := e.refuseAdHoc(ctx, a.Name); err != nil {
+			return err
+		}
 		if err := e.remove(ctx, a.Name); err != nil {
 			return err
 		}
@@ -375,28 +416,43 @@ func (e *Engine) createClone(ctx context.Context, a reconcile.Action, address st
 		zfs.PropSpecHash: a.SpecHash,
 		zfs.PropSpec:     spec,
 	}
+	if a.Trial {
+		props[zfs.PropUpdateStarted] = strconv.FormatInt(time.Now().Unix(), 10)
+	}
+	return e.cloneFor(ctx, c, a.ImageID, props, address)
+}
+
+// cloneFor clones image imageID for container c with props, allocating a
+// loopback address when c needs one and address is "".
+func (e *Engine) cloneFor(ctx context.Context, c *manifests.Container, imageID string, props map[string]string, address string) error {
+	name := c.Metadata.Name
 	e.allocMu.Lock()
 	defer e.allocMu.Unlock()
 	if c.Spec.Network.Mode == manifests.NetLoopback && address == "" {
+		// The service and the ad-hoc commands (run, create) allocate from
+		// one pool: a lock in the state directory they share makes the
+		// observation and the clone one step across processes too.
+		unlock, err := lockFile(filepath.Join(e.StateDir, "loopback.lock"))
+		if err != nil {
+			return fmt.Errorf("container %s: %w", name, err)
+		}
+		defer unlock()
 		st, err := e.Store.Observe(ctx)
 		if err != nil {
 			return err
 		}
 		address, err = e.allocate(st)
 		if err != nil {
-			return reconcile.Terminal(fmt.Errorf("container %s: %w", a.Name, err))
+			return reconcile.Terminal(fmt.Errorf("container %s: %w", name, err))
 		}
 	}
 	if address != "" {
 		props[PropIP] = address
 	}
-	if a.Trial {
-		props[zfs.PropUpdateStarted] = strconv.FormatInt(time.Now().Unix(), 10)
-	}
-	if _, err := e.Store.CreateContainer(ctx, a.Name, a.ImageID, props); err != nil {
+	if _, err := e.Store.CreateContainer(ctx, name, imageID, props); err != nil {
 		return err
 	}
-	e.Log.Info("created container", "container", a.Name, "image", image.Short(a.ImageID))
+	e.Log.Info("created container", "container", name, "image", image.Short(imageID))
 	return nil
 }
 
@@ -439,9 +495,25 @@ func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
 	if clone == nil {
 		return fmt.Errorf("start container %s: no clone: %w", name, zfs.ErrNotFound)
 	}
+	cfg, err := e.supervisorConfig(st, clone, c)
+	if err != nil {
+		return err
+	}
+	pid, err := supervisor.Start(ctx, e.StateDir, name, e.Self, cfg)
+	if err != nil {
+		return err // it says "start container NAME: ..."
+	}
+	e.Log.Info("started container", "container", name, "pid", pid)
+	return nil
+}
+
+// supervisorConfig is the supervisor config of container c on its clone,
+// from the observed state st (its image, the volumes).
+func (e *Engine) supervisorConfig(st *zfs.State, clone *zfs.Container, c *manifests.Container) (supervisor.Config, error) {
+	name := c.Metadata.Name
 	img, ok := st.Image(clone.ImageID)
 	if !ok {
-		return fmt.Errorf("start container %s: image %s: %w", name, image.Short(clone.ImageID), zfs.ErrNotFound)
+		return supervisor.Config{}, fmt.Errorf("start container %s: image %s: %w", name, image.Short(clone.ImageID), zfs.ErrNotFound)
 	}
 	volumes := map[string]string{}
 	for _, v := range st.Volumes {
@@ -455,15 +527,10 @@ func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
 		Nameservers:       e.JailNameservers,
 	})
 	if err != nil {
-		return reconcile.Terminal(err)
+		return cfg, reconcile.Terminal(err)
 	}
 	cfg.Annotations = map[string]string{"image": clone.ImageID, "specHash": clone.SpecHash, "ip": clone.Props[PropIP]}
-	pid, err := supervisor.Start(ctx, e.StateDir, name, e.Self, cfg)
-	if err != nil {
-		return err // it says "start container NAME: ..."
-	}
-	e.Log.Info("started container", "container", name, "pid", pid)
-	return nil
+	return cfg, nil
 }
 
 func imageConfig(c zfs.Config) ImageConfig {
@@ -692,4 +759,21 @@ func (e *Engine) remove(ctx context.Context, name string) error {
 		e.Log.Warn("forget supervisor state", "container", name, "err", err)
 	}
 	return nil
+}
+
+// lockFile takes an exclusive flock on path (created if needed) and returns
+// its release.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -239,8 +239,11 @@ func (p *planner) planContainers() {
 		c := p.set.Containers[name]
 		oc, ok := p.o.Containers[name]
 		if holder, foreign := p.o.Foreign[name]; foreign {
-			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Reason: BlockedNameConflict,
-				Message: fmt.Sprintf("name %s is held by %s, not managed by zocker: it is never taken over", name, holder)})
+			msg := fmt.Sprintf("name %s is held by %s, not managed by zocker: it is never taken over", name, holder)
+			if holder == HolderRun {
+				msg = fmt.Sprintf("name in use by %s: it is never taken over (zocker-reconcile rm %s frees it)", HolderRun, name)
+			}
+			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Reason: BlockedNameConflict, Message: msg})
 			continue
 		}
 		if ok && !oc.Managed {
