@@ -277,6 +277,7 @@ func (s *Store) NewWork(ctx context.Context, fromID string) (*Work, error) {
 	// Whatever an archive or a build step writes is bounded; Publish lifts
 	// the quota once the image is complete (M8).
 	props["quota"] = strconv.FormatInt(s.ImageSizeLimit(), 10)
+	props[PropWorker] = worker()
 	var ds *gozfs.Dataset
 	var err error
 	if fromID == "" {
