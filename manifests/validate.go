@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/zocker-reconcile/zocker-reconcile/image"
+	"github.com/zocker-reconcile/zocker-reconcile/manifests/jailparam"
 )
 
 // validator checks one decoded, defaulted object, reporting each problem
@@ -166,15 +167,6 @@ func (v *validator) volume(o *Volume) {
 	}
 }
 
-// managedJailParams are jail(8) parameters that the spec's own fields set;
-// jailParams may not override them.
-var managedJailParams = map[string]string{
-	"name": "metadata.name", "path": "the container's dataset", "host.hostname": "spec.hostname",
-	"ip4": "spec.network", "ip4.addr": "spec.network", "ip6": "spec.network", "ip6.addr": "spec.network",
-	"vnet": "spec.network", "vnet.interface": "spec.network", "securelevel": "spec.securelevel",
-	"persist": "zocker-reconcile", "jid": "zocker-reconcile",
-}
-
 func (v *validator) container(o *Container) {
 	v.meta(&o.Metadata)
 	s := &o.Spec
@@ -286,17 +278,13 @@ func (v *validator) container(o *Container) {
 	for _, k := range sortedKeys(s.JailParams) {
 		f := "spec.jailParams." + k
 		val := s.JailParams[k]
-		switch {
-		case !jailParamRegexp.MatchString(k):
-			v.errf(f, "jail parameter name %q is invalid: want lower-case letters, digits, '_' and '.'", k)
-		case strings.HasPrefix(k, "exec.") || strings.HasPrefix(k, "mount."):
-			v.errf(f, "jail parameter %s is not allowed: exec.* and mount.* run commands or mount file systems on the host", k)
-		case managedJailParams[k] != "":
-			v.errf(f, "jail parameter %s is set from %s and cannot be overridden", k, managedJailParams[k])
-		}
 		if strings.ContainsAny(val, "\"\\;{}\n\r\x00") {
 			v.errf(f, "value %q must not contain quotes, backslashes, ';', '{', '}' or line breaks (it is written into jail.conf)", val)
+			continue
 		}
+		// jailparam reads the name as jail(8) does ("noexec.prestart" is
+		// exec.prestart) and accepts only its allow-list.
+		v.check(f, jailparam.Check(k, val))
 	}
 }
 

@@ -297,6 +297,15 @@ func planCases() []planCase {
 			want: []string{"blocked hold container/web: name-conflict"},
 		},
 		{
+			name: "declared name held by a container made with run is not taken over",
+			world: func(t *testing.T) (Desired, Observed, Options) {
+				o := observed()
+				o.Foreign["web"] = HolderRun
+				return desired(newSet(web())), o, Options{}
+			},
+			want: []string{"blocked hold container/web: name-conflict"},
+		},
+		{
 			name: "failed file keeps its container: no prune, no change",
 			world: func(t *testing.T) (Desired, Observed, Options) {
 				s := failFile(newSet(img("base")), "web")
@@ -761,5 +770,17 @@ func TestBuildWaitsForItsBaseImage(t *testing.T) {
 	}
 	if strings.Join(order, ",") != "aaa,zzz,hello" {
 		t.Errorf("order %v: the build must come after its base", order)
+	}
+}
+
+func TestPlanNameInUseByRun(t *testing.T) {
+	o := observed()
+	o.Foreign["web"] = HolderRun
+	p := Diff(desired(newSet(web())), o, Options{})
+	if len(p.Blocked) != 1 || p.Blocked[0].Message != "name in use by a container made with run: it is never taken over (zocker-reconcile rm web frees it)" {
+		t.Fatalf("blocked: %+v", p.Blocked)
+	}
+	if len(p.Actions) != 0 {
+		t.Errorf("actions on a name held by run: %+v", p.Actions)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -23,6 +22,9 @@ import (
 func openStore(ctx context.Context, g *globals) (*zfs.Store, error) {
 	log, err := g.logger()
 	if err != nil {
+		return nil, err
+	}
+	if _, err := checkRoot(ctx, g); err != nil {
 		return nil, err
 	}
 	maxSize, err := g.imageSizeLimit()
@@ -116,7 +118,7 @@ type imageRow struct {
 
 func newImagesCmd(g *globals) *cobra.Command {
 	var quiet bool
-	var output string
+	var output *format
 	cmd := &cobra.Command{
 		Use:   "images [TAG]",
 		Short: "List images (TAG, IMAGE ID, CREATED, SIZE, PARENT)",
@@ -129,9 +131,6 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
   zocker-reconcile images -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "" && output != "json" {
-				return fmt.Errorf("-o %q: want json", output)
-			}
 			st, err := observeRoot(cmd.Context(), g) // listing only: change nothing
 			if err != nil {
 				return err
@@ -155,10 +154,8 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
 				for _, r := range rows {
 					fmt.Fprintln(g.stdout, r.ID)
 				}
-			case output == "json":
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
+			case *output == formatJSON:
+				return printJSON(g.stdout, struct {
 					Images  []imageRow `json:"images"`
 					Foreign []string   `json:"foreign"`
 				}{rows, foreignUnder(st, strings.TrimSuffix(g.root, "/")+"/images/")})
@@ -172,7 +169,7 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print full image IDs only")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json")
+	output = addOutput(cmd)
 	return cmd
 }
 
@@ -250,9 +247,10 @@ func newRmiCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rmi NAME|ID",
 		Short: "Remove a tag, and the image when no tag is left",
-		Long: `Rmi removes the tag NAME (or every tag of image ID) and destroys the image
-when no tag points at it any more. It refuses while a container or a child
-image uses the image, and names it.`,
+		Long: `Rmi removes the tag NAME, or image ID with all its tags. Removing one tag of
+several is always allowed. Removing the last tag, or an ID, destroys the
+image: that is refused while a container or a child image uses it (naming
+them), and a refusal changes nothing.`,
 		Example: "  zocker-reconcile rmi base",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/oci"
-	"github.com/zocker-reconcile/zocker-reconcile/image"
+	img "github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // OCI transports on the command line (ARCHITECTURE section 11).
@@ -71,7 +71,7 @@ func importOCI(ctx context.Context, g *globals, tag, arg, sum string, f ociFlags
 	if err := s.Tag(ctx, tag, res.ID); err != nil {
 		return "", err
 	}
-	fmt.Fprintf(g.stderr, "%s: %d layer(s), %d fetched (%s), manifest %s\n", src, res.Layers, res.Fetched, image.Size(res.Bytes), res.Manifest)
+	fmt.Fprintf(g.stderr, "%s: %d layer(s), %d fetched (%s), manifest %s\n", src, res.Layers, res.Fetched, img.Size(res.Bytes), res.Manifest)
 	return res.ID, nil
 }
 
@@ -104,6 +104,6 @@ func pushOCI(ctx context.Context, g *globals, local, arg string, f ociFlags) err
 		return err
 	}
 	fmt.Fprintf(g.stdout, "%s -> %s: %d layer(s), %d sent (%s), %d already there, manifest %s\n",
-		local, arg, res.Layers, res.Sent, image.Size(res.Bytes), res.Layers-res.Sent, res.Manifest)
+		local, arg, res.Layers, res.Sent, img.Size(res.Bytes), res.Layers-res.Sent, res.Manifest)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -157,6 +158,7 @@ destroyed and reported; nothing half-received remains.
 
 func newSearchCmd(g *globals) *cobra.Command {
 	var url string
+	var output *format
 	cmd := &cobra.Command{
 		Use:   "search [PATTERN]",
 		Short: "List the repository's tags (TAG, IMAGE ID, SIZE, CREATED)",
@@ -183,6 +185,17 @@ made.
 			if err != nil {
 				return err
 			}
+			if *output == formatJSON {
+				rows := []searchRow{}
+				for _, t := range tags {
+					row := searchRow{Tag: t.Tag, ID: t.ID, Size: t.Size, Created: &t.Created}
+					if t.Err != nil {
+						row = searchRow{Tag: t.Tag, Error: t.Err.Error()}
+					}
+					rows = append(rows, row)
+				}
+				return printJSON(g.stdout, rows)
+			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 0, 3, ' ', 0)
 			fmt.Fprintln(tw, "TAG\tIMAGE ID\tSIZE\tCREATED")
 			for _, t := range tags {
@@ -196,7 +209,17 @@ made.
 		},
 	}
 	repoFlag(cmd, &url)
+	output = addOutput(cmd)
 	return cmd
+}
+
+// searchRow is one tag as search -o json prints it.
+type searchRow struct {
+	Tag     string     `json:"tag"`
+	ID      string     `json:"id,omitempty"`
+	Size    int64      `json:"sizeBytes,omitempty"`
+	Created *time.Time `json:"created,omitempty"`
+	Error   string     `json:"error,omitempty"`
 }
 
 func newDelCmd(g *globals) *cobra.Command {

@@ -101,11 +101,11 @@ var rules = []rule{
 		return ""
 	}},
 	{"leaf packages", func(p, path string) string {
-		if (p == "image" || p == "metrics" || p == "metrics/httpapi" || p == "engine/runner" || p == "engine/oci/layer") && isProject(path) {
+		if (p == "image" || p == "metrics" || p == "metrics/httpapi" || p == "engine/runner" || p == "manifests/jailparam" || p == "engine/oci/layer") && isProject(path) {
 			return p + " imports no package of this module"
 		}
-		if p == "manifests" && isProject(path) && rel(path) != "image" {
-			return "manifests imports only image from this module"
+		if p == "manifests" && isProject(path) && rel(path) != "image" && rel(path) != "manifests/jailparam" {
+			return "manifests imports only image and manifests/jailparam from this module"
 		}
 		return ""
 	}},
@@ -185,6 +185,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"reconcile", module + "/engine"},
 		{"manifests", module + "/reconcile"},
 		{"manifests", module + "/engine/zfs"},
+		{"manifests/jailparam", module + "/manifests"},
 		{"image", module + "/manifests"},
 		{"metrics/httpapi", module + "/metrics"},
 		{"engine/zfs", module + "/service"},
