@@ -270,6 +270,10 @@ func (p *Puller) Pull(ctx context.Context, src Source) (res Result, err error) {
 	res.Layers = len(m.Layers)
 	var sent int64
 	for _, l := range m.Layers {
+		if l.Size < 0 || l.Size > p.maxSize() {
+			sent = -1
+			break
+		}
 		sent += l.Size
 	}
 	if sent > p.maxSize() || sent < 0 {
