@@ -276,7 +276,10 @@ func (p *Puller) Pull(ctx context.Context, src Source) (res Result, err error) {
 		}
 		sent += l.Size
 	}
-	if sent > p.maxSize() || sent < 0 {
+	if sent < 0 {
+		return res, fmt.Errorf("pull %s: a layer size in the manifest is negative or %w of %d bytes (--max-image-size)", src, ErrTooLarge, p.maxSize())
+	}
+	if sent > p.maxSize() {
 		return res, fmt.Errorf("pull %s: layers of %d bytes: %w of %d bytes (--max-image-size)", src, sent, ErrTooLarge, p.maxSize())
 	}
 	unpacked := p.maxSize()
