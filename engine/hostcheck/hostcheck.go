@@ -159,6 +159,12 @@ func fail(fix, format string, a ...any) Result {
 	return Result{Status: Fail, Detail: fmt.Sprintf(format, a...), Fix: fix}
 }
 
+// hungZFS is the fix when zfs does not answer in time.
+const hungZFS = "zfs is hung or overloaded: see whether `zpool list` answers; on the Linux substrate, zfs-fuse may need a restart"
+
+// timedOut reports whether a command ran out of time.
+func timedOut(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
+
 // stderrOf is the first line of a failed command's stderr (doctor prints
 // one line per check), else the error text.
 func stderrOf(err error) string {
@@ -192,6 +198,9 @@ func RootDataset(ctx context.Context, o Options, h *Host) Result {
 	pool := strings.SplitN(o.Root, "/", 2)[0]
 	out, err := h.Run.Run(ctx, runner.Cmd{Argv: []string{o.ZFS, "get", "-H", "-p", "-o", "name,property,value",
 		"type,available,zocker:managed,zocker:kind", pool}})
+	if timedOut(err) {
+		return fail(hungZFS, "pool %s: zfs did not answer: %v", pool, err)
+	}
 	if err != nil {
 		return fail("create the pool, or give --root a dataset in an existing pool (zpool list)",
 			"pool %s: %s", pool, stderrOf(err))

@@ -297,6 +297,12 @@ func TestLinuxChecks(t *testing.T) {
 	if r := Adapter(ctx, o, h); r.Status != Fail || r.Detail != "zfs list -p fails: invalid option 'p'" {
 		t.Errorf("no adapter: %+v", r)
 	}
+	h.Run = runFunc(func(ctx context.Context, c runner.Cmd) ([]byte, error) {
+		return nil, &runner.CommandError{Argv: c.Argv, Err: fmt.Errorf("%w (after 2m0s)", context.DeadlineExceeded)}
+	})
+	if r := Adapter(ctx, o, h); r.Status != Fail || !strings.Contains(r.Fix, "hung") {
+		t.Errorf("hung zfs: %+v", r)
+	}
 	h.Run = script{"zfs list -H -p": {"zt\n", ""}}
 	if r := Adapter(ctx, o, h); r.Status != OK {
 		t.Errorf("adapter: %+v", r)
@@ -325,3 +331,7 @@ func TestFormat(t *testing.T) {
 func imageSpecURL(u string) manifests.ImageSpec {
 	return manifests.ImageSpec{Tarball: &manifests.TarballSource{URL: u}}
 }
+
+type runFunc func(ctx context.Context, c runner.Cmd) ([]byte, error)
+
+func (f runFunc) Run(ctx context.Context, c runner.Cmd) ([]byte, error) { return f(ctx, c) }
