@@ -44,17 +44,17 @@ func (v *validator) image(o *Image) {
 	v.meta(&o.Metadata)
 	s := &o.Spec
 	n := 0
-	for _, set := range []bool{s.Tarball != nil, s.Build != nil, s.Pull != nil} {
+	for _, set := range []bool{s.Tarball != nil, s.Build != nil, s.Pull != nil, s.OCI != nil} {
 		if set {
 			n++
 		}
 	}
 	switch {
 	case n == 0:
-		v.errf("spec", "an image needs exactly one source: tarball, build or pull")
+		v.errf("spec", "an image needs exactly one source: tarball, build, pull or oci")
 		return
 	case n > 1:
-		v.errf("spec", "an image needs exactly one source, got %d of tarball, build and pull", n)
+		v.errf("spec", "an image needs exactly one source, got %d of tarball, build, pull and oci", n)
 		return
 	}
 	if t := s.Tarball; t != nil {
@@ -92,6 +92,9 @@ func (v *validator) image(o *Image) {
 				v.errf("spec.build.args."+k, "build argument name %q is invalid: want letters, digits and '_', not starting with a digit", k)
 			}
 		}
+	}
+	if o := s.OCI; o != nil {
+		v.oci(o)
 	}
 	if p := s.Pull; p != nil {
 		u, err := url.Parse(p.Repository)

@@ -117,7 +117,7 @@ func (s *Store) ImportTarball(ctx context.Context, src ImportSource, cfg Config)
 		return "", fmt.Errorf("import tarball %s: %w", path, err)
 	}
 	if want != "" && digest != want {
-		return "", fmt.Errorf("import tarball %s: sha256 mismatch: the file has %s, %s was declared", path, digest, want)
+		return "", fmt.Errorf("import tarball %s: %w: the file has %s, %s was declared", path, ErrDigestMismatch, digest, want)
 	}
 	id = TarballID(digest)
 	log := s.log.With("image", id, "action", "import")
@@ -233,7 +233,7 @@ func (s *Store) download(ctx context.Context, url, want string) (string, error) 
 		return "", fmt.Errorf("download %s: more than the limit of %d bytes (--max-image-size)", url, limit)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return "", fmt.Errorf("download %s: sha256 mismatch: got %s, %s was declared", url, got, want)
+		return "", fmt.Errorf("download %s: %w: got %s, %s was declared", url, ErrDigestMismatch, got, want)
 	}
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("download %s: %w", url, err)
@@ -277,6 +277,7 @@ func (s *Store) NewWork(ctx context.Context, fromID string) (*Work, error) {
 	// Whatever an archive or a build step writes is bounded; Publish lifts
 	// the quota once the image is complete (M8).
 	props["quota"] = strconv.FormatInt(s.ImageSizeLimit(), 10)
+	props[PropWorker] = worker()
 	var ds *gozfs.Dataset
 	var err error
 	if fromID == "" {
