@@ -362,6 +362,16 @@ func imageSource(ctx context.Context, s manifests.ImageSpec, h *Host) error {
 		if !fi.IsDir() {
 			return fmt.Errorf("build context %s is not a directory", s.Build.Context)
 		}
+	case s.OCI != nil && s.OCI.Archive != "":
+		if _, err := h.Stat(s.OCI.Archive); err != nil {
+			return err
+		}
+	case s.OCI != nil:
+		c, err := h.Dial(ctx, "tcp", registryAddr(s.OCI.Ref, s.OCI.Insecure))
+		if err != nil {
+			return err
+		}
+		c.Close()
 	case s.Pull != nil:
 		u, err := url.Parse(s.Pull.Repository)
 		if err != nil {
@@ -385,6 +395,23 @@ func imageSource(ctx context.Context, s manifests.ImageSpec, h *Host) error {
 		}
 	}
 	return nil
+}
+
+// registryAddr is host:port of an OCI reference's registry: the first
+// path element when it looks like a host (a dot, a port, localhost), else
+// Docker Hub's.
+func registryAddr(ref string, insecure bool) string {
+	host, _, found := strings.Cut(ref, "/")
+	if !found || !strings.ContainsAny(host, ".:") && host != "localhost" {
+		host = "registry-1.docker.io"
+	}
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	if insecure {
+		return net.JoinHostPort(host, "80")
+	}
+	return net.JoinHostPort(host, "443")
 }
 
 // ListenAddress: the service's address is free, or answered by a running

@@ -335,3 +335,20 @@ func imageSpecURL(u string) manifests.ImageSpec {
 type runFunc func(ctx context.Context, c runner.Cmd) ([]byte, error)
 
 func (f runFunc) Run(ctx context.Context, c runner.Cmd) ([]byte, error) { return f(ctx, c) }
+
+func TestRegistryAddr(t *testing.T) {
+	for ref, want := range map[string]string{
+		"ghcr.io/freebsd/runtime:14.3":  "ghcr.io:443",
+		"127.0.0.1:5000/busybox:latest": "127.0.0.1:5000",
+		"localhost/x:1":                 "localhost:443",
+		"library/alpine:3":              "registry-1.docker.io:443",
+		"alpine":                        "registry-1.docker.io:443",
+	} {
+		if got := registryAddr(ref, false); got != want {
+			t.Errorf("registryAddr(%q) = %q, want %q", ref, got, want)
+		}
+	}
+	if got := registryAddr("example.org/x", true); got != "example.org:80" {
+		t.Errorf("insecure: %q", got)
+	}
+}
