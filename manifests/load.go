@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // LoadOptions tune Load.
@@ -345,7 +347,7 @@ func assemble(files []*loaded) *Set {
 	var keys []string
 	for _, f := range files {
 		for _, d := range f.docs {
-			if d.Kind == "" || ValidName(d.Name) != nil {
+			if d.Kind == "" || image.ValidName("", d.Name) != nil {
 				continue
 			}
 			if _, ok := byKey[d.Key()]; !ok {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
@@ -16,6 +17,11 @@ type specField struct {
 	path string
 	get  func(*manifests.ContainerSpec) any
 }
+
+// notReplacing are the ContainerSpec fields (JSON names) whose change never
+// needs a new clone: spec.state is converged by start and stop, spec.update
+// only says how the next replacement is made. They are not hashed.
+var notReplacing = map[string]bool{"state": true, "update": true}
 
 // specFields lists every ContainerSpec field except state (which start and
 // stop converge) in manifest order. A test checks that it covers the struct,
@@ -64,7 +70,7 @@ func replaceReason(oc ObservedContainer, desired *manifests.Container, desiredSp
 		parts = append(parts, "spec hash changed (no readable applied spec)")
 	}
 	if oc.ImageID != imageID {
-		parts = append(parts, fmt.Sprintf("image changed: %s -> %s", ShortID(oc.ImageID), ShortID(imageID)))
+		parts = append(parts, fmt.Sprintf("image changed: %s -> %s", image.Short(oc.ImageID), image.Short(imageID)))
 	}
 	if len(parts) == 0 {
 		// The hash differs but no field does: the hash scheme itself changed.

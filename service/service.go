@@ -223,7 +223,9 @@ func (s *Service) load(ctx context.Context, dir string) (reconcile.Desired, erro
 // plan decides a pass (pure) and records its result; the I/O-free rule of
 // the controller's Plan holds: it only updates in-memory books.
 func (s *Service) plan(d reconcile.Desired, o engine.Detail) []controller.Item {
-	p := reconcile.Diff(d, o.Observed, s.cfg.Options)
+	opts := s.cfg.Options
+	opts.Now = time.Now()
+	p := reconcile.Diff(d, o.Observed, opts)
 	s.book.Planned(p, d, o.Observed)
 	for name, err := range s.cfg.Loader.RemoteErrors() {
 		s.book.SetCondition(reconcile.Key(manifests.KindImage, name), ConditionReady, false, "RepositoryUnreachable", err.Error(), "")
@@ -235,7 +237,7 @@ func (s *Service) plan(d reconcile.Desired, o engine.Detail) []controller.Item {
 	for _, b := range p.Blocked {
 		if b.Guard() && (b.Reason == reconcile.BlockedMaxPrune || b.Reason == reconcile.BlockedEmptyManifests) {
 			s.m.PruneBlocked(b.Reason)
-			s.log.Warn("prune blocked", "kind", b.Kind, "name", b.Name, "reason", b.Reason, "msg", b.Message)
+			s.log.Warn("prune blocked", reconcile.ObjectAttr(b.Kind, b.Name), "reason", b.Reason, "msg", b.Message)
 		}
 	}
 	return controller.Items(p, &recorder{s: s})

@@ -8,9 +8,9 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"unicode/utf8"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +18,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
-	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // psRow is one container as ps shows it (and as ps -o json prints it).
@@ -49,7 +49,7 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 	}
 	var rows []psRow
 	for _, c := range st.Containers {
-		r := psRow{Name: c.ContainerName, Image: reconcile.ShortID(c.ImageID), Created: c.Created, State: "created",
+		r := psRow{Name: c.ContainerName, Image: image.Short(c.ImageID), Created: c.Created, State: "created",
 			IP: c.Props[engine.PropIP], Used: c.Used, Managed: c.Props[zfs.PropManaged] == "true"}
 		if t := tags[c.ImageID]; len(t) > 0 {
 			slices.Sort(t)
@@ -70,6 +70,17 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 		rows = append(rows, r)
 	}
 	slices.SortFunc(rows, func(a, b psRow) int { return strings.Compare(a.Name, b.Name) })
+	return rows
+}
+
+// previousRows lists the previous clones kept by health-gated updates
+// (spec.update): state "previous", the clone's ID as the message.
+func previousRows(st *zfs.State) []psRow {
+	var rows []psRow
+	for _, c := range st.Previous {
+		rows = append(rows, psRow{Name: c.ContainerName, Image: image.Short(c.ImageID), Created: c.Created,
+			State: "previous", Used: c.Used, Managed: true, Message: "previous clone " + c.PreviousID})
+	}
 	return rows
 }
 
@@ -96,15 +107,17 @@ func running(r psRow) bool {
 
 func init() {
 	register(func(g *globals) *cobra.Command {
-		var all bool
+		var all, previous bool
 		var output string
 		cmd := &cobra.Command{
 			Use:   "ps",
 			Short: "List containers",
 			Long: `ps lists the running containers under --root: name, image, creation time,
-state, IP, restarts, health, space used and command. -a adds the stopped ones.`,
+state, IP, restarts, health, space used and command. -a adds the stopped ones;
+--previous adds the previous clones that health-gated updates keep (spec.update).`,
 			Example: `  zocker-reconcile ps
-  zocker-reconcile ps -a -o json`,
+  zocker-reconcile ps -a -o json
+  zocker-reconcile ps -a --previous`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				st, err := observeRoot(cmd.Context(), g)
@@ -121,6 +134,9 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones.`,
 						rows = append(rows, r)
 					}
 				}
+				if previous {
+					rows = append(rows, previousRows(st)...)
+				}
 				if output == "json" {
 					enc := json.NewEncoder(g.stdout)
 					enc.SetIndent("", "  ")
@@ -136,6 +152,7 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones.`,
 			},
 		}
 		cmd.Flags().BoolVarP(&all, "all", "a", false, "also list containers that do not run")
+		cmd.Flags().BoolVar(&previous, "previous", false, "also list the previous clones kept by updates")
 		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 		return cmd
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 func init() {
@@ -33,7 +34,7 @@ func repoFlag(cmd *cobra.Command, url *string) {
 // connected, then opens the repository.
 func openRepo(ctx context.Context, g *globals, url, tag string) (*repo.Repository, error) {
 	if tag != "" {
-		if err := repo.ValidTag(tag); err != nil {
+		if err := image.ValidName("tag", tag); err != nil {
 			return nil, err
 		}
 	}
@@ -134,7 +135,7 @@ destroyed and reported; nothing half-received remains.
 				return err
 			}
 			if len(res.Received) == 0 {
-				fmt.Fprintf(g.stdout, "%s: image %s is here already\n", args[0], res.ID[:12])
+				fmt.Fprintf(g.stdout, "%s: image %s is here already\n", args[0], image.Short(res.ID))
 			}
 			return nil
 		},
@@ -178,7 +179,7 @@ made.
 					fmt.Fprintf(tw, "%s\t-\t-\t%v\n", t.Tag, t.Err)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, t.ID[:12], humanBytes(uint64(t.Size)), t.Created.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, image.Short(t.ID), humanBytes(uint64(t.Size)), t.Created.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()
 		},

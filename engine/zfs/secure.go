@@ -66,7 +66,7 @@ func (s *Store) TmpMountpoint(ctx context.Context) (string, error) {
 // mountpoints returns the mountpoint of each mounted dataset among names
 // (one zfs get).
 func (s *Store) mountpoints(ctx context.Context, names ...string) (map[string]string, error) {
-	argv := append([]string{zfsBin(), "get", "-H", "-o", "name,property,value", "mountpoint,mounted"}, names...)
+	argv := append([]string{Bin(), "get", "-H", "-o", "name,property,value", "mountpoint,mounted"}, names...)
 	out, err := s.r.Run(ctx, runner.Cmd{Argv: argv, Timeout: CommandTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("mountpoints under %s: %w", s.root, classify(err))
