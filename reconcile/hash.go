@@ -16,44 +16,32 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
-// Defaults applied before hashing and comparing, so that writing a default
-// out explicitly ("restartPolicy: Always") is not a change.
-const (
-	defaultNetworkMode   = manifests.NetLoopback
-	defaultRestartPolicy = manifests.RestartAlways
-	defaultState         = manifests.StateRunning
-	defaultStopSignal    = "SIGTERM"
-	defaultStopTimeout   = "10s"
-	defaultHCInterval    = "30s"
-	defaultHCTimeout     = "5s"
-	defaultHCRetries     = 3
-)
-
 // hashVersion is mixed into every spec hash; bump it when normalization
 // changes meaning, which replaces every container once.
 const hashVersion = "zocker-spec-v1"
 
-// NormalizeSpec returns a copy of c's spec with defaults applied, empty maps
-// and lists made nil, dependsOn sorted and durations in Go's canonical form.
-// The input is not modified.
+// NormalizeSpec returns a copy of c's spec with the manifests defaults
+// applied (so that writing a default out, "restartPolicy: Always", is not a
+// change), empty maps and lists made nil, dependsOn sorted and durations in
+// Go's canonical form. The input is not modified.
 func NormalizeSpec(c *manifests.Container) manifests.ContainerSpec {
 	s := c.Spec
 	if s.Network.Mode == "" {
-		s.Network.Mode = defaultNetworkMode
+		s.Network.Mode = manifests.DefaultNetworkMode
 	}
 	if s.RestartPolicy == "" {
-		s.RestartPolicy = defaultRestartPolicy
+		s.RestartPolicy = manifests.DefaultRestartPolicy
 	}
 	if s.State == "" {
-		s.State = defaultState
+		s.State = manifests.DefaultState
 	}
 	if s.Hostname == "" {
 		s.Hostname = c.Metadata.Name
 	}
 	if s.StopSignal == "" {
-		s.StopSignal = defaultStopSignal
+		s.StopSignal = manifests.DefaultStopSignal
 	}
-	s.StopTimeout = canonicalDuration(s.StopTimeout, defaultStopTimeout)
+	s.StopTimeout = canonicalDuration(s.StopTimeout, manifests.DefaultStopTimeout)
 	if len(s.Command.Argv) == 0 {
 		s.Command.Argv = nil
 	}
@@ -79,10 +67,10 @@ func NormalizeSpec(c *manifests.Container) manifests.ContainerSpec {
 	}
 	if s.Healthcheck != nil {
 		hc := *s.Healthcheck
-		hc.Interval = canonicalDuration(hc.Interval, defaultHCInterval)
-		hc.Timeout = canonicalDuration(hc.Timeout, defaultHCTimeout)
+		hc.Interval = canonicalDuration(hc.Interval, manifests.DefaultHealthcheckInterval)
+		hc.Timeout = canonicalDuration(hc.Timeout, manifests.DefaultHealthcheckTimeout)
 		if hc.Retries == 0 {
-			hc.Retries = defaultHCRetries
+			hc.Retries = manifests.DefaultHealthcheckRetries
 		}
 		if len(hc.Command.Argv) == 0 {
 			hc.Command.Argv = nil

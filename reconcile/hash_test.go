@@ -119,23 +119,6 @@ func TestSpecFieldsCoverContainerSpec(t *testing.T) {
 	}
 }
 
-func TestParseQuantity(t *testing.T) {
-	for in, want := range map[string]int64{
-		"": 0, "none": 0, "512": 512, "1K": 1024, "512M": 512 << 20, "10G": 10 << 30,
-		"10GiB": 10 << 30, "1.5T": 3 << 39, "2g": 2 << 30,
-	} {
-		got, err := parseQuantity(in)
-		if err != nil || got != want {
-			t.Errorf("parseQuantity(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"10X", "abc", "-1G"} {
-		if _, err := parseQuantity(bad); err == nil {
-			t.Errorf("parseQuantity(%q) gave no error", bad)
-		}
-	}
-}
-
 // fill sets every settable part of v to a non-zero value.
 func fill(v reflect.Value) {
 	switch v.Kind() {

@@ -388,7 +388,7 @@ func (r *Repository) pushImage(ctx context.Context, local Local, img Image) (Met
 		return Meta{}, fmt.Errorf("push record of image %s to %s: %w", img.ID, r.loc, err)
 	}
 	r.log.Info("pushed image", "image", img.ID, "parent", img.Parent, "bytes", m.Size, "seconds", time.Since(start).Seconds(), "action", "push")
-	r.say("pushed %s (%s, %s)", image.Short(img.ID), humanBytes(m.Size), kind(img.Parent))
+	r.say("pushed %s (%s, %s)", image.Short(img.ID), image.Size(m.Size), kind(img.Parent))
 	return m, nil
 }
 
@@ -563,7 +563,7 @@ func (r *Repository) pullImage(ctx context.Context, local Local, m Meta) (err er
 		return fmt.Errorf("image %s: %w", m.ID, err)
 	}
 	r.log.Info("pulled image", "image", m.ID, "parent", m.Parent, "bytes", m.Size, "seconds", time.Since(start).Seconds(), "action", "pull")
-	r.say("pulled %s (%s, %s)", image.Short(m.ID), humanBytes(m.Size), kind(m.Parent))
+	r.say("pulled %s (%s, %s)", image.Short(m.ID), image.Size(m.Size), kind(m.Parent))
 	return nil
 }
 
@@ -806,24 +806,10 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 		rate := float64(p.n) / now.Sub(p.start).Seconds()
 		p.log.Info("transfer progress", "image", p.id, "action", p.action, "bytes", p.n, "bytes_per_second", int64(rate))
 		if p.out != nil {
-			fmt.Fprintf(p.out, "%s %s: %s at %s/s\n", p.action, image.Short(p.id), humanBytes(p.n), humanBytes(int64(rate)))
+			fmt.Fprintf(p.out, "%s %s: %s at %s/s\n", p.action, image.Short(p.id), image.Size(p.n), image.Size(int64(rate)))
 		}
 	}
 	return len(b), nil
-}
-
-// humanBytes renders a size as people read it: 12.3 MiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // Resolve returns the image ID tag points at in the repository at repoURL:

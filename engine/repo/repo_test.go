@@ -620,14 +620,6 @@ func TestSSHArgv(t *testing.T) {
 	}
 }
 
-func TestHumanBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 12900000: "12.3 MiB", 3 << 30: "3.0 GiB"} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestResolveFunc(t *testing.T) {
 	ctx := context.Background()
 	r, dir, _ := openDir(t)
