@@ -55,7 +55,8 @@ func binary(b testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "zocker-reconcile")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/zocker-reconcile").CombinedOutput()
+		// The lean supervisor goes beside it, where the service finds it.
+		out, err := exec.Command("go", "build", "-o", dir+"/", "../cmd/zocker-reconcile", "../cmd/zocker-supervise").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}

@@ -57,7 +57,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binary returns the path of the zocker-reconcile binary built from this tree.
+// binary returns the path of the zocker-reconcile binary built from this
+// tree, with zocker-supervise beside it.
 func binary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -66,10 +67,11 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "zocker-reconcile")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/zocker-reconcile")
+		// The lean supervisor goes beside it, where the service finds it.
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/zocker-reconcile", "./cmd/zocker-supervise")
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build ./cmd/zocker-reconcile: %v: %s", err, out)
+			binErr = fmt.Errorf("go build ./cmd/zocker-reconcile ./cmd/zocker-supervise: %v: %s", err, out)
 		}
 	})
 	if binErr != nil {

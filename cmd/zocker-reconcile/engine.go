@@ -15,6 +15,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
@@ -29,6 +30,7 @@ type reconcileFlags struct {
 	loopbackPool      string
 	loopbackInterface string
 	pullInterval      time.Duration
+	supervisor        string
 }
 
 func (f *reconcileFlags) add(cmd *cobra.Command) {
@@ -38,6 +40,7 @@ func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by others or owned by another user")
 	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
+	fl.StringVar(&f.supervisor, "supervisor", "", "the supervisor binary started for each container (default: "+SupervisorBinary+" beside this binary, else on PATH)")
 	fl.DurationVar(&f.pullInterval, "pull-interval", engine.DefaultPullInterval, "how often the repository tags of pull Images are checked (and on every manifest change)")
 }
 
@@ -62,9 +65,6 @@ const (
 // newEngine opens the store under --root as mode says and builds the driver
 // and the engine.
 func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Logger, mode storeMode) (*engine.Engine, error) {
-	if newSupervisorDriver == nil {
-		return nil, fmt.Errorf("no jail driver on this system")
-	}
 	pool, err := netip.ParsePrefix(f.loopbackPool)
 	if err != nil {
 		return nil, fmt.Errorf("--loopback-pool %q: %w", f.loopbackPool, err)
@@ -87,20 +87,21 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
+	driver, err := supervisor.NewDriver(g.stateDir, supervisor.DriverOptions{LoopbackInterface: f.loopbackInterface}, log)
 	if err != nil {
 		return nil, err
 	}
-	exe, err := os.Executable()
+	self, err := supervisorArgv(f.supervisor)
 	if err != nil {
-		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
+		return nil, err
 	}
+	log.Debug("supervisor binary", "argv", self)
 	eng := &engine.Engine{
 		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log}),
 		Store:             store,
 		Driver:            driver,
 		StateDir:          g.stateDir,
-		Self:              []string{exe, SuperviseCommand},
+		Self:              self,
 		LoopbackPool:      pool,
 		LoopbackInterface: f.loopbackInterface,
 		Log:               log,

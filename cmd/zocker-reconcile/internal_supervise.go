@@ -1,37 +1,29 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
+	"os/exec"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 )
 
 // SuperviseCommand is the hidden subcommand that runs one container's
-// supervisor: `zocker-reconcile __supervise STATE_DIR NAME`. The service
-// starts it through supervisor.Start with self = [exe, SuperviseCommand].
+// supervisor in this (large) binary: `zocker-reconcile __supervise STATE_DIR
+// NAME`. The service prefers the lean zocker-supervise binary (see
+// supervisorArgv) and uses this only when that binary cannot be found.
 const SuperviseCommand = "__supervise"
 
-// superviseOptions are the hidden command's own flags.
-type superviseOptions struct {
-	loopbackInterface string
-}
-
-// newSupervisorDriver builds the jail driver a supervisor uses; it is set by
-// the per-OS files (internal_supervise_linux.go, _freebsd.go) and is nil on
-// systems without a driver.
-var newSupervisorDriver func(stateDir string, opts superviseOptions, log *slog.Logger) (jail.Driver, error)
+// SupervisorBinary is the name of the lean supervisor binary, installed
+// beside zocker-reconcile.
+const SupervisorBinary = "zocker-supervise"
 
 func init() {
 	register(func(g *globals) *cobra.Command {
-		var opts superviseOptions
+		var opts supervisor.DriverOptions
 		cmd := &cobra.Command{
 			Use:    SuperviseCommand + " STATE_DIR NAME",
 			Short:  "Run one container's supervisor (started by the service, not by people)",
@@ -42,40 +34,44 @@ func init() {
 				if err != nil {
 					return err
 				}
-				return runSupervisor(args[0], args[1], opts, log)
+				if err := supervisor.Main(args[0], args[1], opts, log); err != nil {
+					return withCode(1, err)
+				}
+				return nil
 			},
 		}
-		cmd.Flags().StringVar(&opts.loopbackInterface, "loopback-interface", "", "FreeBSD: the interface of loopback addresses when the jail spec names none")
+		cmd.Flags().StringVar(&opts.LoopbackInterface, "loopback-interface", "", "FreeBSD: the interface of loopback addresses when the jail spec names none")
 		return cmd
 	})
 }
 
-func runSupervisor(stateDir, name string, opts superviseOptions, log *slog.Logger) error {
-	if newSupervisorDriver == nil {
-		return fmt.Errorf("supervise container %s: no jail driver on this system", name)
+// supervisorArgv is the argv prefix that starts a supervisor, for
+// supervisor.Start: the binary given with --supervisor, else zocker-supervise
+// beside this binary, else zocker-supervise on PATH, else this binary's
+// hidden __supervise command (a development build run with go run).
+func supervisorArgv(flag string) ([]string, error) {
+	if flag != "" {
+		abs, err := filepath.Abs(flag)
+		if err != nil {
+			return nil, fmt.Errorf("--supervisor %s: %w", flag, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("--supervisor: %w", err)
+		}
+		return []string{abs}, nil
 	}
-	driver, err := newSupervisorDriver(stateDir, opts, log)
-	if err != nil {
-		return fmt.Errorf("supervise container %s: %w", name, err)
-	}
-	// SIGTERM is the stop request (supervisor.Stop sends it); SIGINT too,
-	// for a supervisor run by hand. SIGHUP is ignored: the supervisor has
-	// no terminal, and a stray hang-up must not stop a container.
-	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := supervisor.Run(ctx, stateDir, name, driver, log); err != nil {
-		return withCode(1, err)
-	}
-	return nil
-}
-
-// superviseSelf is the argv prefix that re-executes this binary as a
-// supervisor, for supervisor.Start.
-func superviseSelf() ([]string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("locate the zocker-reconcile binary: %w", err)
+	}
+	beside := filepath.Join(filepath.Dir(exe), SupervisorBinary)
+	if fi, err := os.Stat(beside); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return []string{beside}, nil
+	}
+	if p, err := exec.LookPath(SupervisorBinary); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return []string{abs}, nil
+		}
 	}
 	return []string{exe, SuperviseCommand}, nil
 }

@@ -1,0 +1,93 @@
+// Command zocker-supervise is the lean per-container helper that the
+// zocker-reconcile service starts for every container:
+//
+//	zocker-supervise [--log-level L] [--log-format text|json] [--loopback-interface IF] STATE_DIR NAME
+//
+// It creates the container's jail, runs its command under the restart
+// policy, writes its logs and runs its health checks (engine/supervisor).
+// On Linux the same binary, re-executed as "__jail-init", is the jail's
+// init. A host with hundreds of containers runs hundreds of these, so it
+// imports nothing heavy (no CLI framework, Prometheus, YAML, ZFS or SFTP
+// code: TestLean checks) and keeps its heap small.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
+)
+
+// Heap settings unless GOGC / GOMEMLIMIT are set in the environment: a
+// supervisor's live heap is tens of kilobytes, so a tight target costs
+// little CPU and keeps each process's resident memory near the runtime's own.
+const (
+	gcPercent   = 25
+	memoryLimit = 4 << 20
+)
+
+func main() {
+	tuneGC()
+	if len(os.Args) > 1 && os.Args[1] == helperWord {
+		os.Exit(helperMain(os.Args[2:]))
+	}
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("zocker-supervise", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	format := fs.String("log-format", "text", "text or json")
+	var opts supervisor.DriverOptions
+	fs.StringVar(&opts.LoopbackInterface, "loopback-interface", "", "FreeBSD: the interface of loopback addresses when the jail spec names none")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: zocker-supervise [flags] STATE_DIR NAME (started by zocker-reconcile, not by people)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return 2
+	}
+	log, err := newLogger(*level, *format, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "zocker-supervise:", err)
+		return 2
+	}
+	if err := supervisor.Main(fs.Arg(0), fs.Arg(1), opts, log); err != nil {
+		fmt.Fprintln(stderr, "zocker-supervise:", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
