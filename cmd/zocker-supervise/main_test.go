@@ -24,7 +24,7 @@ func TestLean(t *testing.T) {
 			"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor":    true,
 			"github.com/zocker-reconcile/zocker-reconcile/engine/jail":          true,
 			"github.com/zocker-reconcile/zocker-reconcile/engine/runner":        true,
-			"golang.org/x/sys/unix":                                             true,
+			"golang.org/x/sys/unix": true,
 		}
 		for _, pkg := range strings.Fields(string(out)) {
 			first, _, _ := strings.Cut(pkg, "/")
