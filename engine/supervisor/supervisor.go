@@ -42,6 +42,10 @@ type supervisor struct {
 
 	mu     sync.Mutex // guards status, written by the main loop and the health checker
 	status Status
+	// dropReported is when dropped log lines were last written to the
+	// status; dropMsg the message it set then.
+	dropReported time.Time
+	dropMsg      string
 }
 
 // Run is the supervisor's main loop for container name: it takes the
@@ -85,6 +89,7 @@ func Run(ctx context.Context, stateDir, name string, driver jail.Driver, log *sl
 		return err
 	}
 	defer s.logw.Close()
+	s.logw.onDrop = s.logDropped
 
 	if err := s.createJail(ctx, prevErr == nil && prev.State != StateStopped); err != nil {
 		s.fail(err)
@@ -403,6 +408,34 @@ func unixSignalName(sig syscall.Signal) string {
 		}
 	}
 	return sig.String()
+}
+
+// logDropped records lines the log could not take (err set) or that the log
+// works again (err nil). The status is rewritten at most once per
+// reopenEvery while lines are being dropped: a flood of output to a full
+// disk must not become a flood of status writes.
+func (s *supervisor) logDropped(n int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.LogDroppedLines = n
+	now := s.now()
+	if err != nil {
+		if !s.dropReported.IsZero() && now.Sub(s.dropReported) < reopenEvery {
+			return
+		}
+		s.dropReported = now
+		s.dropMsg = fmt.Sprintf("log: %d lines dropped: %v", n, err)
+		s.status.Message = joinMessages(append(append([]string{}, s.warnings...), s.dropMsg))
+		s.log.Warn("log lines dropped", "dropped", n, "err", err)
+	} else {
+		s.dropReported = time.Time{}
+		if s.dropMsg != "" && strings.HasSuffix(s.status.Message, s.dropMsg) {
+			s.status.Message = joinMessages(s.warnings)
+		}
+		s.dropMsg = ""
+		s.log.Info("log writable again", "dropped", n)
+	}
+	s.writeStatusLocked()
 }
 
 // update changes the status under the lock and writes it.
