@@ -124,7 +124,10 @@ type loader struct {
 	flags   *reconcileFlags
 	inputs  *engine.Inputs
 	remotes *engine.Remotes
-	log     *slog.Logger
+	// cache keeps the decoded manifest files: a resync decodes only the
+	// files that changed.
+	cache *manifests.Cache
+	log   *slog.Logger
 	// remoteErrs are the pull Images whose repository could not be read at
 	// the last load; they stay as they are and are reported not Ready.
 	remoteErrs map[string]error
@@ -141,12 +144,13 @@ func newLoader(f *reconcileFlags, log *slog.Logger, eng *engine.Engine) *loader 
 		flags:   f,
 		inputs:  in,
 		remotes: &engine.Remotes{Interval: f.pullInterval, Resolve: repo.Resolve},
+		cache:   manifests.NewCache(),
 		log:     log,
 	}
 }
 
 func (l *loader) load(ctx context.Context, dir string) (reconcile.Desired, error) {
-	set, err := manifests.Load(dir, manifests.LoadOptions{Insecure: l.flags.insecure})
+	set, err := manifests.Load(dir, manifests.LoadOptions{Insecure: l.flags.insecure, Cache: l.cache})
 	if err != nil {
 		return reconcile.Desired{}, err
 	}
