@@ -23,6 +23,7 @@ func TestLean(t *testing.T) {
 			"github.com/zocker-reconcile/zocker-reconcile/cmd/zocker-supervise": true,
 			"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor":    true,
 			"github.com/zocker-reconcile/zocker-reconcile/engine/jail":          true,
+			"github.com/zocker-reconcile/zocker-reconcile/engine/jail/linuxns":  true,
 			"github.com/zocker-reconcile/zocker-reconcile/engine/runner":        true,
 			"golang.org/x/sys/unix": true,
 		}
