@@ -50,8 +50,9 @@ func tuneGC() {
 func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("zocker-supervise", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	format := fs.String("log-format", "text", "text or json")
+	// The service's environment is inherited: its log settings apply here too.
+	level := fs.String("log-level", envOr("ZOCKER_LOG_LEVEL", "info"), "debug, info, warn or error (env ZOCKER_LOG_LEVEL)")
+	format := fs.String("log-format", envOr("ZOCKER_LOG_FORMAT", "text"), "text or json (env ZOCKER_LOG_FORMAT)")
 	var opts supervisor.DriverOptions
 	fs.StringVar(&opts.LoopbackInterface, "loopback-interface", "", "FreeBSD: the interface of loopback addresses when the jail spec names none")
 	fs.Usage = func() {
@@ -75,6 +76,13 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
