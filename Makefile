@@ -14,7 +14,7 @@ all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/zocker-reconcile
-	$(GO) build -ldflags '-s -w' -o $(SUPBIN) ./cmd/zocker-supervise
+	CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $(SUPBIN) ./cmd/zocker-supervise
 
 test:
 	scripts/test.sh
@@ -24,7 +24,7 @@ bench:
 
 freebsd:
 	GOOS=freebsd GOARCH=amd64 $(GO) build -ldflags '$(LDFLAGS)' -o bin/freebsd-amd64/zocker-reconcile ./cmd/zocker-reconcile
-	GOOS=freebsd GOARCH=amd64 $(GO) build -ldflags '-s -w' -o bin/freebsd-amd64/zocker-supervise ./cmd/zocker-supervise
+	CGO_ENABLED=0 GOOS=freebsd GOARCH=amd64 $(GO) build -ldflags '-s -w' -o bin/freebsd-amd64/zocker-supervise ./cmd/zocker-supervise
 
 demo: build
 	scripts/demo.sh

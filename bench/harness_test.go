@@ -56,9 +56,16 @@ func binary(b testing.TB) string {
 		}
 		binPath = filepath.Join(dir, "zocker-reconcile")
 		// The lean supervisor goes beside it, where the service finds it.
-		out, err := exec.Command("go", "build", "-o", dir+"/", "../cmd/zocker-reconcile", "../cmd/zocker-supervise").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		// As the Makefile builds them: the supervisor static (CGO_ENABLED=0).
+		for _, pkg := range []string{"../cmd/zocker-reconcile", "../cmd/zocker-supervise"} {
+			cmd := exec.Command("go", "build", "-o", dir+"/", pkg)
+			if pkg == "../cmd/zocker-supervise" {
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+				return
+			}
 		}
 	})
 	if buildErr != nil {

@@ -68,10 +68,17 @@ func binary(t *testing.T) string {
 		}
 		binPath = filepath.Join(binDir, "zocker-reconcile")
 		// The lean supervisor goes beside it, where the service finds it.
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/zocker-reconcile", "./cmd/zocker-supervise")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build ./cmd/zocker-reconcile ./cmd/zocker-supervise: %v: %s", err, out)
+		// As the Makefile builds them: the supervisor static (CGO_ENABLED=0).
+		for _, pkg := range []string{"./cmd/zocker-reconcile", "./cmd/zocker-supervise"} {
+			cmd := exec.Command("go", "build", "-o", binDir+"/", pkg)
+			cmd.Dir = ".."
+			if pkg == "./cmd/zocker-supervise" {
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				binErr = fmt.Errorf("go build %s: %v: %s", pkg, err, out)
+				return
+			}
 		}
 	})
 	if binErr != nil {

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
@@ -39,6 +40,14 @@ func main() {
 }
 
 func tuneGC() {
+	// No heap profile samples: nobody reads a helper's profile, and each
+	// sampled stack costs resident memory for the life of the process.
+	runtime.MemProfileRate = 0
+	// One P: a supervisor's work is a few system calls a second, and every
+	// extra P brings threads (each with its stacks) for nothing.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}

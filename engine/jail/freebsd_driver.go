@@ -267,7 +267,7 @@ func (d *FreeBSD) hasJexecWorkdir() bool {
 // unmounts devfs and the fstab mounts), drops its rctl rules and deletes
 // its generated files. A jail that does not exist is not an error.
 func (d *FreeBSD) Remove(ctx context.Context, name string) error {
-	if !jailNameRE.MatchString(name) {
+	if !validJailName(name) {
 		return fmt.Errorf("remove jail %q: invalid name", name)
 	}
 	confPath := d.confPath(name)

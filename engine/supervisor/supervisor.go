@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -317,6 +318,10 @@ func (s *supervisor) runOnce(ctx context.Context) exit {
 		st.Message = joinMessages(s.warnings) // a past start error is over
 	})
 	s.log.Info("command started", "action", "start", "pid", p.pid())
+	// What starting took (config, jail, pipes) is garbage now, and a
+	// supervisor idles for weeks: hand it back to the kernel rather than
+	// keep it resident in each of hundreds of supervisors.
+	debug.FreeOSMemory()
 
 	done := make(chan syscall.WaitStatus, 1)
 	go func() { done <- p.wait() }()

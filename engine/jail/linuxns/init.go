@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
@@ -98,6 +99,9 @@ func runInit() int {
 	go srv.serve(ln)
 	fmt.Fprintln(ready, "ok")
 	ready.Close()
+	// The setup's garbage goes back to the kernel: the init idles for as
+	// long as the container runs.
+	debug.FreeOSMemory()
 	for {
 		srv.reap()
 		<-chld
