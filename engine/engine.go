@@ -243,11 +243,11 @@ func (e *Engine) Execute(ctx context.Context, a reconcile.Action) error {
 			return err
 		}
 		if wantsRunning(a.Container) {
-			return e.start(ctx, a.Container)
+			return e.start(ctx, a.Container, a.ImageID)
 		}
 		return nil
 	case reconcile.OpStart:
-		return e.start(ctx, a.Container)
+		return e.start(ctx, a.Container, a.ImageID)
 	case reconcile.OpStop:
 		return supervisor.Stop(ctx, e.StateDir, a.Name, e.Driver)
 	case reconcile.OpReplace:
@@ -324,11 +324,12 @@ func (e *Engine) createClone(ctx context.Context, a reconcile.Action, address st
 	e.allocMu.Lock()
 	defer e.allocMu.Unlock()
 	if c.Spec.Network.Mode == manifests.NetLoopback && address == "" {
-		st, err := e.Store.Observe(ctx)
+		// The addresses in use, with one command over the containers only.
+		ips, err := e.Store.ContainerValues(ctx, PropIP)
 		if err != nil {
 			return err
 		}
-		address, err = e.allocate(st)
+		address, err = e.allocate(ips)
 		if err != nil {
 			return reconcile.Terminal(fmt.Errorf("container %s: %w", a.Name, err))
 		}
@@ -343,10 +344,10 @@ func (e *Engine) createClone(ctx context.Context, a reconcile.Action, address st
 	return nil
 }
 
-func (e *Engine) allocate(st *zfs.State) (string, error) {
+func (e *Engine) allocate(ips map[string]string) (string, error) {
 	var used []netip.Addr
-	for _, c := range st.Containers {
-		if a, err := netip.ParseAddr(c.Props[PropIP]); err == nil {
+	for _, ip := range ips {
+		if a, err := netip.ParseAddr(ip); err == nil {
 			used = append(used, a)
 		}
 	}
@@ -362,14 +363,29 @@ func (e *Engine) allocate(st *zfs.State) (string, error) {
 }
 
 // start starts the container's supervisor, which creates the jail and runs
-// the command. It reads the state once more: the clone, the volumes and the
-// image may have been made earlier in this pass.
-func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
+// the command. It reads what it needs once more (the clone, its image and
+// its volumes may have been made earlier in this pass), with one targeted
+// command whatever the number of datasets (two when the image is not
+// known yet): imageID is the image the clone was just made from, or "".
+func (e *Engine) start(ctx context.Context, c *manifests.Container, imageID string) error {
 	if c == nil {
 		return reconcile.Terminal(errors.New("start: no container spec"))
 	}
 	name := c.Metadata.Name
-	st, err := e.Store.Observe(ctx)
+	objs := zfs.Objects{Containers: []string{name}}
+	for _, m := range c.Spec.Volumes {
+		if m.Volume != "" {
+			objs.Volumes = append(objs.Volumes, m.Volume)
+		}
+	}
+	if imageID != "" {
+		objs.Images = []string{imageID}
+	}
+	st, err := e.Store.ObserveObjects(ctx, objs)
+	if errors.Is(err, zfs.ErrNotFound) {
+		// Something named is missing: the whole state says what.
+		st, err = e.Store.Observe(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -383,6 +399,14 @@ func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
 		return fmt.Errorf("start container %s: no clone: %w", name, zfs.ErrNotFound)
 	}
 	img, ok := st.Image(clone.ImageID)
+	if !ok && clone.ImageID != imageID {
+		var ist *zfs.State
+		if ist, err = e.Store.ObserveObjects(ctx, zfs.Objects{Images: []string{clone.ImageID}}); err == nil {
+			img, ok = ist.Image(clone.ImageID)
+		} else if !errors.Is(err, zfs.ErrNotFound) {
+			return err
+		}
+	}
 	if !ok {
 		return fmt.Errorf("start container %s: image %s: %w", name, reconcile.ShortID(clone.ImageID), zfs.ErrNotFound)
 	}
@@ -425,9 +449,12 @@ func imageConfig(c zfs.Config) ImageConfig {
 // (possibly new) image, keeping the loopback address. Volumes are separate
 // datasets and keep their data.
 func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
-	st, err := e.Store.Observe(ctx)
-	if err != nil {
+	st, err := e.Store.ObserveObjects(ctx, zfs.Objects{Containers: []string{a.Name}})
+	if err != nil && !errors.Is(err, zfs.ErrNotFound) {
 		return err
+	}
+	if st == nil {
+		st = &zfs.State{}
 	}
 	address := ""
 	for _, c := range st.Containers {
@@ -445,7 +472,7 @@ func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
 		return err
 	}
 	if wantsRunning(a.Container) {
-		return e.start(ctx, a.Container)
+		return e.start(ctx, a.Container, a.ImageID)
 	}
 	return nil
 }
