@@ -16,6 +16,7 @@ const applyPasses = 5
 func init() {
 	register(func(g *globals) *cobra.Command {
 		var f reconcileFlags
+		var workers int
 		cmd := &cobra.Command{
 			Use:   "apply [DIR]",
 			Short: "Converge once on the manifests, then exit",
@@ -30,6 +31,9 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 				log, err := g.logger()
 				if err != nil {
 					return err
+				}
+				if workers < 1 {
+					return fmt.Errorf("--workers %d: want at least 1", workers)
 				}
 				ctx := cmd.Context()
 				eng, err := newEngine(ctx, g, &f, log, shared)
@@ -48,7 +52,7 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 					fmt.Fprintln(g.stderr, pr.String())
 				}
 				start := time.Now()
-				p, err := controller.Converge(ctx, d, eng, eng, f.options(), applyPasses, func(r controller.PassResult) {
+				p, err := controller.ConvergeWorkers(ctx, d, eng, eng, f.options(), applyPasses, workers, func(r controller.PassResult) {
 					sign := r.Action.Op.Sign()
 					if r.Err != nil {
 						fmt.Fprintf(g.stdout, "%s %s: FAILED after %s: %v\n", sign, r.Action, r.Took.Round(time.Millisecond), r.Err)
@@ -64,6 +68,7 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 			},
 		}
 		f.add(cmd)
+		cmd.Flags().IntVar(&workers, "workers", controller.DefaultWorkers, "actions run at once (image builds and pulls run one at a time)")
 		return cmd
 	})
 }

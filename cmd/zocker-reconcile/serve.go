@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/zocker-reconcile/zocker-reconcile/controller"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics/httpapi"
 	"github.com/zocker-reconcile/zocker-reconcile/service"
@@ -51,7 +52,7 @@ containers keep running, and the next start adopts them.`,
 		f.add(cmd)
 		fl := cmd.Flags()
 		fl.StringVar(&f.listen, "listen", envOr("ZOCKER_LISTEN", httpapi.DefaultListen), "address of /metrics, /healthz, /readyz and /status (env ZOCKER_LISTEN)")
-		fl.IntVar(&f.workers, "workers", 2, "actions run at once (image builds and pulls run one at a time)")
+		fl.IntVar(&f.workers, "workers", controller.DefaultWorkers, "actions run at once (image builds and pulls run one at a time)")
 		fl.DurationVar(&f.resync, "resync", 30*time.Second, "period of the full passes that also repair drift (±10% jitter)")
 		return cmd
 	})
