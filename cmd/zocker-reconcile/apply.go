@@ -6,12 +6,23 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/zocker-reconcile/zocker-reconcile/controller"
+	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
 // applyPasses bounds apply: an import in one pass lets the containers
 // waiting for it be created in the next; more passes than this means
 // something keeps changing.
 const applyPasses = 5
+
+// hasBuilds tells whether the set declares an Image built from a Zockerfile.
+func hasBuilds(set *manifests.Set) bool {
+	for _, img := range set.Images {
+		if img.Spec.Build != nil {
+			return true
+		}
+	}
+	return false
+}
 
 func init() {
 	register(func(g *globals) *cobra.Command {
@@ -40,13 +51,20 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 				if err != nil {
 					return err
 				}
-				// One observation first: a build's inputs include its base image's ID.
-				if _, err := eng.Observe(ctx); err != nil {
-					return err
-				}
-				d, err := newLoader(&f, log, eng).Load(ctx, manifestsArg(g, args))
+				loader := newLoader(&f, log, eng)
+				d, err := loader.Load(ctx, manifestsArg(g, args))
 				if err != nil {
 					return err
+				}
+				if hasBuilds(d.Set) {
+					// A build's inputs include its base image's ID: observe
+					// once, then load again with the tags known.
+					if _, err := eng.Observe(ctx); err != nil {
+						return err
+					}
+					if d, err = loader.Load(ctx, manifestsArg(g, args)); err != nil {
+						return err
+					}
 				}
 				for _, pr := range d.Set.Problems {
 					fmt.Fprintln(g.stderr, pr.String())
