@@ -114,7 +114,7 @@ func startServe(b testing.TB, level string, resync time.Duration) *service {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s.cmd = exec.Command(bin, "serve", "--root", root, "--manifests", s.manifests, "--state-dir", s.state,
+	s.cmd = exec.Command(bin, "serve", "--init", "--root", root, "--manifests", s.manifests, "--state-dir", s.state,
 		"--listen", "127.0.0.1:0", "--resync", resync.String(), "--max-prune", "-1")
 	// The supervisors inherit the environment: their supervisor.log is JSON too.
 	s.cmd.Env = append(os.Environ(), "ZOCKER_LOG_FORMAT=json", "ZOCKER_LOG_LEVEL="+level)
@@ -227,7 +227,6 @@ type record struct {
 	Time      time.Time `json:"time"`
 	Msg       string    `json:"msg"`
 	Action    string    `json:"action"`
-	Name      string    `json:"name"`
 	Container string    `json:"container"`
 	Duration  int64     `json:"duration"` // slog's JSON handler writes durations in nanoseconds
 	Trigger   string    `json:"trigger"`

@@ -65,6 +65,9 @@ func ConvergeWorkers(ctx context.Context, d reconcile.Desired, obs reconcile.Obs
 		if err != nil {
 			return last, fmt.Errorf("observe: %w", err)
 		}
+		if !opts.Now.IsZero() {
+			opts.Now = time.Now() // health-gated trials are judged at each pass
+		}
 		last = reconcile.Diff(d, o, opts)
 		last.Revision = revisionOf(d)
 		if len(last.Actions) == 0 {
@@ -143,6 +146,11 @@ func runPass(ctx context.Context, p reconcile.Plan, exec reconcile.Executor, wor
 func stuck(p reconcile.Plan) error {
 	var errs []error
 	for _, b := range p.Blocked {
+		if b.Settled() || b.Reason == reconcile.BlockedUpdating {
+			// A rolled-back version is an outcome, and a trial goes on
+			// under the service: neither is a failure of this run.
+			continue
+		}
 		if b.Waiting() {
 			errs = append(errs, fmt.Errorf("%s/%s: still waiting: %s", b.Kind, b.Name, b.Message))
 			continue

@@ -5,15 +5,34 @@ import (
 	"strings"
 )
 
-// Default values applied by Default.
+// Default values applied by Default (and by reconcile's normalisation
+// before hashing, so that writing a default out is not a change).
 const (
+	DefaultNetworkMode         = NetLoopback
+	DefaultRestartPolicy       = RestartAlways
+	DefaultState               = StateRunning
+	DefaultReclaimPolicy       = ReclaimRetain
 	DefaultStopSignal          = "SIGTERM"
 	DefaultStopTimeout         = "10s"
 	DefaultHealthcheckInterval = "30s"
 	DefaultHealthcheckTimeout  = "5s"
 	DefaultHealthcheckRetries  = 3
-	DefaultZockerfile          = "Zockerfile"
+	DefaultUpdateHealthTimeout = "60s"
+	DefaultUpdateKeepPrevious  = 1
+	// MaxUpdateKeepPrevious bounds spec.update.keepPrevious: each kept
+	// clone holds the data its container wrote.
+	MaxUpdateKeepPrevious = 10
+	DefaultZockerfile     = "Zockerfile"
 )
+
+// ReclaimPolicyOrDefault is p, or DefaultReclaimPolicy when p is empty (a
+// Volume not defaulted yet, or a dataset that records no policy).
+func ReclaimPolicyOrDefault(p string) string {
+	if p == "" {
+		return DefaultReclaimPolicy
+	}
+	return p
+}
 
 // Default fills in the defaults of an *Image, *Container or *Volume, in this
 // one place, and makes relative paths (tarball.path, build.context, and
@@ -33,20 +52,22 @@ func Default(obj any, dir string) {
 				b.File = DefaultZockerfile
 			}
 		}
+		if o := s.OCI; o != nil && o.Archive != "" {
+			o.Archive = absolute(o.Archive, dir)
+			o.SHA256 = strings.ToLower(o.SHA256)
+		}
 		if p := s.Pull; p != nil && p.Tag == "" {
 			p.Tag = o.Metadata.Name
 		}
 	case *Volume:
-		if o.Spec.ReclaimPolicy == "" {
-			o.Spec.ReclaimPolicy = ReclaimRetain
-		}
+		o.Spec.ReclaimPolicy = ReclaimPolicyOrDefault(o.Spec.ReclaimPolicy)
 	case *Container:
 		s := &o.Spec
 		if s.Hostname == "" {
 			s.Hostname = o.Metadata.Name
 		}
 		if s.Network.Mode == "" {
-			s.Network.Mode = NetLoopback
+			s.Network.Mode = DefaultNetworkMode
 		}
 		for i := range s.Volumes {
 			if h := s.Volumes[i].HostPath; strings.HasPrefix(h, "./") || strings.HasPrefix(h, "../") || h == "." || h == ".." {
@@ -54,10 +75,10 @@ func Default(obj any, dir string) {
 			}
 		}
 		if s.RestartPolicy == "" {
-			s.RestartPolicy = RestartAlways
+			s.RestartPolicy = DefaultRestartPolicy
 		}
 		if s.State == "" {
-			s.State = StateRunning
+			s.State = DefaultState
 		}
 		if s.StopSignal == "" {
 			s.StopSignal = DefaultStopSignal
@@ -74,6 +95,19 @@ func Default(obj any, dir string) {
 			}
 			if h.Retries == 0 {
 				h.Retries = DefaultHealthcheckRetries
+			}
+		}
+		if u := s.Update; u != nil {
+			if u.HealthTimeout == "" {
+				u.HealthTimeout = DefaultUpdateHealthTimeout
+			}
+			if u.Rollback == nil {
+				yes := true
+				u.Rollback = &yes
+			}
+			if u.KeepPrevious == nil {
+				n := DefaultUpdateKeepPrevious
+				u.KeepPrevious = &n
 			}
 		}
 	}

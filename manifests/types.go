@@ -21,7 +21,7 @@ type TypeMeta struct {
 }
 
 // ObjectMeta names an object. The name becomes a ZFS dataset name and a jail
-// name, so it is restricted to NameRegexp.
+// name, so it is restricted to image.NameRegexp.
 type ObjectMeta struct {
 	Name   string            `json:"name"`
 	Labels map[string]string `json:"labels,omitempty"`
@@ -42,6 +42,26 @@ type ImageSpec struct {
 	Build *BuildSource `json:"build,omitempty"`
 	// Pull fetches the image from a Zocker image repository.
 	Pull *PullSource `json:"pull,omitempty"`
+	// OCI fetches an OCI image from a registry or an OCI image layout archive.
+	OCI *OCISource `json:"oci,omitempty"`
+}
+
+// OCISource is an OCI image: exactly one of Ref and Archive.
+type OCISource struct {
+	// Ref is REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:DIGEST.
+	Ref string `json:"ref,omitempty"`
+	// Archive is an OCI image layout: a directory, .tar, .tar.gz or .txz;
+	// relative to the manifest's directory.
+	Archive string `json:"archive,omitempty"`
+	// SHA256 is the archive file's digest as 64 hex digits (optional).
+	SHA256 string `json:"sha256,omitempty"`
+	// Name picks one image of the archive's index by its
+	// org.opencontainers.image.ref.name annotation.
+	Name string `json:"name,omitempty"`
+	// Platform is OS/ARCH[/VARIANT]; default the host's (freebsd/amd64 on FreeBSD).
+	Platform string `json:"platform,omitempty"`
+	// Insecure allows plain HTTP to the registry (one on loopback).
+	Insecure bool `json:"insecure,omitempty"`
 }
 
 // TarballSource is a root filesystem archive on disk or behind an https URL.
@@ -161,6 +181,28 @@ type ContainerSpec struct {
 	Securelevel *int `json:"securelevel,omitempty"`
 	// JailParams are extra jail(8) parameters (FreeBSD only).
 	JailParams map[string]string `json:"jailParams,omitempty"`
+	// Update makes a replacement health-gated: the previous clone is kept
+	// until the new one is good and brought back when it is not. Nil keeps
+	// the plain replace (stop, destroy, re-clone, start).
+	Update *Update `json:"update,omitempty"`
+}
+
+// Update is how a Container is replaced when its spec or image changes.
+type Update struct {
+	// HealthTimeout is how long the new version must run without exiting
+	// (or, with a health check, the longest it may take to become healthy)
+	// before it counts as good. Default 60s.
+	HealthTimeout string `json:"healthTimeout,omitempty"`
+	// Rollback brings the previous clone back when the new version fails
+	// within HealthTimeout. Default true.
+	Rollback *bool `json:"rollback,omitempty"`
+	// KeepPrevious is how many previous clones are kept once the new
+	// version is good (0..10). Default 1.
+	KeepPrevious *int `json:"keepPrevious,omitempty"`
+	// ProtectWrites blocks a replacement that would discard data the
+	// container wrote outside its volumes, until it is moved to a volume or
+	// this flag is removed.
+	ProtectWrites bool `json:"protectWrites,omitempty"`
 }
 
 // Command is an argv, or a shell string. In YAML it is a list or a string.

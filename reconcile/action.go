@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
@@ -50,12 +51,18 @@ const (
 	OpDestroyVolume Op = "destroy-volume"
 )
 
+// Ops returns every operation, in the order above.
+func Ops() []Op {
+	return []Op{OpImport, OpBuild, OpPull, OpCreateVolume, OpUpdateVolume, OpCreate, OpStart, OpStop, OpReplace, OpPrune, OpDestroyVolume}
+}
+
 // Reasons a Blocked entry gives (stable: they are metric label values).
 const (
 	// BlockedEmptyManifests: the manifest set is empty or missing while
 	// managed objects exist, and AllowEmpty is off.
 	BlockedEmptyManifests = "empty-manifests"
-	// BlockedMaxPrune: the pass would prune more containers than MaxPrune.
+	// BlockedMaxPrune: the pass would prune more containers and destroy
+	// more volumes, together, than MaxPrune.
 	BlockedMaxPrune = "max-prune"
 	// BlockedWaitingForImage: the container's image is being made or absent.
 	BlockedWaitingForImage = "waiting-for-image"
@@ -72,12 +79,16 @@ const (
 	BlockedNameConflict = "name-conflict"
 	// BlockedMissingVolume: a mounted Volume is neither declared nor present.
 	BlockedMissingVolume = "missing-volume"
+	// BlockedOutsideSelection: the action needs an action on an object
+	// outside Options.Only, which the pass does not take.
+	BlockedOutsideSelection = "outside-selection"
 	// BlockedVolumeInUse: a Volume to destroy is still mounted by a container
 	// that stays.
 	BlockedVolumeInUse = "volume-in-use"
 )
 
-// DefaultMaxPrune is the most containers one pass prunes unless told otherwise.
+// DefaultMaxPrune is the most containers plus volumes one pass prunes unless
+// told otherwise.
 const DefaultMaxPrune = 5
 
 // Options are the guards a caller sets on planning.
@@ -87,6 +98,13 @@ type Options struct {
 	// MaxPrune is the most containers one pass may prune; above it nothing is
 	// pruned. 0 means DefaultMaxPrune, a negative value means no limit.
 	MaxPrune int
+	// Now is the time of the pass: health-gated updates are judged against
+	// it. The zero time judges every trial as just started.
+	Now time.Time
+	// Only, when set, restricts the plan to these object keys (apply FILE,
+	// plan FILE): nothing else is acted on and nothing is pruned, whatever
+	// the rest of the set says.
+	Only map[string]bool
 }
 
 // Plan is the ordered list of actions one pass takes, and what it holds back.
@@ -101,6 +119,9 @@ type Plan struct {
 	InSync bool `json:"inSync"`
 	// Revision is the manifest revision the plan was computed from.
 	Revision string `json:"revision,omitempty"`
+	// Partial is true when the plan was restricted to some objects
+	// (Options.Only): it prunes nothing.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Action is one step of a plan, with what the executor needs to take it.
@@ -128,6 +149,15 @@ type Action struct {
 	// manifests, or rebuilt from its applied spec when its file is broken.
 	// Nil for prunes.
 	Container *manifests.Container `json:"-"`
+	// Previous names previous clones (ObservedPrevious.ID): the one a
+	// rollback restores, or those a confirm prunes.
+	Previous []string `json:"previous,omitempty"`
+	// Trial is set by the executor on a replacement that starts a
+	// health-gated trial (never by Diff).
+	Trial bool `json:"-"`
+	// Failed is, for a rollback, the spec hash of the version given up
+	// (recorded so that it is not tried again); "" after an interruption.
+	Failed string `json:"failed,omitempty"`
 	// Image is the declared Image for image actions.
 	Image *manifests.Image `json:"-"`
 	// Volume is the declared Volume for volume creation and updates.
@@ -197,8 +227,13 @@ func (b Blocked) String() string {
 // the plan proceeds (an image being made, a dependency starting): they are
 // not failures and must not count as such.
 func (b Blocked) Waiting() bool {
-	return b.Reason == BlockedWaitingForImage || b.Reason == BlockedWaitingForDependency
+	return b.Reason == BlockedWaitingForImage || b.Reason == BlockedWaitingForDependency || b.Reason == BlockedUpdating
 }
+
+// Settled is true for outcomes that no pass will change until the manifests
+// or the image change (a rolled-back version): they are reported, and the
+// plan is still in sync.
+func (b Blocked) Settled() bool { return b.Reason == BlockedRolledBack }
 
 // Guard is true for prunes held back by the empty-manifests or max-prune
 // guard: a deliberate refusal, not an object failure.

@@ -1,11 +1,14 @@
 package reconcile
 
 import (
+	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"slices"
 	"sync"
 	"time"
@@ -13,44 +16,32 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
-// Defaults applied before hashing and comparing, so that writing a default
-// out explicitly ("restartPolicy: Always") is not a change.
-const (
-	defaultNetworkMode   = manifests.NetLoopback
-	defaultRestartPolicy = manifests.RestartAlways
-	defaultState         = manifests.StateRunning
-	defaultStopSignal    = "SIGTERM"
-	defaultStopTimeout   = "10s"
-	defaultHCInterval    = "30s"
-	defaultHCTimeout     = "5s"
-	defaultHCRetries     = 3
-)
-
 // hashVersion is mixed into every spec hash; bump it when normalization
 // changes meaning, which replaces every container once.
 const hashVersion = "zocker-spec-v1"
 
-// NormalizeSpec returns a copy of c's spec with defaults applied, empty maps
-// and lists made nil, dependsOn sorted and durations in Go's canonical form.
-// The input is not modified.
+// NormalizeSpec returns a copy of c's spec with the manifests defaults
+// applied (so that writing a default out, "restartPolicy: Always", is not a
+// change), empty maps and lists made nil, dependsOn sorted and durations in
+// Go's canonical form. The input is not modified.
 func NormalizeSpec(c *manifests.Container) manifests.ContainerSpec {
 	s := c.Spec
 	if s.Network.Mode == "" {
-		s.Network.Mode = defaultNetworkMode
+		s.Network.Mode = manifests.DefaultNetworkMode
 	}
 	if s.RestartPolicy == "" {
-		s.RestartPolicy = defaultRestartPolicy
+		s.RestartPolicy = manifests.DefaultRestartPolicy
 	}
 	if s.State == "" {
-		s.State = defaultState
+		s.State = manifests.DefaultState
 	}
 	if s.Hostname == "" {
 		s.Hostname = c.Metadata.Name
 	}
 	if s.StopSignal == "" {
-		s.StopSignal = defaultStopSignal
+		s.StopSignal = manifests.DefaultStopSignal
 	}
-	s.StopTimeout = canonicalDuration(s.StopTimeout, defaultStopTimeout)
+	s.StopTimeout = canonicalDuration(s.StopTimeout, manifests.DefaultStopTimeout)
 	if len(s.Command.Argv) == 0 {
 		s.Command.Argv = nil
 	}
@@ -76,10 +67,10 @@ func NormalizeSpec(c *manifests.Container) manifests.ContainerSpec {
 	}
 	if s.Healthcheck != nil {
 		hc := *s.Healthcheck
-		hc.Interval = canonicalDuration(hc.Interval, defaultHCInterval)
-		hc.Timeout = canonicalDuration(hc.Timeout, defaultHCTimeout)
+		hc.Interval = canonicalDuration(hc.Interval, manifests.DefaultHealthcheckInterval)
+		hc.Timeout = canonicalDuration(hc.Timeout, manifests.DefaultHealthcheckTimeout)
 		if hc.Retries == 0 {
-			hc.Retries = defaultHCRetries
+			hc.Retries = manifests.DefaultHealthcheckRetries
 		}
 		if len(hc.Command.Argv) == 0 {
 			hc.Command.Argv = nil
@@ -106,18 +97,12 @@ func canonicalDuration(v, def string) string {
 // SpecHash is the hex sha256 over c's normalized spec and the resolved image
 // ID. Any edit that needs a new clone (command, env, user, volumes, network,
 // limits, health check, jail parameters, ...) or a new image gives a new hash;
-// spec.state does not (it is converged by start/stop), nor do labels.
+// spec.state does not (it is converged by start/stop), nor do labels. Diff
+// computes the same digest through specSum without allocating; SpecHash is
+// its definition for the callers that hold a Container (the tests that build
+// observed state).
 func SpecHash(c *manifests.Container, imageID string) string {
-	return specHash(c.Metadata.Name, NormalizeSpec(c), imageID)
-}
-
-// specHash digests an already normalized spec. It writes a private binary
-// encoding instead of JSON because it runs for every container on every
-// pass (1,000 containers must plan in well under 5 ms): every string is
-// length-prefixed and every list and map counted, so distinct specs cannot
-// encode alike; maps are written in sorted key order.
-func specHash(name string, s manifests.ContainerSpec, imageID string) string {
-	sum := specSum(name, s, imageID)
+	sum := specSum(c.Metadata.Name, NormalizeSpec(c), imageID)
 	return hex.EncodeToString(sum[:])
 }
 
@@ -129,7 +114,11 @@ func sameHash(sum [sha256.Size]byte, hexHash string) bool {
 	return string(buf[:]) == hexHash
 }
 
-// specSum is the digest behind specHash.
+// specSum digests an already normalized spec. It writes a private binary
+// encoding instead of JSON because it runs for every container on every
+// pass (1,000 containers must plan in well under 5 ms): every string is
+// length-prefixed and every list and map counted, so distinct specs cannot
+// encode alike; maps are written in sorted key order.
 func specSum(name string, s manifests.ContainerSpec, imageID string) [sha256.Size]byte {
 	e := encoders.Get().(*hashEncoder)
 	defer encoders.Put(e)
@@ -139,7 +128,7 @@ func specSum(name string, s manifests.ContainerSpec, imageID string) [sha256.Siz
 	e.str(imageID)
 	e.str(s.Image)
 	e.command(s.Command)
-	e.strMap(s.Env)
+	e.env(s.Env)
 	e.str(s.User)
 	e.str(s.Workdir)
 	e.str(s.Hostname)
@@ -179,6 +168,33 @@ func specSum(name string, s manifests.ContainerSpec, imageID string) [sha256.Siz
 type hashEncoder struct {
 	buf  []byte
 	keys []string
+	// env digests the env map under the env key (see secret.go); kept
+	// with the key it was made for, reset per use.
+	mac    hash.Hash
+	macKey []byte
+	envBuf []byte
+}
+
+// env writes the env map as one keyed digest: a spec hash must not let
+// anyone test guesses of a value against it (review M3). One HMAC per
+// container keeps the no-op pass within its budget.
+func (e *hashEncoder) env(m map[string]string) {
+	e.num(len(m))
+	if len(m) == 0 {
+		return
+	}
+	key := currentEnvKey()
+	if e.mac == nil || !bytes.Equal(e.macKey, key) {
+		e.mac, e.macKey = hmac.New(sha256.New, key), append([]byte(nil), key...)
+	}
+	saved := e.buf
+	e.buf = e.envBuf[:0]
+	e.strMap(m)
+	e.envBuf = e.buf
+	e.buf = saved
+	e.mac.Reset()
+	e.mac.Write(e.envBuf)
+	e.buf = e.mac.Sum(e.buf)
 }
 
 // encoders recycles hash buffers: Diff hashes every container of every pass.
@@ -238,9 +254,11 @@ func (e *hashEncoder) strMap(m map[string]string) {
 }
 
 // AppliedSpec is the JSON to store in zocker:spec when c is created or
-// replaced: its normalized spec. DecodeAppliedSpec reads it back.
+// replaced: its normalized spec, env values replaced by their digests
+// (RedactEnv: no secret in a world-readable property). DecodeAppliedSpec
+// reads it back.
 func AppliedSpec(c *manifests.Container) (string, error) {
-	b, err := json.Marshal(NormalizeSpec(c))
+	b, err := json.Marshal(RedactEnv(NormalizeSpec(c)))
 	if err != nil {
 		return "", fmt.Errorf("marshal applied spec of container %s: %w", c.Metadata.Name, err)
 	}
@@ -263,19 +281,4 @@ func DecodeAppliedSpec(name, spec string) (*manifests.Container, error) {
 	}
 	c.Spec = NormalizeSpec(c)
 	return c, nil
-}
-
-// ShortID shortens an image ID for messages: the first 12 hex digits, without
-// an algorithm prefix, as docker and zocker print them.
-func ShortID(id string) string {
-	if i := len("sha256:"); len(id) > i && id[:i] == "sha256:" {
-		id = id[i:]
-	}
-	if len(id) > 12 {
-		return id[:12]
-	}
-	if id == "" {
-		return "none"
-	}
-	return id
 }

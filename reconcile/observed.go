@@ -7,8 +7,10 @@
 package reconcile
 
 import (
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
@@ -41,7 +43,16 @@ type Observed struct {
 	// Unmanaged datasets under the root appear in Containers and Volumes
 	// with Managed false and are treated the same way.
 	Foreign map[string]string
+	// Previous are the kept previous clones of containers, by container
+	// name, oldest first.
+	Previous map[string][]ObservedPrevious
 }
+
+// HolderRun is the Foreign description of a name held by an ad-hoc
+// container (made by run or create, zocker:origin=cli): the reconciler never
+// touches one, and a declared Container of that name is Stalled with
+// "name in use by a container made with run".
+const HolderRun = "a container made with run"
 
 // ObservedImage is one image dataset.
 type ObservedImage struct {
@@ -78,6 +89,46 @@ type ObservedContainer struct {
 	Running bool
 	// Health is one of the Health* values.
 	Health string
+	// HealthOutput is the last health check's output (truncated).
+	HealthOutput string
+	// Restarts counts the command's restarts since its supervisor started,
+	// and Exited is true once it exited at least once (LastExitCode then
+	// holds the code, 128+N for signal N).
+	Restarts     int
+	Exited       bool
+	LastExitCode int
+	// Written is what the container wrote into its clone, outside its
+	// volumes (the clone's own space), in bytes.
+	Written int64
+	// UpdateStarted is when this clone was made by a health-gated update
+	// still on trial (zocker:update-started); zero otherwise.
+	UpdateStarted time.Time
+	// RolledBack is the spec hash of a version that failed its trial and
+	// was rolled back to this clone (zocker:rolled-back), RollbackReason
+	// the evidence.
+	RolledBack     string
+	RollbackReason string
+	// Runtime is the rest of what the supervisor last reported. The plan
+	// does not use it (restarting is the supervisor's job); the status
+	// does, to say why a running container is not Ready.
+	Runtime ContainerRuntime
+}
+
+// ContainerRuntime is the part of a supervisor's report that only the status
+// uses (with ObservedContainer's Restarts, Exited, LastExitCode and
+// HealthOutput).
+type ContainerRuntime struct {
+	// State is the supervisor's state (starting, running, exited, backoff,
+	// stopped, failed, or dead when the supervisor died); "" when none runs.
+	State      string
+	LastSignal string
+	// NextStartAt is when a command in backoff starts again.
+	NextStartAt time.Time
+	// Message is the supervisor's explanation (a start failure).
+	Message string
+	// HealthStreak and HealthExitCode describe the failing health checks.
+	HealthStreak   int
+	HealthExitCode int
 }
 
 // ObservedVolume is one volume dataset.
@@ -116,6 +167,28 @@ type Desired struct {
 // Key is the identity of an object across the manifests, the plan, the work
 // queue and the status: "Kind/name" (the form manifests.Set uses).
 func Key(kind, name string) string { return kind + "/" + name }
+
+// ObjectAttr names an object in a log line under the house's fixed keys:
+// container=web, image=bb, volume=data; an unknown kind logs as key=Kind/name.
+func ObjectAttr(kind, name string) slog.Attr {
+	switch kind {
+	case manifests.KindContainer:
+		return slog.String("container", name)
+	case manifests.KindImage:
+		return slog.String("image", name)
+	case manifests.KindVolume:
+		return slog.String("volume", name)
+	}
+	return slog.String("key", Key(kind, name))
+}
+
+// KeyAttr is ObjectAttr for a key made by Key; any other key logs as key=...
+func KeyAttr(key string) slog.Attr {
+	if kind, name, ok := strings.Cut(key, "/"); ok {
+		return ObjectAttr(kind, name)
+	}
+	return slog.String("key", key)
+}
 
 // ManifestRef is the value to store in zocker:manifest for an object
 // declared in file: the file's path relative to the manifest root the set was

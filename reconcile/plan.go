@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
@@ -73,6 +74,9 @@ func Diff(d Desired, o Observed, opts Options) Plan {
 	p.linkStops()
 
 	plan := Plan{Actions: p.order(), Blocked: p.blocked, Revision: set.Revision}
+	if opts.Only != nil {
+		plan = plan.restrict(opts.Only)
+	}
 	slices.SortFunc(plan.Blocked, func(a, b Blocked) int {
 		if c := KindRank(a.Kind) - KindRank(b.Kind); c != 0 {
 			return c
@@ -82,8 +86,35 @@ func Diff(d Desired, o Observed, opts Options) Plan {
 		}
 		return strings.Compare(a.Reason, b.Reason)
 	})
-	plan.InSync = len(plan.Actions) == 0 && len(plan.Blocked) == 0
+	plan.InSync = len(plan.Actions) == 0 && !slices.ContainsFunc(plan.Blocked, func(b Blocked) bool { return !b.Settled() })
 	return plan
+}
+
+// restrict keeps the actions and holds of the objects in only. An action
+// that depends on an action left out is held instead (it would fail
+// without it), and so are the ones depending on it in turn.
+func (plan Plan) restrict(only map[string]bool) Plan {
+	out := Plan{Revision: plan.Revision, Partial: true}
+	dropped := map[string]bool{}
+	for _, a := range plan.Actions {
+		if !only[a.Key()] {
+			dropped[a.Key()] = true
+			continue
+		}
+		if dep := slices.IndexFunc(a.DependsOn, func(k string) bool { return dropped[k] }); dep >= 0 {
+			dropped[a.Key()] = true
+			out.Blocked = append(out.Blocked, Blocked{Kind: a.Kind, Name: a.Name, Op: a.Op, Reason: BlockedOutsideSelection,
+				Message: fmt.Sprintf("needs %s, which is not among the objects given (apply the whole directory, or that object's file first)", a.DependsOn[dep])})
+			continue
+		}
+		out.Actions = append(out.Actions, a)
+	}
+	for _, b := range plan.Blocked {
+		if only[b.Key()] && b.Reason != BlockedEmptyManifests && b.Reason != BlockedMaxPrune {
+			out.Blocked = append(out.Blocked, b)
+		}
+	}
+	return out
 }
 
 // keptObjects lists the keys whose declaring file failed to load: the
@@ -138,15 +169,19 @@ func (p *planner) planImages() {
 		tagID, tagged := p.o.Tags[name]
 		a := &Action{Kind: manifests.KindImage, Name: name, Image: img, Manifest: p.manifestRef(manifests.KindImage, name)}
 		switch {
-		case img.Spec.Pull != nil:
+		case img.Spec.Pull != nil || img.Spec.OCI != nil:
 			a.Op = OpPull
 			remote := p.d.RemoteIDs[name]
 			a.Inputs = remote
 			switch {
 			case !tagged:
 				a.Reason = "not present"
+			case remote != "" && tagID != remote && img.Spec.OCI != nil && img.Spec.OCI.Archive != "":
+				a.Reason = fmt.Sprintf("archive holds sha256:%s (from sha256:%s)", image.Short(remote), image.Short(tagID))
+			case remote != "" && tagID != remote && img.Spec.OCI != nil:
+				a.Reason = fmt.Sprintf("registry tag moved to sha256:%s (from sha256:%s)", image.Short(remote), image.Short(tagID))
 			case remote != "" && tagID != remote:
-				a.Reason = fmt.Sprintf("repository tag moved to %s (from %s)", ShortID(remote), ShortID(tagID))
+				a.Reason = fmt.Sprintf("repository tag moved to %s (from %s)", image.Short(remote), image.Short(tagID))
 			default:
 				continue
 			}
@@ -165,7 +200,7 @@ func (p *planner) planImages() {
 			case !tagged:
 				a.Reason = "not present"
 			case inputs != "" && have != inputs:
-				a.Reason = fmt.Sprintf("inputs changed: %s -> %s", ShortID(have), ShortID(inputs))
+				a.Reason = fmt.Sprintf("inputs changed: %s -> %s", image.Short(have), image.Short(inputs))
 			default:
 				continue
 			}
@@ -208,8 +243,11 @@ func (p *planner) planContainers() {
 		c := p.set.Containers[name]
 		oc, ok := p.o.Containers[name]
 		if holder, foreign := p.o.Foreign[name]; foreign {
-			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Reason: BlockedNameConflict,
-				Message: fmt.Sprintf("name %s is held by %s, not managed by zocker: it is never taken over", name, holder)})
+			msg := fmt.Sprintf("name %s is held by %s, not managed by zocker: it is never taken over", name, holder)
+			if holder == HolderRun {
+				msg = fmt.Sprintf("name in use by %s: it is never taken over (zocker-reconcile rm %s frees it)", HolderRun, name)
+			}
+			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Reason: BlockedNameConflict, Message: msg})
 			continue
 		}
 		if ok && !oc.Managed {
@@ -229,13 +267,34 @@ func (p *planner) planContainers() {
 			continue
 		}
 		sum := specSum(name, spec, imageID)
+		pol, gated := PolicyOf(&spec)
 		var op Op
 		var reason string
 		switch {
+		case (!ok || !oc.Exists) && len(p.o.Previous[name]) > 0:
+			// An update was interrupted between keeping the old clone and
+			// making the new one: the old version comes back first.
+			prev := p.o.Previous[name]
+			p.addRollback(name, prev[len(prev)-1], "", "update interrupted before the new version was made", "")
+			continue
 		case !ok || !oc.Exists:
 			op, reason = OpCreate, "not present"
+		case oc.RolledBack != "" && sameHash(sum, oc.RolledBack):
+			p.holdRolledBack(oc)
+			continue
+		case !oc.UpdateStarted.IsZero() && sameHash(sum, oc.SpecHash) && oc.ImageID == imageID:
+			p.planPending(c, &spec, oc, pol, gated)
+			continue
 		case !sameHash(sum, oc.SpecHash) || oc.ImageID != imageID:
 			op, reason = OpReplace, replaceReason(oc, c, spec, imageID)
+			if note := writesNote(oc); note != "" {
+				reason += "; " + note
+				if gated && pol.ProtectWrites {
+					p.block(Blocked{Kind: manifests.KindContainer, Name: name, Op: OpReplace, Reason: BlockedProtectWrites,
+						Message: reason + ": move that data to a volume, or remove spec.update.protectWrites"})
+					continue
+				}
+			}
 		default:
 			op, reason = driftOp(spec.State, oc)
 			if op == "" {
@@ -319,6 +378,20 @@ func (p *planner) planUndeclared(dup map[string]bool, kept map[string]string) (p
 		a := &Action{Kind: manifests.KindContainer, Name: name, Op: OpPrune, Reason: "removed from manifests", Manifest: oc.Manifest}
 		pruneC = append(pruneC, a)
 	}
+	for _, name := range sortedKeys(p.o.Previous) {
+		// Previous clones whose container is gone and not declared (pruned
+		// while an update was interrupted) go the way of their container.
+		_, declared := p.set.Containers[name]
+		_, current := p.o.Containers[name]
+		if declared || current || dup[Key(manifests.KindContainer, name)] {
+			continue
+		}
+		if _, ok := kept[Key(manifests.KindContainer, name)]; ok {
+			continue
+		}
+		pruneC = append(pruneC, &Action{Kind: manifests.KindContainer, Name: name, Op: OpPrune,
+			Reason: "removed from manifests (previous clones only)"})
+	}
 	for _, name := range sortedKeys(p.o.Volumes) {
 		ov := p.o.Volumes[name]
 		if _, declared := p.set.Volumes[name]; declared || !ov.Managed {
@@ -333,7 +406,7 @@ func (p *planner) planUndeclared(dup map[string]bool, kept map[string]string) (p
 				Message: fmt.Sprintf("%s failed to load: volume %s is kept as it is", ref, name)})
 			continue
 		}
-		if reclaimPolicyOr(ov.ReclaimPolicy) != manifests.ReclaimDelete {
+		if manifests.ReclaimPolicyOrDefault(ov.ReclaimPolicy) != manifests.ReclaimDelete {
 			// Retain: removing the manifest never destroys data.
 			continue
 		}
@@ -355,6 +428,13 @@ func (p *planner) keepContainer(oc ObservedContainer, ref string) {
 	}
 	p.specs[oc.Name] = infoOf(&applied.Spec)
 	if op, reason := driftOp(applied.Spec.State, oc); op != "" {
+		if op == OpStart && hasEnvDigests(applied.Spec) {
+			// The applied spec records env values as digests only (no
+			// secret in ZFS): it cannot start the container again.
+			p.block(Blocked{Kind: manifests.KindContainer, Name: oc.Name, Reason: BlockedInvalidManifest,
+				Message: fmt.Sprintf("container %s is not running and cannot be started from its last applied spec (its env values are not stored): fix %s", oc.Name, ref)})
+			return
+		}
 		p.add(&Action{Kind: manifests.KindContainer, Name: oc.Name, Op: op, Reason: reason + " (last applied spec kept)",
 			Container: applied, Manifest: oc.Manifest, SpecHash: oc.SpecHash})
 	}
@@ -382,9 +462,10 @@ func (p *planner) guardPrunes(pruneC, pruneV []*Action) {
 		}
 		reason = BlockedEmptyManifests
 		msg = fmt.Sprintf("the manifest directory is %s while managed objects exist: nothing is pruned without --allow-empty", what)
-	case maxPrune > 0 && len(pruneC) > maxPrune:
+	case maxPrune > 0 && len(all) > maxPrune:
+		// Volume destructions count: they lose data, containers do not (M8).
 		reason = BlockedMaxPrune
-		msg = fmt.Sprintf("%d container prunes exceed --max-prune %d: nothing is pruned", len(pruneC), maxPrune)
+		msg = fmt.Sprintf("%d prunes (%d containers, %d volumes destroyed) exceed --max-prune %d: nothing is pruned", len(all), len(pruneC), len(pruneV), maxPrune)
 	}
 	if reason != "" {
 		for _, a := range all {
@@ -471,7 +552,9 @@ func (p *planner) blockDuplicates() {
 
 // isStartOp says whether an action leaves a container running (when its
 // state says so): these follow their dependencies.
-func isStartOp(op Op) bool { return op == OpCreate || op == OpReplace || op == OpStart }
+func isStartOp(op Op) bool {
+	return op == OpCreate || op == OpReplace || op == OpStart || op == OpRollback
+}
 
 // isStopOp says whether an action stops a container: these go before the
 // stops of the containers they depend on.

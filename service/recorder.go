@@ -10,18 +10,24 @@ import (
 )
 
 // recorder runs an action on the engine and records it: one log line with
-// action, kind, name, duration, result and err; the action metrics; the
+// action, the object (container=web), reason, duration, result and err; the action metrics; the
 // status book.
 type recorder struct{ s *Service }
 
 func (r *recorder) Execute(ctx context.Context, a reconcile.Action) error {
 	start := time.Now()
-	err := r.s.cfg.Engine.Execute(ctx, a)
+	deadline := r.s.cfg.Deadlines.For(a.Op)
+	done := r.s.flights.begin(a, deadline)
+	err := runWithDeadline(ctx, a, deadline, r.s.cfg.Engine.Execute)
+	done()
 	took := time.Since(start)
 	result := metrics.ResultSuccess
 	level := slog.LevelInfo
 	switch {
 	case err == nil:
+		if a.Op == reconcile.OpRollback && a.Failed != "" {
+			r.s.m.Rollback(a.Name)
+		}
 		r.s.book.Succeeded(a)
 		r.s.mu.Lock()
 		r.s.acted = true
@@ -36,7 +42,7 @@ func (r *recorder) Execute(ctx context.Context, a reconcile.Action) error {
 	if result != "wait" {
 		r.s.m.ObserveAction(a.Kind, metricAction(a.Op), result, took)
 	}
-	attrs := []any{"action", string(a.Op), "kind", a.Kind, "name", a.Name, "reason", a.Reason,
+	attrs := []any{"action", string(a.Op), reconcile.ObjectAttr(a.Kind, a.Name), "reason", a.Reason,
 		"duration", took.Round(time.Millisecond), "result", result}
 	if err != nil {
 		attrs = append(attrs, "err", err)

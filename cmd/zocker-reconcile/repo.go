@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 func init() {
@@ -33,7 +35,7 @@ func repoFlag(cmd *cobra.Command, url *string) {
 // connected, then opens the repository.
 func openRepo(ctx context.Context, g *globals, url, tag string) (*repo.Repository, error) {
 	if tag != "" {
-		if err := repo.ValidTag(tag); err != nil {
+		if err := image.ValidName("tag", tag); err != nil {
 			return nil, err
 		}
 	}
@@ -44,7 +46,11 @@ func openRepo(ctx context.Context, g *globals, url, tag string) (*repo.Repositor
 	if err != nil {
 		return nil, err
 	}
-	return repo.Open(ctx, url, repo.Options{Out: g.stdout, Log: log})
+	maxSize, err := g.imageSizeLimit()
+	if err != nil {
+		return nil, err
+	}
+	return repo.Open(ctx, url, repo.Options{Out: g.stdout, Log: log, MaxImageSize: maxSize})
 }
 
 // openLocal opens the ZFS engine on --root as the repository's local side.
@@ -63,8 +69,9 @@ func openLocal(ctx context.Context, g *globals) (repo.Local, error) {
 
 func newPushCmd(g *globals) *cobra.Command {
 	var url string
+	var of ociFlags
 	cmd := &cobra.Command{
-		Use:   "push TAG",
+		Use:   "push TAG [docker://REGISTRY/REPO:TAG]",
 		Short: "Send an image and the ancestors the repository lacks, then move the tag there",
 		Long: `Push sends the image TAG points at to the repository: every ancestor the
 repository does not have yet, oldest first, each as a ZFS stream incremental
@@ -72,11 +79,20 @@ on its parent (full for a root image), then moves the repository's TAG.
 Files appear under their final names only complete, and the tag moves last:
 an interrupted push leaves the repository valid, and pushing again completes it.
 
+With docker://REGISTRY/REPO:TAG the image goes to an OCI registry instead:
+each image of its local chain becomes one gzip layer (the difference to its
+parent, whiteouts for deletions) with an OCI config made from the image's;
+layers the registry has are not sent again.
+
 ` + repoLocations,
 		Example: `  zocker-reconcile push apache --repository ssh://zocker@repo.example.com/zocker_images
-  ZOCKER_REPOSITORY=file:///mnt/nfs/images zocker-reconcile push base`,
-		Args: cobra.ExactArgs(1),
+  ZOCKER_REPOSITORY=file:///mnt/nfs/images zocker-reconcile push base
+  zocker-reconcile push apache docker://registry.example.com/web/apache:2.4`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 {
+				return pushOCI(cmd.Context(), g, args[0], args[1], of)
+			}
 			r, err := openRepo(cmd.Context(), g, url, args[0])
 			if err != nil {
 				return err
@@ -97,6 +113,7 @@ an interrupted push leaves the repository valid, and pushing again completes it.
 		},
 	}
 	repoFlag(cmd, &url)
+	of.add(cmd, false)
 	return cmd
 }
 
@@ -130,7 +147,7 @@ destroyed and reported; nothing half-received remains.
 				return err
 			}
 			if len(res.Received) == 0 {
-				fmt.Fprintf(g.stdout, "%s: image %s is here already\n", args[0], res.ID[:12])
+				fmt.Fprintf(g.stdout, "%s: image %s is here already\n", args[0], image.Short(res.ID))
 			}
 			return nil
 		},
@@ -141,6 +158,7 @@ destroyed and reported; nothing half-received remains.
 
 func newSearchCmd(g *globals) *cobra.Command {
 	var url string
+	var output *format
 	cmd := &cobra.Command{
 		Use:   "search [PATTERN]",
 		Short: "List the repository's tags (TAG, IMAGE ID, SIZE, CREATED)",
@@ -167,6 +185,17 @@ made.
 			if err != nil {
 				return err
 			}
+			if *output == formatJSON {
+				rows := []searchRow{}
+				for _, t := range tags {
+					row := searchRow{Tag: t.Tag, ID: t.ID, Size: t.Size, Created: &t.Created}
+					if t.Err != nil {
+						row = searchRow{Tag: t.Tag, Error: t.Err.Error()}
+					}
+					rows = append(rows, row)
+				}
+				return printJSON(g.stdout, rows)
+			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 0, 3, ' ', 0)
 			fmt.Fprintln(tw, "TAG\tIMAGE ID\tSIZE\tCREATED")
 			for _, t := range tags {
@@ -174,13 +203,23 @@ made.
 					fmt.Fprintf(tw, "%s\t-\t-\t%v\n", t.Tag, t.Err)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, t.ID[:12], humanBytes(uint64(t.Size)), t.Created.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, image.Short(t.ID), image.Size(t.Size), t.Created.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()
 		},
 	}
 	repoFlag(cmd, &url)
+	output = addOutput(cmd)
 	return cmd
+}
+
+// searchRow is one tag as search -o json prints it.
+type searchRow struct {
+	Tag     string     `json:"tag"`
+	ID      string     `json:"id,omitempty"`
+	Size    int64      `json:"sizeBytes,omitempty"`
+	Created *time.Time `json:"created,omitempty"`
+	Error   string     `json:"error,omitempty"`
 }
 
 func newDelCmd(g *globals) *cobra.Command {

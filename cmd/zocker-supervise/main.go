@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 
@@ -62,6 +63,7 @@ func run(args []string, stderr io.Writer) int {
 	// The service's environment is inherited: its log settings apply here too.
 	level := fs.String("log-level", envOr("ZOCKER_LOG_LEVEL", "info"), "debug, info, warn or error (env ZOCKER_LOG_LEVEL)")
 	format := fs.String("log-format", envOr("ZOCKER_LOG_FORMAT", "text"), "text or json (env ZOCKER_LOG_FORMAT)")
+	removeWith := fs.String("remove-with", "", "the zocker-reconcile binary that removes a run --rm container once it is done")
 	var opts supervisor.DriverOptions
 	fs.StringVar(&opts.LoopbackInterface, "loopback-interface", "", "FreeBSD: the interface of loopback addresses when the jail spec names none")
 	fs.Usage = func() {
@@ -83,6 +85,15 @@ func run(args []string, stderr io.Writer) int {
 	if err := supervisor.Main(fs.Arg(0), fs.Arg(1), opts, log); err != nil {
 		fmt.Fprintln(stderr, "zocker-supervise:", err)
 		return 1
+	}
+	if *removeWith != "" && supervisor.RemoveWanted(fs.Arg(0), fs.Arg(1)) {
+		// The removal needs ZFS: the main binary's hidden command does it.
+		cmd := exec.Command(*removeWith, "__remove-when-done", fs.Arg(0), fs.Arg(1))
+		cmd.Stdout, cmd.Stderr = stderr, stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(stderr, "zocker-supervise: remove when done:", err)
+			return 1
+		}
 	}
 	return 0
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Store is what a build needs from the ZFS engine: the images present, a
@@ -112,7 +112,14 @@ type builder struct {
 	args     map[string]*string
 	declared map[string]bool
 	net      string
+	// expandErr is set when a value expanded past maxExpanded.
+	expandErr error
 }
+
+// maxExpanded bounds one expanded value: `ENV A=$A$A` doubles per line, so a
+// few hundred bytes of Zockerfile would otherwise allocate gigabytes while
+// merely planning (review L6).
+const maxExpanded = 64 << 10
 
 // Build runs a Zockerfile. Every step's ID (its content address) is computed
 // first; the steps up to the last one whose image exists are reused, and the
@@ -138,7 +145,7 @@ func Build(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	file := zockerfilePath(bctx.dir, opts.File)
-	data, err := os.ReadFile(file)
+	data, err := readSmallFile(file, maxSmallFile)
 	if err != nil {
 		return Result{}, fmt.Errorf("build: %w", err)
 	}
@@ -153,7 +160,11 @@ func Build(ctx context.Context, opts Options) (Result, error) {
 	b := &builder{opts: opts, log: log, out: opts.Output, ctx: bctx, name: zf.Name,
 		images: map[string]bool{}, args: map[string]*string{}, declared: map[string]bool{}, net: jail.NetNone}
 	for _, im := range st.Images {
-		b.images[im.ID] = true
+		// Only images this host built are cache hits: a pulled or loaded
+		// image's ID is its source's word, not a digest of its inputs (H2).
+		if im.Provenance() == zfs.OriginBuild {
+			b.images[im.ID] = true
+		}
 	}
 	res, err := b.run(ctx, zf, st)
 	if err != nil {
@@ -173,9 +184,9 @@ func Build(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	if opts.Tag != "" {
-		fmt.Fprintf(b.out, "Successfully built %s and tagged %s\n", ShortID(res.ID), opts.Tag)
+		fmt.Fprintf(b.out, "Successfully built %s and tagged %s\n", image.Short(res.ID), opts.Tag)
 	} else {
-		fmt.Fprintf(b.out, "Successfully built %s\n", ShortID(res.ID))
+		fmt.Fprintf(b.out, "Successfully built %s\n", image.Short(res.ID))
 	}
 	return res, nil
 }
@@ -210,6 +221,9 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 	plan := make([]planned, 0, len(steps)-1)
 	for _, in := range steps[1:] {
 		s, err := b.prepare(in)
+		if err == nil {
+			err = b.expandErr
+		}
 		if err != nil {
 			return res, &StepError{File: b.name, Line: in.Line, Keyword: in.Keyword, Err: err}
 		}
@@ -218,6 +232,9 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 		b.parent, b.cfg = id, s.cfg
 		if s.after != nil {
 			s.after()
+			if b.expandErr != nil {
+				return res, &StepError{File: b.name, Line: in.Line, Keyword: in.Keyword, Err: b.expandErr}
+			}
 		}
 	}
 	if len(plan) == 0 && base == "" {
@@ -237,7 +254,7 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 	if base == "" {
 		fmt.Fprintln(b.out, "---> scratch")
 	} else {
-		fmt.Fprintf(b.out, "---> %s\n", ShortID(base))
+		fmt.Fprintf(b.out, "---> %s\n", image.Short(base))
 	}
 	// data is the image whose file system the current step starts from: a
 	// config-only step changes no data, so it is materialized (a clone of
@@ -250,7 +267,7 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 			if b.images[p.id] {
 				data = p.id
 			}
-			fmt.Fprintf(b.out, "---> cached %s\n", ShortID(p.id))
+			fmt.Fprintf(b.out, "---> cached %s\n", image.Short(p.id))
 			res.Cached++
 			continue
 		}
@@ -262,7 +279,7 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 			data = p.id
 		}
 		res.Executed++
-		fmt.Fprintf(b.out, "---> %s (%.1fs)\n", ShortID(p.id), time.Since(start).Seconds())
+		fmt.Fprintf(b.out, "---> %s (%.1fs)\n", image.Short(p.id), time.Since(start).Seconds())
 	}
 	res.ID = base
 	if len(plan) > 0 {
@@ -289,7 +306,16 @@ func (b *builder) lookup(name string) (string, bool) {
 	return "", false
 }
 
-func (b *builder) expand(s string) string { return Expand(s, b.lookup) }
+func (b *builder) expand(s string) string {
+	v := Expand(s, b.lookup)
+	if len(v) > maxExpanded {
+		if b.expandErr == nil {
+			b.expandErr = fmt.Errorf("a value expands to more than %d bytes", maxExpanded)
+		}
+		return ""
+	}
+	return v
+}
 
 func (b *builder) declareArg(in Instruction) {
 	if in.Keyword != Arg {
@@ -499,7 +525,7 @@ func (b *builder) execute(ctx context.Context, in Instruction, id, from string, 
 	// steps in between have no dataset.
 	cfg := s.cfg
 	cfg.Parent = from
-	err = b.opts.Store.Publish(ctx, w, id, cfg, nil)
+	err = b.opts.Store.Publish(ctx, w, id, cfg, map[string]string{zfs.PropOrigin: zfs.OriginBuild})
 	switch {
 	case errors.Is(err, zfs.ErrExists):
 		// Same inputs, same ID: an image made by --no-cache's rerun or by a

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 func TestStepKeyID(t *testing.T) {
@@ -55,7 +56,7 @@ func TestCacheReuseAndInvalidation(t *testing.T) {
 	if res1.Steps != 6 || res1.Executed != 5 || res1.Cached != 0 {
 		t.Fatalf("first build: %+v\n%s", res1, out)
 	}
-	if !strings.Contains(out, "Step 4/6 : COPY page.html /www/") || !strings.HasSuffix(out, "Successfully built "+ShortID(res1.ID)+" and tagged app\n") {
+	if !strings.Contains(out, "Step 4/6 : COPY page.html /www/") || !strings.HasSuffix(out, "Successfully built "+image.Short(res1.ID)+" and tagged app\n") {
 		t.Errorf("progress:\n%s", out)
 	}
 
@@ -549,21 +550,28 @@ func BenchmarkInputsHashDemo(b *testing.B) {
 	}
 }
 
+// TestRemoveLeftoverJails; also the L11 regression: a foreign jail named
+// zbuild-* whose root is not below ROOT/tmp is left alone (67d2aef removed
+// every zbuild-* jail).
 func TestRemoveLeftoverJails(t *testing.T) {
 	d := newFakeDriver()
+	tmp := t.TempDir()
 	for _, n := range []string{"zbuild-0a1b2c3d", "web", "zbuild-ffff0000"} {
-		if err := d.Create(t.Context(), jail.Spec{Name: n, Root: t.TempDir()}); err != nil {
+		if err := d.Create(t.Context(), jail.Spec{Name: n, Root: filepath.Join(tmp, n)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	removed, err := RemoveLeftoverJails(t.Context(), d)
+	if err := d.Create(t.Context(), jail.Spec{Name: "zbuild-foreign", Root: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := RemoveLeftoverJails(t.Context(), d, tmp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(removed, []string{"zbuild-0a1b2c3d", "zbuild-ffff0000"}) {
 		t.Errorf("removed %v", removed)
 	}
-	if left, _ := d.List(t.Context()); len(left) != 1 || left[0].Name != "web" {
+	if left, _ := d.List(t.Context()); len(left) != 2 || left[0].Name != "web" || left[1].Name != "zbuild-foreign" {
 		t.Errorf("left %v", left)
 	}
 }

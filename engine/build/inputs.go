@@ -2,11 +2,10 @@ package build
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
@@ -21,7 +20,7 @@ func Inputs(b *manifests.BuildSource, tags func(ref string) (string, bool)) (inp
 	if !filepath.IsAbs(file) {
 		file = filepath.Join(b.Context, file)
 	}
-	data, err := os.ReadFile(file)
+	data, err := readSmallFile(file, maxSmallFile)
 	if err != nil {
 		return "", "", err
 	}
@@ -50,7 +49,7 @@ func Inputs(b *manifests.BuildSource, tags func(ref string) (string, bool)) (inp
 	baseID := base
 	if id, ok := tags(base); ok {
 		baseID = id
-	} else if base != "scratch" && zfs.ValidID(base) != nil {
+	} else if base != "scratch" && image.ValidID(base) != nil {
 		return "", base, nil
 	}
 	h, err := InputsHash(b.Context, b.File, b.Args, baseID)

@@ -14,7 +14,7 @@ func TestNameCheckersMatchPatterns(t *testing.T) {
 		pattern string
 		check   func(string) bool
 	}{
-		{jailNamePattern, validJailName},
+		{jailNamePattern, matchesJailName},
 		{ifacePattern, validIface},
 		{hostnamePattern, validHostname},
 	} {

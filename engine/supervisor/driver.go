@@ -10,6 +10,23 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 )
 
+// AnnotationRemove "true" in a config's annotations: remove the container
+// (its clone and state) once its command is done for good (run -d --rm).
+// A supervisor cannot do it itself (it has no ZFS code): when it exits it
+// runs the main binary's hidden command for it (RemoveWanted).
+const AnnotationRemove = "removeWhenDone"
+
+// RemoveWanted tells whether container name, whose supervisor has just
+// exited, asked to be removed and is done (exited, not stopped by hand).
+func RemoveWanted(stateDir, name string) bool {
+	cfg, err := ReadConfig(stateDir, name)
+	if err != nil || cfg.Annotations[AnnotationRemove] != "true" {
+		return false
+	}
+	st, err := Get(stateDir, name)
+	return err == nil && st.State == StateExited
+}
+
 // DriverOptions are what a supervisor's jail driver needs beyond the state
 // directory.
 type DriverOptions struct {

@@ -9,15 +9,16 @@ import (
 	"strings"
 
 	gozfs "github.com/mistifyio/go-zfs/v4"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Tag points tag at image id: one `zfs set zocker:tag.<tag>=<id>` on
 // ROOT/images, so moving a tag is atomic and a tag can never name two images.
 func (s *Store) Tag(ctx context.Context, tag, id string) error {
-	if err := ValidName("tag", tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return err
 	}
-	if err := ValidID(id); err != nil {
+	if err := image.ValidID(id); err != nil {
 		return err
 	}
 	ok, err := s.imageExists(ctx, id)
@@ -36,7 +37,7 @@ func (s *Store) Tag(ctx context.Context, tag, id string) error {
 
 // Untag removes a tag; the image stays.
 func (s *Store) Untag(ctx context.Context, tag string) error {
-	if err := ValidName("tag", tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return err
 	}
 	if err := s.inheritProp(ctx, s.imagesDS(), PropTagPrefix+tag); err != nil {
@@ -51,7 +52,7 @@ func (st *State) Resolve(ref string) (string, error) {
 	if id, ok := st.Tags[ref]; ok {
 		return id, nil
 	}
-	if idRe.MatchString(ref) {
+	if image.ValidID(ref) == nil {
 		if _, ok := st.Image(ref); ok {
 			return ref, nil
 		}
@@ -87,10 +88,10 @@ func (s *Store) Resolve(ctx context.Context, ref string) (string, error) {
 // (writable), with the ownership marks and the caller's zocker:* properties
 // (manifest, spec-hash, spec, ip, ...) set atomically by the clone itself.
 func (s *Store) CreateContainer(ctx context.Context, name, imageID string, props map[string]string) (*Container, error) {
-	if err := ValidName("container", name); err != nil {
+	if err := image.ValidName("container", name); err != nil {
 		return nil, err
 	}
-	if err := ValidID(imageID); err != nil {
+	if err := image.ValidID(imageID); err != nil {
 		return nil, fmt.Errorf("create container %s: %w", name, err)
 	}
 	if err := checkProps(props); err != nil {
@@ -115,9 +116,11 @@ func (s *Store) CreateContainer(ctx context.Context, name, imageID string, props
 	snap := &gozfs.Dataset{Name: s.imageDS(imageID) + "@" + ImageSnapshot, Type: gozfs.DatasetSnapshot}
 	ds, err := snap.Clone(s.containerDS(name), all)
 	if err != nil {
-		return nil, fmt.Errorf("create container %s: clone image %s: %w", name, imageID, classify(err))
+		return nil, fmt.Errorf("create container %s: clone image %s: %w", name, imageID, redactValues(classify(err), all, PropSpec))
 	}
-	s.log.Info("created container", "container", name, "image", imageID, "dataset", ds.Name, "action", "create")
+	// The engine logs "created container" once the clone has its properties;
+	// this is the store-level detail.
+	s.log.Debug("cloned image", "container", name, "image", imageID, "dataset", ds.Name)
 	delete(all, "readonly")
 	return &Container{
 		Dataset:       Dataset{Name: ds.Name, Mountpoint: ds.Mountpoint, Origin: ds.Origin, Used: ds.Used, Referenced: ds.Referenced, Props: all},
@@ -129,7 +132,7 @@ func (s *Store) CreateContainer(ctx context.Context, name, imageID string, props
 // SetContainerProps sets zocker:* properties on a managed container, one
 // atomic zfs set each.
 func (s *Store) SetContainerProps(ctx context.Context, name string, props map[string]string) error {
-	if err := ValidName("container", name); err != nil {
+	if err := image.ValidName("container", name); err != nil {
 		return err
 	}
 	return s.setOwnProps(ctx, s.containerDS(name), KindContainer, "container "+name, props)
@@ -137,7 +140,7 @@ func (s *Store) SetContainerProps(ctx context.Context, name string, props map[st
 
 // DestroyContainer destroys a managed container's clone with its snapshots.
 func (s *Store) DestroyContainer(ctx context.Context, name string) error {
-	if err := ValidName("container", name); err != nil {
+	if err := image.ValidName("container", name); err != nil {
 		return err
 	}
 	ds := s.containerDS(name)
@@ -177,7 +180,7 @@ type VolumeSpec struct {
 // in line with spec in place (a changed quota or property is set; data is
 // kept). props are extra zocker:* properties.
 func (s *Store) EnsureVolume(ctx context.Context, name string, spec VolumeSpec, props map[string]string) error {
-	if err := ValidName("volume", name); err != nil {
+	if err := image.ValidName("volume", name); err != nil {
 		return err
 	}
 	if err := checkProps(props); err != nil {
@@ -241,7 +244,7 @@ func (s *Store) EnsureVolume(ctx context.Context, name string, spec VolumeSpec, 
 // DestroyVolume destroys a managed volume and its data. Only called when asked
 // explicitly (reclaimPolicy Delete, or by hand): nothing else destroys volumes.
 func (s *Store) DestroyVolume(ctx context.Context, name string) error {
-	if err := ValidName("volume", name); err != nil {
+	if err := image.ValidName("volume", name); err != nil {
 		return err
 	}
 	ds := s.volumeDS(name)
@@ -272,9 +275,10 @@ func (st *State) users(id string, imagesDS string) (containers, children []strin
 	return containers, children
 }
 
-// RemoveImage removes a tag (when ref is a tag) or all tags of an image (when
-// ref is an ID), and destroys the image when no tag remains. It refuses while a
-// container or a child image uses the image, naming it.
+// RemoveImage removes a tag (when ref is a tag) or an image with all its
+// tags (when ref is an ID). Removing one tag of several is always allowed;
+// removing the last tag, or an ID, destroys the image, so it is refused while
+// a container or a child image uses it. Every refusal comes before any change.
 func (s *Store) RemoveImage(ctx context.Context, ref string) (removed bool, err error) {
 	st, err := s.Observe(ctx)
 	if err != nil {
@@ -284,10 +288,6 @@ func (s *Store) RemoveImage(ctx context.Context, ref string) (removed bool, err 
 	if err != nil {
 		return false, fmt.Errorf("remove image: %w", err)
 	}
-	containers, children := st.users(id, s.imagesDS())
-	if len(containers) > 0 {
-		return false, fmt.Errorf("remove image %s: in use by container %s", ref, strings.Join(containers, ", "))
-	}
 	var tags []string
 	for t, tid := range st.Tags {
 		if tid == id {
@@ -295,27 +295,38 @@ func (s *Store) RemoveImage(ctx context.Context, ref string) (removed bool, err 
 		}
 	}
 	sort.Strings(tags)
-	if _, isTag := st.Tags[ref]; isTag {
-		tags = []string{ref}
+	if _, isTag := st.Tags[ref]; isTag && len(tags) > 1 {
+		// The image keeps its other tags: nothing that uses it is affected.
+		if err := s.Untag(ctx, ref); err != nil {
+			return false, fmt.Errorf("remove image %s: %w", ref, err)
+		}
+		return false, nil
+	}
+	containers, children := st.users(id, s.imagesDS())
+	if len(containers) > 0 {
+		return false, fmt.Errorf("remove image %s: in use by container %s", ref, strings.Join(containers, ", "))
+	}
+	if len(children) > 0 {
+		return false, fmt.Errorf("remove image %s: image %s is the parent of image %s", ref, image.Short(id), strings.Join(shortIDs(children), ", "))
 	}
 	for _, t := range tags {
 		if err := s.Untag(ctx, t); err != nil {
 			return false, fmt.Errorf("remove image %s: %w", ref, err)
 		}
 	}
-	for t, tid := range st.Tags {
-		if tid == id && !contains(tags, t) {
-			return false, nil // still tagged: only the tag went
-		}
-	}
-	if len(children) > 0 {
-		return false, fmt.Errorf("remove image %s: image %s is the parent of image %s", ref, id, strings.Join(children, ", "))
-	}
 	if err := s.destroy(ctx, s.imageDS(id), true, true); err != nil {
 		return false, fmt.Errorf("remove image %s: %w", ref, err)
 	}
 	s.log.Info("removed image", "image", id, "action", "destroy")
 	return true, nil
+}
+
+func shortIDs(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = image.Short(id)
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Dataset is what Observe reports about any dataset of the tree.
@@ -24,8 +25,9 @@ type Dataset struct {
 	Referenced uint64
 	Quota      uint64
 	Created    time.Time
-	// Props are the dataset's OWN zocker:* properties (source local or
-	// received), never ones inherited from a parent.
+	// Props are the dataset's OWN zocker:* properties (source local), never
+	// ones inherited from a parent nor ones a received stream brought: a
+	// stream is not ours to believe (review C1).
 	Props map[string]string
 }
 
@@ -34,6 +36,10 @@ type Image struct {
 	Dataset
 	ID     string
 	Parent string
+	// GUID is the guid of the @image snapshot: what a zfs send stream of the
+	// image carries as toguid and what a child's incremental stream is
+	// based on (fromguid).
+	GUID   uint64
 	Config Config
 	// ConfigErr is set when the stored config could not be decoded.
 	ConfigErr error
@@ -50,6 +56,9 @@ type Container struct {
 	Spec string
 	// Snapshots are the container's snapshot names (after the @).
 	Snapshots []string
+	// PreviousID is set on previous clones (State.Previous): the ID that
+	// RestorePrevious and DestroyPrevious take.
+	PreviousID string
 }
 
 // Volume is a managed volume: ROOT/volumes/<name>.
@@ -64,7 +73,10 @@ type State struct {
 	// Tags maps each tag to the image ID it points at.
 	Tags       map[string]string
 	Containers []Container
-	Volumes    []Volume
+	// Previous are the previous clones kept by updates (ContainerName is
+	// the container they belong to, PreviousID their ID), sorted by name.
+	Previous []Container
+	Volumes  []Volume
 	// Foreign are datasets under the root without our marks: reported, never touched.
 	Foreign []string
 	// Tmp are the datasets in ROOT/tmp (work in progress or leftovers).
@@ -85,13 +97,13 @@ func (st *State) Image(id string) (Image, bool) {
 type record struct {
 	typ  string
 	vals map[string]string // standard properties
-	own  map[string]string // zocker:* with source local or received
+	own  map[string]string // zocker:* with source local
 }
 
 // get runs `zfs get -H -p [-r] -o name,property,value,source PROPS DS` and
 // groups the lines by dataset.
 func (s *Store) get(ctx context.Context, props, ds string, recursive bool) (map[string]*record, error) {
-	argv := []string{zfsBin(), "get", "-H", "-p"}
+	argv := []string{Bin(), "get", "-H", "-p"}
 	if recursive {
 		argv = append(argv, "-r")
 	}
@@ -133,7 +145,7 @@ func parseGet(out []byte) (map[string]*record, error) {
 		case strings.HasPrefix(prop, "zocker:"):
 			// Only the dataset's own values: children inherit user
 			// properties (the tags on ROOT/images, zocker:managed on ROOT).
-			if src == "local" || src == "received" {
+			if src == "local" {
 				rec.own[prop] = val
 			}
 		default:
@@ -209,17 +221,28 @@ func (s *Store) state(recs map[string]*record) *State {
 		kind := rec.own[PropKind]
 		dir, leaf, nested := strings.Cut(rel, "/")
 		switch {
-		case !nested && managed && kind == KindDir && (dir == "images" || dir == "containers" || dir == "volumes" || dir == "tmp"):
+		case !nested && managed && kind == KindDir && (dir == "images" || dir == "containers" || dir == "volumes" || dir == "tmp" || dir == "previous"):
+			continue
+		case nested && dir == "previous" && managed && kind == KindContainer && previousRe.MatchString(leaf):
+			owner, _ := previousOwner(leaf)
+			st.Previous = append(st.Previous, Container{
+				Dataset: rec.dataset(n), ContainerName: owner, PreviousID: leaf,
+				ImageID: rec.own[PropImage], Manifest: rec.own[PropManifest],
+				SpecHash: rec.own[PropSpecHash], Spec: rec.own[PropSpec],
+			})
 			continue
 		case nested && dir == "tmp" && !strings.Contains(leaf, "/"):
 			st.Tmp = append(st.Tmp, n)
 			continue
-		case nested && dir == "images" && managed && kind == KindImage && idRe.MatchString(leaf) && hasImageSnap(n):
+		case nested && dir == "images" && managed && kind == KindImage && image.ValidID(leaf) == nil && hasImageSnap(n):
 			im := Image{Dataset: rec.dataset(n), ID: leaf, Parent: rec.own[PropParent]}
+			if snap := recs[n+"@"+ImageSnapshot]; snap != nil {
+				im.GUID, _ = strconv.ParseUint(snap.vals["guid"], 10, 64)
+			}
 			im.Config, im.ConfigErr = decodeConfig(rec.own[PropConfig])
 			st.Images = append(st.Images, im)
 			continue
-		case nested && dir == "containers" && managed && kind == KindContainer && nameRe.MatchString(leaf):
+		case nested && dir == "containers" && managed && kind == KindContainer && image.NameRegexp.MatchString(leaf):
 			st.Containers = append(st.Containers, Container{
 				Dataset: rec.dataset(n), ContainerName: leaf,
 				ImageID: rec.own[PropImage], Manifest: rec.own[PropManifest],
@@ -227,7 +250,7 @@ func (s *Store) state(recs map[string]*record) *State {
 				Snapshots: snaps[n],
 			})
 			continue
-		case nested && dir == "volumes" && managed && kind == KindVolume && nameRe.MatchString(leaf):
+		case nested && dir == "volumes" && managed && kind == KindVolume && image.NameRegexp.MatchString(leaf):
 			st.Volumes = append(st.Volumes, Volume{Dataset: rec.dataset(n), VolumeName: leaf})
 			continue
 		}

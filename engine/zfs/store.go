@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	gozfs "github.com/mistifyio/go-zfs/v4"
@@ -27,6 +28,11 @@ import (
 // ErrNotFound is returned (wrapped) when a dataset, image, tag, container or
 // volume does not exist. Compare with errors.Is.
 var ErrNotFound = errors.New("not found")
+
+// ErrDigestMismatch is returned (wrapped) when an archive's sha256 is not
+// the declared one: the manifest or the file is wrong, and retrying the same
+// import cannot help.
+var ErrDigestMismatch = errors.New("sha256 mismatch")
 
 // ErrExists is returned (wrapped) when creating something that already exists.
 var ErrExists = errors.New("already exists")
@@ -69,33 +75,14 @@ var BusyTimeout = 45 * time.Second
 var CommandTimeout = 2 * time.Minute
 
 var (
-	nameRe    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	idRe      = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	datasetRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9][A-Za-z0-9_.:-]*)*$`)
 	propKeyRe = regexp.MustCompile(`^zocker:[a-z0-9][a-z0-9_.:-]*$`)
 )
 
-// ValidName checks a container, volume or tag name (it becomes a dataset and
-// jail name).
-func ValidName(what, name string) error {
-	if !nameRe.MatchString(name) {
-		return fmt.Errorf("invalid %s name %q: want lowercase letters, digits and inner dashes, at most 63 characters", what, name)
-	}
-	return nil
-}
-
-// ValidID checks an image ID: 64 lowercase hex digits.
-func ValidID(id string) error {
-	if !idRe.MatchString(id) {
-		return fmt.Errorf("invalid image ID %q: want 64 lowercase hex digits", id)
-	}
-	return nil
-}
-
-// zfsBin is the zfs the observation command runs: an absolute path on FreeBSD
+// Bin is the zfs binary the commands run: an absolute path on FreeBSD
 // (ARCHITECTURE section 2); elsewhere the one on PATH, so the zfs-fuse adapter
 // of the test substrate applies.
-func zfsBin() string {
+func Bin() string {
 	if runtime.GOOS == "freebsd" {
 		return "/sbin/zfs"
 	}
@@ -110,6 +97,26 @@ type Store struct {
 	sleep func(time.Duration)
 	// HTTPClient downloads URL imports; nil means http.DefaultClient.
 	HTTPClient *http.Client
+
+	mu sync.Mutex
+	// pending are the leftovers in ROOT/tmp that the sweep could not
+	// destroy yet (busy): SweepTmp retries them.
+	pending map[string]string // dataset -> mountpoint
+	// MaxImageSize bounds a download and is the quota of every work dataset
+	// (import, build step, receive), so that no source can fill the pool
+	// (0: DefaultMaxImageSize; the CLI's --max-image-size).
+	MaxImageSize int64
+}
+
+// DefaultMaxImageSize is the image size bound when none is set: 20 GiB.
+const DefaultMaxImageSize = 20 << 30
+
+// ImageSizeLimit is MaxImageSize, or the default when it is not set.
+func (s *Store) ImageSizeLimit() int64 {
+	if s.MaxImageSize > 0 {
+		return s.MaxImageSize
+	}
+	return DefaultMaxImageSize
 }
 
 // Root returns the root dataset's name.
@@ -136,7 +143,8 @@ func Open(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (
 // OpenShared is Open without the sweep of ROOT/tmp, for the commands people
 // run beside a running service (import, build, tag, rmi, gc, push, pull):
 // what is in ROOT/tmp may be the service's work in progress. Only the
-// service and apply, at their start, sweep.
+// service, at its start, sweeps; a shared open removes only the work of
+// processes that are gone (PropWorker).
 func OpenShared(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (*Store, error) {
 	return open(ctx, root, r, log, false)
 }
@@ -206,23 +214,13 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 			return nil, fmt.Errorf("open root %s: %s exists but is not managed by zocker-reconcile", root, ds)
 		}
 	}
-	// Leftovers of an interrupted import or build: never published, never used.
-	for name, rec := range recs {
-		if !sweep {
-			break
-		}
-		if rec.typ == "snapshot" || !strings.HasPrefix(name, s.tmpDS()+"/") || strings.Count(name[len(s.tmpDS())+1:], "/") > 0 {
-			continue
-		}
-		if rec.own[PropManaged] != "true" {
-			log.Warn("leaving unmanaged dataset in tmp", "dataset", name)
-			continue
-		}
-		if err := s.destroy(ctx, name, true, true); err != nil {
-			return nil, fmt.Errorf("open root %s: clean up leftover: %w", root, err)
-		}
-		log.Info("removed leftover of interrupted work", "dataset", name, "action", "destroy")
+	if err := s.secureTree(ctx); err != nil {
+		return nil, fmt.Errorf("open root %s: %w", root, err)
 	}
+	// Leftovers of an interrupted import or build: never published, never
+	// used. A shared open removes only work whose process is gone (a
+	// SIGKILLed import or pull), never a running process's.
+	s.sweep(ctx, recs, sweep)
 	return s, nil
 }
 
@@ -230,7 +228,7 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 // the tree, whether the root and its four directories exist and are ours.
 func (s *Store) laidOut(ctx context.Context) bool {
 	dirs := []string{s.root, s.imagesDS(), s.root + "/containers", s.root + "/volumes", s.tmpDS()}
-	argv := append([]string{zfsBin(), "get", "-H", "-p", "-o", "name,property,value,source", PropManaged + "," + PropKind}, dirs...)
+	argv := append([]string{Bin(), "get", "-H", "-p", "-o", "name,property,value,source", PropManaged + "," + PropKind}, dirs...)
 	out, err := s.r.Run(ctx, runner.Cmd{Argv: argv, Timeout: CommandTimeout})
 	if err != nil {
 		return false
@@ -333,9 +331,19 @@ func (s *Store) create(ctx context.Context, ds string, props map[string]string) 
 // kernel still holds the mount (zfs destroy -f): used for datasets no process
 // may be using any more (tmp work, images, containers whose jail is gone);
 // zfs-fuse otherwise says "busy" for seconds to minutes after files were read.
+//
+// -r takes every child dataset too: outside ROOT/tmp work (all ours by
+// construction) a child dataset is never one of ours (containers, volumes
+// and images have none), so one made by hand below them is refused rather
+// than destroyed with them (review M8).
 func (s *Store) destroy(ctx context.Context, ds string, recursive, force bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if recursive && !strings.HasPrefix(ds, s.tmpDS()+"/") {
+		if err := s.refuseChildren(ctx, ds); err != nil {
+			return err
+		}
 	}
 	var flags gozfs.DestroyFlag = gozfs.DestroyDefault
 	if recursive {
@@ -384,6 +392,25 @@ func (s *Store) rename(ctx context.Context, from, to string) error {
 	return nil
 }
 
+// refuseChildren fails when ds has child file systems or volumes (its
+// snapshots are fine: -r is for them).
+func (s *Store) refuseChildren(ctx context.Context, ds string) error {
+	out, err := s.r.Run(ctx, runner.Cmd{Argv: []string{Bin(), "list", "-H", "-r", "-o", "name", "-t", "filesystem,volume", ds}, Timeout: CommandTimeout})
+	if err != nil {
+		return fmt.Errorf("destroy dataset %s: list children: %w", ds, classify(err))
+	}
+	var children []string
+	for _, n := range strings.Fields(string(out)) {
+		if n != ds {
+			children = append(children, n)
+		}
+	}
+	if len(children) > 0 {
+		return fmt.Errorf("destroy dataset %s: it has child datasets not made by zocker-reconcile (%s): refusing to destroy them with it; move or destroy them by hand", ds, strings.Join(children, ", "))
+	}
+	return nil
+}
+
 // unmount force-unmounts ds; a dataset that is not mounted is fine.
 func (s *Store) unmount(ctx context.Context, ds string) error {
 	err := s.retryBusy(ctx, "unmount", ds, func() error {
@@ -412,7 +439,7 @@ func (s *Store) setProp(ctx context.Context, ds, key, value string) error {
 
 // inheritProp removes a user property from ds (go-zfs has no inherit).
 func (s *Store) inheritProp(ctx context.Context, ds, key string) error {
-	_, err := s.r.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "inherit", key, ds}, Timeout: CommandTimeout})
+	_, err := s.r.Run(ctx, runner.Cmd{Argv: []string{Bin(), "inherit", key, ds}, Timeout: CommandTimeout})
 	if err != nil {
 		return fmt.Errorf("remove %s from dataset %s: %w", key, ds, classify(err))
 	}

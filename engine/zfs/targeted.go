@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Objects names the objects a targeted observation reads.
@@ -24,19 +25,19 @@ type Objects struct {
 func (s *Store) ObserveObjects(ctx context.Context, o Objects) (*State, error) {
 	var ds []string
 	for _, n := range o.Containers {
-		if err := ValidName("container", n); err != nil {
+		if err := image.ValidName("container", n); err != nil {
 			return nil, err
 		}
 		ds = append(ds, s.containerDS(n))
 	}
 	for _, id := range o.Images {
-		if err := ValidID(id); err != nil {
+		if err := image.ValidID(id); err != nil {
 			return nil, err
 		}
 		ds = append(ds, s.imageDS(id))
 	}
 	for _, n := range o.Volumes {
-		if err := ValidName("volume", n); err != nil {
+		if err := image.ValidName("volume", n); err != nil {
 			return nil, err
 		}
 		ds = append(ds, s.volumeDS(n))
@@ -44,7 +45,7 @@ func (s *Store) ObserveObjects(ctx context.Context, o Objects) (*State, error) {
 	if len(ds) == 0 {
 		return &State{Tags: map[string]string{}}, nil
 	}
-	argv := append([]string{zfsBin(), "get", "-H", "-p", "-r", "-o", "name,property,value,source", "all"}, ds...)
+	argv := append([]string{Bin(), "get", "-H", "-p", "-r", "-o", "name,property,value,source", "all"}, ds...)
 	out, err := s.r.Run(ctx, runner.Cmd{Argv: argv, Timeout: CommandTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("observe %s: %w", strings.Join(ds, " "), classify(err))
