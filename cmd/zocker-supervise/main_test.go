@@ -24,6 +24,8 @@ func TestLean(t *testing.T) {
 			"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor":    true,
 			"github.com/zocker-reconcile/zocker-reconcile/engine/jail":          true,
 			"github.com/zocker-reconcile/zocker-reconcile/engine/jail/linuxns":  true,
+			"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile":  true, // stdlib only
+			"github.com/zocker-reconcile/zocker-reconcile/manifests/jailparam":  true, // stdlib only: the allow-list of jail parameters
 			"github.com/zocker-reconcile/zocker-reconcile/engine/runner":        true,
 			"golang.org/x/sys/unix": true,
 		}
