@@ -3,7 +3,6 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine/jail/linuxns"
-	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
 )
@@ -74,30 +71,16 @@ func (h *applyHost) runD(b *testing.B, name string) time.Duration {
 	return took
 }
 
-// clear removes every container (an apply of the image alone) and their
-// clones, so that testenv can destroy the dataset.
-func (h *applyHost) clear(b *testing.B) {
-	entries, _ := os.ReadDir(h.manifests)
-	for _, e := range entries {
-		if e.Name() != "image.yaml" {
-			os.Remove(filepath.Join(h.manifests, e.Name()))
-		}
-	}
-	cmd := exec.Command(h.bin, "apply", "--root", h.root, "--state-dir", h.state, "--manifests", h.manifests, "--max-prune", "-1", "--workers", "8")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Logf("cleanup apply: %v\n%s", err, tail(out, 10))
-	}
-	// The run -d containers are the CLI's: stop their supervisors here.
-	driver := linuxns.New(h.state, nil, &runner.Exec{}, nil)
-	sts, _ := supervisor.List(h.state)
-	for _, st := range sts {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		if err := supervisor.Stop(ctx, h.state, st.Name, driver); err != nil {
-			b.Logf("cleanup: stop %s: %v", st.Name, err)
-		}
-		cancel()
-	}
-	(&service{root: h.root}).destroyContainers(b)
+// clear stops every container's supervisor (which removes its jail); the
+// clones go with testenv's one recursive destroy of the root, which costs
+// zfs-fuse far less than destroying them one by one.
+func (h *applyHost) clear(b *testing.B) { stopSupervisors(b, h.state) }
+
+// report prints a figure at once (b.Logf shows only at the end, and a
+// long run cut short would lose it) and reports it.
+func report(b *testing.B, v float64, unit string) {
+	fmt.Fprintf(os.Stderr, "%s: %g %s\n", b.Name(), v, unit)
+	b.ReportMetric(v, unit)
 }
 
 // helperPSS sums Pss (kB, /proc/PID/smaps_rollup) of the supervisors of the
@@ -250,7 +233,7 @@ func BenchmarkVsPodman(b *testing.B) {
 			theirs = append(theirs, p.runD(b, name))
 		}
 		op, pp := percentile(ours, 0.5), percentile(theirs, 0.5)
-		b.Logf("single start: ours %v, podman %v", ours, theirs)
+		fmt.Fprintf(os.Stderr, "single start: ours %v, podman %v\n", ours, theirs)
 
 		for j := 0; j < bulk; j++ {
 			name := fmt.Sprintf("bulk%02d", j)
@@ -265,19 +248,19 @@ func BenchmarkVsPodman(b *testing.B) {
 
 		sup, init, n := helperPSS(b, h.state)
 		conmon, m := p.conmonPSS(b)
-		b.Logf("Pss: %d supervisors %d kB, their inits %d kB; %d conmons %d kB", n, sup, init, m, conmon)
+		fmt.Fprintf(os.Stderr, "Pss: %d supervisors %d kB, their inits %d kB; %d conmons %d kB\n", n, sup, init, m, conmon)
 		if n == 0 || m == 0 {
 			b.Fatalf("no running containers to measure (%d ours, %d podman's)", n, m)
 		}
-		b.ReportMetric(ms(op), "single-p50-ms")
-		b.ReportMetric(ms(pp), "podman-single-p50-ms")
-		b.ReportMetric(op.Seconds()/pp.Seconds(), "single-ratio")
-		b.ReportMetric(ob.Seconds(), "bulk60-s")
-		b.ReportMetric(pb.Seconds(), "podman-bulk60-s")
-		b.ReportMetric(ob.Seconds()/pb.Seconds(), "bulk-ratio")
-		b.ReportMetric(float64(sup+init)/float64(n)/1024, "helper-pss-MB/container")
-		b.ReportMetric(float64(sup)/float64(n)/1024, "supervisor-pss-MB/container")
-		b.ReportMetric(float64(conmon)/float64(m)/1024, "conmon-pss-MB/container")
+		report(b, ms(op), "single-p50-ms")
+		report(b, ms(pp), "podman-single-p50-ms")
+		report(b, op.Seconds()/pp.Seconds(), "single-ratio")
+		report(b, ob.Seconds(), "bulk60-s")
+		report(b, pb.Seconds(), "podman-bulk60-s")
+		report(b, ob.Seconds()/pb.Seconds(), "bulk-ratio")
+		report(b, float64(sup+init)/float64(n)/1024, "helper-pss-MB/container")
+		report(b, float64(sup)/float64(n)/1024, "supervisor-pss-MB/container")
+		report(b, float64(conmon)/float64(m)/1024, "conmon-pss-MB/container")
 	}
 }
 
@@ -298,10 +281,9 @@ func BenchmarkConvergeScale(b *testing.B) {
 			}
 			took := h.apply(b)
 			per[n] = took / time.Duration(n)
-			b.Logf("%d containers from empty: %s, %s per container", n, took.Round(time.Millisecond), per[n].Round(time.Millisecond))
-			b.ReportMetric(ms(per[n]), fmt.Sprintf("ms/container-at-%d", n))
-			h.clear(b)
+			fmt.Fprintf(os.Stderr, "%d containers from empty: %s, %s per container\n", n, took.Round(time.Millisecond), per[n].Round(time.Millisecond))
+			report(b, ms(per[n]), fmt.Sprintf("ms/container-at-%d", n))
 		}
-		b.ReportMetric(per[big].Seconds()/per[20].Seconds(), "per-container-ratio")
+		report(b, per[big].Seconds()/per[20].Seconds(), "per-container-ratio")
 	}
 }
