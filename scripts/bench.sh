@@ -59,6 +59,7 @@ runs=(
 	"./engine/oci|^BenchmarkPullVsSkopeo$|2x"
 	"./bench|^BenchmarkPass1000$|20x"
 	"./bench|^BenchmarkManifestToRunning$|1x"
+	"./bench|^BenchmarkHelperPSS$|1x"
 	"./bench|^BenchmarkVsPodman$|1x"
 	"./bench|^BenchmarkConvergeScale$|1x"
 	"./bench|^BenchmarkServeIdle$|1x"
