@@ -43,7 +43,7 @@ func (h *applyHost) write(b *testing.B, name, text string) {
 // apply runs apply once and returns its wall time.
 func (h *applyHost) apply(b *testing.B, extra ...string) time.Duration {
 	b.Helper()
-	args := append([]string{"apply", "--root", h.root, "--state-dir", h.state, "--manifests", h.manifests, "--max-prune", "-1"}, extra...)
+	args := append([]string{"apply", "--init", "--root", h.root, "--state-dir", h.state, "--manifests", h.manifests, "--max-prune", "-1"}, extra...)
 	cmd := exec.Command(h.bin, args...)
 	cmd.Env = append(os.Environ(), "ZOCKER_LOG_LEVEL=warn")
 	start := time.Now()
