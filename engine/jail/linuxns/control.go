@@ -289,7 +289,14 @@ func (s *controlServer) handle(c *net.UnixConn) {
 	if !trusted(c) {
 		return
 	}
-	buf := make([]byte, maxRequest+1)
+	// The request's size first (MSG_PEEK|MSG_TRUNC gives a packet's full
+	// length): a buffer of maxRequest for every health check would keep a
+	// megabyte resident in each init.
+	size, err := peekSize(c)
+	if err != nil {
+		return
+	}
+	buf := make([]byte, min(size, maxRequest)+1)
 	oob := make([]byte, unix.CmsgSpace(3*4))
 	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
@@ -354,6 +361,25 @@ func (s *controlServer) handle(c *net.UnixConn) {
 		s.kill(pid, syscall.SIGKILL, j.killGroup)
 		<-j.exit
 	}
+}
+
+// peekSize returns the length of the next packet on c without reading it.
+func peekSize(c *net.UnixConn) (int, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var rerr error
+	err = raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_TRUNC)
+		return rerr != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, rerr
 }
 
 func receivedFDs(oob []byte) []int {
