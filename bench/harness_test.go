@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail/linuxns"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
@@ -140,7 +140,7 @@ func (s *service) stop(b testing.TB) {
 		}
 	}
 	entries, _ := os.ReadDir(filepath.Join(s.state, "containers"))
-	driver := jail.NewLinux(s.state, nil, &runner.Exec{}, nil)
+	driver := linuxns.New(s.state, nil, &runner.Exec{}, nil)
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for _, e := range entries {

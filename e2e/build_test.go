@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
 
 // imageID returns the ID the tag points to under the host's root, from
@@ -74,18 +74,18 @@ func (h *host) restarts(name string) int {
 }
 
 // objectStatus returns the status of kind/name from a status document.
-func objectStatus(st reconcile.Status, kind, name string) (reconcile.ObjectStatus, bool) {
-	i := slices.IndexFunc(st.Objects, func(o reconcile.ObjectStatus) bool { return o.Kind == kind && o.Name == name })
+func objectStatus(st service.Status, kind, name string) (service.ObjectStatus, bool) {
+	i := slices.IndexFunc(st.Objects, func(o service.ObjectStatus) bool { return o.Kind == kind && o.Name == name })
 	if i < 0 {
-		return reconcile.ObjectStatus{}, false
+		return service.ObjectStatus{}, false
 	}
 	return st.Objects[i], true
 }
 
 // statusJSON runs `status -o json` against the host's serve.
-func (h *host) statusJSON() (reconcile.Status, string) {
+func (h *host) statusJSON() (service.Status, string) {
 	h.t.Helper()
-	var st reconcile.Status
+	var st service.Status
 	res := h.run("status", "-o", "json", "--listen", h.srv.addr)
 	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
 		return st, fmt.Sprintf("status -o json: exit %d: %v: %s %s", res.code, err, res.stdout, res.stderr)
@@ -178,8 +178,8 @@ spec:
 		if !ok {
 			return false, fmt.Sprintf("no Image/hello in %+v", st.Objects)
 		}
-		stalled, _ := o.Condition(reconcile.ConditionStalled)
-		ready, _ := o.Condition(reconcile.ConditionReady)
+		stalled, _ := o.Condition(service.ConditionStalled)
+		ready, _ := o.Condition(service.ConditionReady)
 		if ready.Status || !stalled.Status || !strings.Contains(stalled.Message, "Zockerfile:3") {
 			return false, fmt.Sprintf("Ready %+v, Stalled %+v", ready, stalled)
 		}

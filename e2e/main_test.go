@@ -35,7 +35,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
-	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
 
 var (
@@ -580,8 +580,8 @@ func (s *server) get(path string) (int, []byte, error) {
 }
 
 // status does GET /status.
-func (s *server) status() (reconcile.Status, error) {
-	var st reconcile.Status
+func (s *server) status() (service.Status, error) {
+	var st service.Status
 	code, b, err := s.get("/status")
 	if err != nil {
 		return st, err
@@ -675,11 +675,11 @@ func value(fams map[string]*dto.MetricFamily, name string, want map[string]strin
 
 // fileProblem returns the load result of the file whose path ends in
 // /name, from a status document.
-func fileProblem(st reconcile.Status, name string) (reconcile.FileStatus, bool) {
+func fileProblem(st service.Status, name string) (service.FileStatus, bool) {
 	for _, f := range st.Files {
 		if strings.HasSuffix(f.Path, "/"+name) {
 			return f, true
 		}
 	}
-	return reconcile.FileStatus{}, false
+	return service.FileStatus{}, false
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
 
 // secondPoolHost makes a host whose root is on a pool of its own (a sparse
@@ -134,7 +135,7 @@ func TestPullImageDeclaredInManifests(t *testing.T) {
 		if !ok {
 			return false, fmt.Sprintf("no Image/base in %+v", st.Objects)
 		}
-		ready, _ := o.Condition(reconcile.ConditionReady)
+		ready, _ := o.Condition(service.ConditionReady)
 		if ready.Status || ready.Reason != "RepositoryUnreachable" || !strings.Contains(ready.Message, "nonexistent") {
 			return false, fmt.Sprintf("Ready %+v", ready)
 		}

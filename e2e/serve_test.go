@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
-	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
 
 // converge is how long a change may take to show: the debounce, a pass, and
@@ -56,7 +56,7 @@ func TestServeLifecycle(t *testing.T) {
 	invalid := "apiVersion: zocker/v1\nkind: Container\nmetadata:\n  name: c1\n\tspec: {}\n"
 	mark := srv.mark()
 	h.write("c1.yaml", invalid)
-	checkProblem := func(st reconcile.Status) (bool, string) {
+	checkProblem := func(st service.Status) (bool, string) {
 		f, ok := fileProblem(st, "c1.yaml")
 		if !ok {
 			return false, fmt.Sprintf("no c1.yaml among the files: %+v", st.Files)
@@ -86,7 +86,7 @@ func TestServeLifecycle(t *testing.T) {
 	if res.code != 1 {
 		t.Errorf("status with an invalid file: exit %d, want 1", res.code)
 	}
-	var st reconcile.Status
+	var st service.Status
 	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
 		t.Fatalf("status -o json: %v: %s", err, res.stdout)
 	}
@@ -215,12 +215,12 @@ func TestServeEmptyDirectoryPrunesNothing(t *testing.T) {
 			return false, err.Error()
 		}
 		for name := range argv {
-			i := slices.IndexFunc(st.Objects, func(o reconcile.ObjectStatus) bool { return o.Kind == "Container" && o.Name == name })
+			i := slices.IndexFunc(st.Objects, func(o service.ObjectStatus) bool { return o.Kind == "Container" && o.Name == name })
 			if i < 0 {
 				return false, "no status for container " + name
 			}
-			c, _ := st.Objects[i].Condition(reconcile.ConditionStalled)
-			if !c.Status || c.Reason != reconcile.ReasonPruneBlocked || !strings.Contains(c.Message, "empty") {
+			c, _ := st.Objects[i].Condition(service.ConditionStalled)
+			if !c.Status || c.Reason != service.ReasonPruneBlocked || !strings.Contains(c.Message, "empty") {
 				return false, fmt.Sprintf("container %s Stalled condition: %+v", name, c)
 			}
 		}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -52,7 +50,7 @@ func (e *Engine) ZockerfileBuilder() Builder {
 		if err != nil {
 			return "", err
 		}
-		now, _, err := BuildInputs(func(ref string) (string, bool) { id, ok := st.Tags[ref]; return id, ok })(img)
+		now, _, err := build.Inputs(b, func(ref string) (string, bool) { id, ok := st.Tags[ref]; return id, ok })
 		if err != nil {
 			now = inputs
 		}
@@ -64,62 +62,6 @@ func (e *Engine) ZockerfileBuilder() Builder {
 		return res.ID, nil
 	}
 }
-
-// BuildInputs returns the function Inputs uses to hash a build's inputs:
-// the Zockerfile, the context, the args and the base image's ID as last
-// observed (tags resolves a tag; an unknown base hashes as its name, and the
-// hash settles once the base exists).
-func BuildInputs(tags func(ref string) (string, bool)) func(img *manifests.Image) (string, string, error) {
-	return func(img *manifests.Image) (string, string, error) {
-		b := img.Spec.Build
-		file := b.File
-		if !filepath.IsAbs(file) {
-			file = filepath.Join(b.Context, file)
-		}
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return "", "", err
-		}
-		f, err := build.Parse(filepath.Base(file), bytes.NewReader(data))
-		if err != nil {
-			return "", "", err
-		}
-		// FROM may name its base through an ARG declared before it, with
-		// a default the build args override.
-		args := map[string]string{}
-		base := ""
-		for _, in := range f.Instructions {
-			switch in.Keyword {
-			case build.Arg:
-				k, def, _ := strings.Cut(in.Args[0], "=")
-				args[k] = def
-			case build.From:
-				base = build.Expand(in.Args[0], func(k string) (string, bool) {
-					if v, ok := b.Args[k]; ok {
-						return v, true
-					}
-					v, ok := args[k]
-					return v, ok
-				})
-			}
-		}
-		baseID := base
-		if id, ok := tags(base); ok {
-			baseID = id
-		} else if base != "scratch" && !isImageID(base) {
-			// The base is not made yet: the inputs are unknown until it is
-			// (the build waits for it, and records its inputs when done).
-			return "", base, nil
-		}
-		h, err := build.InputsHash(b.Context, b.File, b.Args, baseID)
-		if err != nil {
-			return "", "", err
-		}
-		return "build:" + h, base, nil
-	}
-}
-
-func isImageID(s string) bool { return zfs.ValidID(s) == nil }
 
 // Tags returns what the last observation said a tag points to (for
 // BuildInputs), without running a command.

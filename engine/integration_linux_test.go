@@ -5,6 +5,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -14,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/controller"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail/linuxns"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
@@ -28,8 +32,8 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case jail.InitCommand:
-			os.Exit(jail.HelperMain(os.Args[2:]))
+		case linuxns.InitCommand:
+			os.Exit(linuxns.HelperMain(os.Args[2:]))
 		case "__supervise":
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 			defer stop()
@@ -44,9 +48,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func linuxDriver(stateDir string) *jail.Linux {
+func linuxDriver(stateDir string) *linuxns.Driver {
 	exe, _ := os.Executable()
-	return jail.NewLinux(stateDir, []string{exe, jail.InitCommand}, &runner.Exec{}, nil)
+	return linuxns.New(stateDir, []string{exe, linuxns.InitCommand}, &runner.Exec{}, nil)
 }
 
 // newTestEngine is an Engine on a fresh root of the test pool with the Linux
@@ -98,11 +102,17 @@ func converge(t *testing.T, e *Engine, objs ...any) {
 		set.Sources[key] = manifests.Source{File: "/m/" + name + ".yaml", Line: 1}
 		set.Files = append(set.Files, manifests.FileResult{Path: "/m/" + name + ".yaml", Objects: []string{key}})
 	}
-	inputs, _, errs := (&Inputs{}).Compute(set)
-	if len(errs) > 0 {
-		t.Fatal(errs)
+	// The inputs of a tarball image are its sha256, as service.Inputs
+	// computes them (service imports engine, so this test cannot use it).
+	inputs := map[string]string{}
+	for name, img := range set.Images {
+		data, err := os.ReadFile(img.Spec.Tarball.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[name] = fmt.Sprintf("sha256:%x", sha256.Sum256(data))
 	}
-	if _, err := reconcile.Converge(context.Background(), reconcile.Desired{Set: set, ImageInputs: inputs}, e, e, reconcile.Options{}, 5, nil); err != nil {
+	if _, err := controller.Converge(context.Background(), reconcile.Desired{Set: set, ImageInputs: inputs}, e, e, reconcile.Options{}, 5, nil); err != nil {
 		t.Fatalf("converge: %v", err)
 	}
 }

@@ -1,11 +1,9 @@
-// Package reconcile turns a loaded manifest set and the observed ZFS + jail
-// state into a plan of actions, and runs the loop that converges on it.
-//
-// The deciding half (Observed, Desired, Diff, SpecHash, the safety rules,
-// status conditions and plan rendering) is pure: it works on values only, so
-// it is table-tested and benchmarked without ZFS or jails. The engine glue
-// fills Observed from one `zfs get -r` and one jail listing; the controller
-// executes the returned Actions.
+// Package reconcile decides: it turns a loaded manifest set and the
+// observed ZFS + jail state into a plan of actions (Observed, Desired, Diff,
+// the spec hash, the safety rules, plan rendering), and holds the
+// decide/act contract (action.go) the engine implements. It does no I/O: it
+// works on values only, so it is table-tested and benchmarked without ZFS
+// or jails. The loop that runs the plans is package controller.
 package reconcile
 
 import (

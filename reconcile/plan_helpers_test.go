@@ -4,95 +4,22 @@ import (
 	"testing"
 
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
+	"github.com/zocker-reconcile/zocker-reconcile/manifests/manifeststest"
 )
 
-// World builders for the plan tables: a manifest root /m, one file per
-// object (/m/<name>.yaml), an image "base" imported from a tarball whose
-// inputs digest is "in1" and whose ID is "id1".
+// World builders for the plan tables (manifeststest): a manifest root /m,
+// one file per object (/m/<name>.yaml), an image "base" imported from a
+// tarball whose inputs digest is "in1" and whose ID is "id1".
 
-const testRoot = "/m"
+const testRoot = manifeststest.Root
 
-func image(name string, mut ...func(*manifests.Image)) *manifests.Image {
-	img := &manifests.Image{
-		TypeMeta: manifests.TypeMeta{APIVersion: manifests.APIVersion, Kind: manifests.KindImage},
-		Metadata: manifests.ObjectMeta{Name: name},
-		Spec:     manifests.ImageSpec{Tarball: &manifests.TarballSource{Path: "/cache/" + name + ".txz"}},
-	}
-	for _, m := range mut {
-		m(img)
-	}
-	return img
-}
-
-func container(name string, mut ...func(*manifests.Container)) *manifests.Container {
-	c := &manifests.Container{
-		TypeMeta: manifests.TypeMeta{APIVersion: manifests.APIVersion, Kind: manifests.KindContainer},
-		Metadata: manifests.ObjectMeta{Name: name},
-		Spec: manifests.ContainerSpec{
-			Image:   "base",
-			Command: manifests.Command{Argv: []string{"/bin/httpd", "-f"}},
-		},
-	}
-	for _, m := range mut {
-		m(c)
-	}
-	return c
-}
-
-func volume(name string, mut ...func(*manifests.Volume)) *manifests.Volume {
-	v := &manifests.Volume{
-		TypeMeta: manifests.TypeMeta{APIVersion: manifests.APIVersion, Kind: manifests.KindVolume},
-		Metadata: manifests.ObjectMeta{Name: name},
-	}
-	for _, m := range mut {
-		m(v)
-	}
-	return v
-}
-
-// newSet declares objs, each in its own file /m/<name>.yaml.
-func newSet(objs ...any) *manifests.Set {
-	s := &manifests.Set{
-		Images:     map[string]*manifests.Image{},
-		Containers: map[string]*manifests.Container{},
-		Volumes:    map[string]*manifests.Volume{},
-		Sources:    map[string]manifests.Source{},
-		Root:       testRoot, Resolved: testRoot, Revision: "rev1",
-	}
-	for _, o := range objs {
-		var kind, name string
-		switch o := o.(type) {
-		case *manifests.Image:
-			kind, name = manifests.KindImage, o.Metadata.Name
-			s.Images[name] = o
-		case *manifests.Container:
-			kind, name = manifests.KindContainer, o.Metadata.Name
-			s.Containers[name] = o
-		case *manifests.Volume:
-			kind, name = manifests.KindVolume, o.Metadata.Name
-			s.Volumes[name] = o
-		}
-		file := testRoot + "/" + name + ".yaml"
-		s.Sources[Key(kind, name)] = manifests.Source{File: file, Line: 1}
-		s.Files = append(s.Files, manifests.FileResult{Path: file, Objects: []string{Key(kind, name)}})
-	}
-	return s
-}
-
-// failFile marks /m/<name>.yaml as failed, as the loader does: its objects
-// leave the set.
-func failFile(s *manifests.Set, name string, declared ...string) *manifests.Set {
-	file := testRoot + "/" + name + ".yaml"
-	for i, f := range s.Files {
-		if f.Path == file {
-			s.Files[i] = manifests.FileResult{Path: file, Failed: true, Objects: declared}
-			return s
-		}
-	}
-	s.Files = append(s.Files, manifests.FileResult{Path: file, Failed: true, Objects: declared})
-	s.Problems = append(s.Problems, manifests.Problem{File: file, Line: 3, Message: "yaml: bad indentation", Severity: manifests.SeverityError})
-	return s
-}
+var (
+	image     = manifeststest.Image
+	container = manifeststest.Container
+	volume    = manifeststest.Volume
+	newSet    = manifeststest.NewSet
+	failFile  = manifeststest.FailFile
+)
 
 // desired wraps a set with base's inputs digest.
 func desired(s *manifests.Set) Desired {

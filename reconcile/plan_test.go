@@ -706,3 +706,26 @@ func TestActionGeneration(t *testing.T) {
 		t.Errorf("start generation: %+v", stopped.Actions)
 	}
 }
+
+// A build whose Zockerfile starts FROM another declared Image being made in
+// the same pass waits for it.
+func TestBuildWaitsForItsBaseImage(t *testing.T) {
+	hello := image("hello", func(i *manifests.Image) {
+		i.Spec.Tarball = nil
+		i.Spec.Build = &manifests.BuildSource{Context: "/ctx", File: "Zockerfile"}
+	})
+	d := Desired{Set: newSet(image("aaa"), hello, image("zzz")),
+		ImageInputs: map[string]string{"aaa": "in-a", "hello": "build:h", "zzz": "in-z"},
+		BuildBases:  map[string]string{"hello": "zzz"}}
+	p := Diff(d, Observed{}, Options{})
+	var order []string
+	for _, a := range p.Actions {
+		order = append(order, a.Name)
+		if a.Name == "hello" && (len(a.DependsOn) != 1 || a.DependsOn[0] != "Image/zzz") {
+			t.Errorf("build depends on %v, want [Image/zzz]", a.DependsOn)
+		}
+	}
+	if strings.Join(order, ",") != "aaa,zzz,hello" {
+		t.Errorf("order %v: the build must come after its base", order)
+	}
+}

@@ -5,8 +5,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+	"github.com/zocker-reconcile/zocker-reconcile/controller"
 )
 
 // applyPasses bounds apply: an import in one pass lets the containers
@@ -41,7 +40,7 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 				if _, err := eng.Observe(ctx); err != nil {
 					return err
 				}
-				d, err := newLoader(&f, log, eng).load(ctx, manifestsArg(g, args))
+				d, err := newLoader(&f, log, eng).Load(ctx, manifestsArg(g, args))
 				if err != nil {
 					return err
 				}
@@ -49,7 +48,7 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 					fmt.Fprintln(g.stderr, pr.String())
 				}
 				start := time.Now()
-				p, err := reconcile.Converge(ctx, d, eng, eng, f.options(), applyPasses, func(r reconcile.PassResult) {
+				p, err := controller.Converge(ctx, d, eng, eng, f.options(), applyPasses, func(r controller.PassResult) {
 					sign := r.Action.Op.Sign()
 					if r.Err != nil {
 						fmt.Fprintf(g.stdout, "%s %s: FAILED after %s: %v\n", sign, r.Action, r.Took.Round(time.Millisecond), r.Err)

@@ -16,8 +16,8 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
-	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
 
 // reconcileFlags are the flags of the commands that plan or converge
@@ -38,7 +38,7 @@ func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by others or owned by another user")
 	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
-	fl.DurationVar(&f.pullInterval, "pull-interval", engine.DefaultPullInterval, "how often the repository tags of pull Images are checked (and on every manifest change)")
+	fl.DurationVar(&f.pullInterval, "pull-interval", service.DefaultPullInterval, "how often the repository tags of pull Images are checked (and on every manifest change)")
 }
 
 func (f *reconcileFlags) options() reconcile.Options {
@@ -117,48 +117,14 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	return eng, nil
 }
 
-// loader loads the desired state: the manifests, and what needs I/O to know
-// about their images (tarball digests, build inputs, remote tags).
-type loader struct {
-	flags   *reconcileFlags
-	inputs  *engine.Inputs
-	remotes *engine.Remotes
-	log     *slog.Logger
-	// remoteErrs are the pull Images whose repository could not be read at
-	// the last load; they stay as they are and are reported not Ready.
-	remoteErrs map[string]error
-}
-
-// newLoader makes a loader; eng (may be nil) lets build inputs use the base
-// image IDs it last observed.
-func newLoader(f *reconcileFlags, log *slog.Logger, eng *engine.Engine) *loader {
-	in := &engine.Inputs{}
+// newLoader makes the desired-state loader; eng (may be nil) lets build
+// inputs use the base image IDs it last observed.
+func newLoader(f *reconcileFlags, log *slog.Logger, eng *engine.Engine) *service.Loader {
+	opts := service.LoaderOptions{Insecure: f.insecure, PullInterval: f.pullInterval, Resolve: repo.Resolve, Log: log}
 	if eng != nil {
-		in.BuildInputs = engine.BuildInputs(eng.Tags())
+		opts.Tags = eng.Tags()
 	}
-	return &loader{
-		flags:   f,
-		inputs:  in,
-		remotes: &engine.Remotes{Interval: f.pullInterval, Resolve: repo.Resolve},
-		log:     log,
-	}
-}
-
-func (l *loader) load(ctx context.Context, dir string) (reconcile.Desired, error) {
-	set, err := manifests.Load(dir, manifests.LoadOptions{Insecure: l.flags.insecure})
-	if err != nil {
-		return reconcile.Desired{}, err
-	}
-	in, bases, errs := l.inputs.Compute(set)
-	for name, err := range errs {
-		l.log.Warn("cannot compute image inputs; its containers wait", "image", name, "err", err)
-	}
-	ids, rerrs := l.remotes.Compute(ctx, set)
-	for name, err := range rerrs {
-		l.log.Warn("cannot read the repository; the image stays as it is", "image", name, "err", err)
-	}
-	l.remoteErrs = rerrs
-	return reconcile.Desired{Set: set, ImageInputs: in, RemoteIDs: ids, BuildBases: bases}, nil
+	return service.NewLoader(opts)
 }
 
 // manifestsArg is DIR when given, else --manifests.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail/linuxns"
 )
 
 // The Linux jail driver re-executes this binary as "__jail-init init" for a
@@ -16,7 +16,7 @@ import (
 func init() {
 	register(func(g *globals) *cobra.Command {
 		return &cobra.Command{
-			Use:                jail.InitCommand + " init|exec ...",
+			Use:                linuxns.InitCommand + " init|exec ...",
 			Hidden:             true,
 			DisableFlagParsing: true,
 			// The helpers must not depend on the global flags or their
@@ -24,7 +24,7 @@ func init() {
 			// container command's.
 			PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 			Run: func(_ *cobra.Command, args []string) {
-				os.Exit(jail.HelperMain(args))
+				os.Exit(linuxns.HelperMain(args))
 			},
 		}
 	})

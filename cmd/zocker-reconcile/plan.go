@@ -45,7 +45,7 @@ Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
 				if err != nil {
 					return err
 				}
-				d, err := newLoader(&f, log, eng).load(ctx, manifestsArg(g, args))
+				d, err := newLoader(&f, log, eng).Load(ctx, manifestsArg(g, args))
 				if err != nil {
 					return err
 				}

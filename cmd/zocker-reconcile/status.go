@@ -12,6 +12,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/metrics/httpapi"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
 
 func init() {
@@ -38,7 +39,7 @@ Ready and every file loaded, 1 otherwise.`,
 				if err != nil {
 					return err
 				}
-				var st reconcile.Status
+				var st service.Status
 				source := "service at " + listen
 				if local || fetchStatus(listen, &st) != nil {
 					source = "computed locally"
@@ -50,11 +51,11 @@ Ready and every file loaded, 1 otherwise.`,
 					if err != nil {
 						return err
 					}
-					d, err := newLoader(&f, log, eng).load(cmd.Context(), g.manifests)
+					d, err := newLoader(&f, log, eng).Load(cmd.Context(), g.manifests)
 					if err != nil {
 						return err
 					}
-					book := reconcile.NewStatusBook(time.Now)
+					book := service.NewStatusBook(time.Now)
 					book.LoadedManifests(d.Set)
 					book.Planned(reconcile.Diff(d, o, f.options()), d, o)
 					st = book.Snapshot()
@@ -82,7 +83,7 @@ Ready and every file loaded, 1 otherwise.`,
 	})
 }
 
-func fetchStatus(listen string, st *reconcile.Status) error {
+func fetchStatus(listen string, st *service.Status) error {
 	c := &http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + listen + "/status")
 	if err != nil {
@@ -95,7 +96,7 @@ func fetchStatus(listen string, st *reconcile.Status) error {
 	return json.NewDecoder(resp.Body).Decode(st)
 }
 
-func printStatus(g *globals, st reconcile.Status, source string) {
+func printStatus(g *globals, st service.Status, source string) {
 	fmt.Fprintf(g.stdout, "Revision %s (applied: %s), %s\n", dash(st.Revision), dash(st.AppliedRevision), source)
 	if st.Missing {
 		fmt.Fprintln(g.stdout, "The manifest directory does not exist.")
@@ -108,9 +109,9 @@ func printStatus(g *globals, st reconcile.Status, source string) {
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tNAME\tREADY\tREASON\tMESSAGE\tSINCE")
 	for _, o := range st.Objects {
-		ready, _ := o.Condition(reconcile.ConditionReady)
+		ready, _ := o.Condition(service.ConditionReady)
 		lead := ready
-		for _, t := range []reconcile.ConditionType{reconcile.ConditionStalled, reconcile.ConditionReconciling} {
+		for _, t := range []service.ConditionType{service.ConditionStalled, service.ConditionReconciling} {
 			if c, ok := o.Condition(t); ok && c.Status {
 				lead = c
 				break

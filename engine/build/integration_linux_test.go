@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail/linuxns"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
@@ -26,8 +27,8 @@ import (
 func TestMain(m *testing.M) {
 	// The Linux jail driver re-executes this test binary as its init and
 	// exec shim.
-	if len(os.Args) > 1 && os.Args[1] == jail.InitCommand {
-		os.Exit(jail.HelperMain(os.Args[2:]))
+	if len(os.Args) > 1 && os.Args[1] == linuxns.InitCommand {
+		os.Exit(linuxns.HelperMain(os.Args[2:]))
 	}
 	os.Exit(m.Run())
 }
@@ -37,7 +38,7 @@ func TestMain(m *testing.M) {
 type zfsEnv struct {
 	exec   *runner.Exec
 	store  *zfs.Store
-	driver *jail.Linux
+	driver *linuxns.Driver
 	base   string
 }
 
@@ -70,7 +71,7 @@ func newZFSEnv(t testing.TB) *zfsEnv {
 	if err := s.Tag(ctx, "busybox", id); err != nil {
 		t.Fatal(err)
 	}
-	d := jail.NewLinux(t.TempDir(), []string{os.Args[0], jail.InitCommand}, &runner.Exec{}, log)
+	d := linuxns.New(t.TempDir(), []string{os.Args[0], linuxns.InitCommand}, &runner.Exec{}, log)
 	return &zfsEnv{exec: ex, store: s, driver: d, base: id}
 }
 

@@ -1,8 +1,8 @@
-// Package jail runs containers' jails: on FreeBSD through jail(8), jexec(8)
-// and jls(8) with a generated per-container jail.conf, on Linux through a
-// long-lived init process holding private namespaces and chrooted into the
-// container's clone. What builds parameters, jail.conf text, argv and rctl
-// rules is portable and tested as data; only the exec layer is per OS.
+// Package jail is the jail vocabulary (Spec, Driver, Process) and the
+// FreeBSD driver: jail(8), jexec(8) and jls(8) with a generated
+// per-container jail.conf. What builds parameters, jail.conf text, argv and
+// rctl rules is portable and tested as data; only the exec layer is per OS.
+// The Linux driver, the test substrate, is engine/jail/linuxns.
 package jail
 
 import (

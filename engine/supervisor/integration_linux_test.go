@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail/linuxns"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
 )
@@ -19,15 +20,15 @@ import (
 // The real Linux driver re-executes the test binary as its jail init and
 // exec shim, and a supervisor using it as "__supervise-linux".
 func init() {
-	helpers[jail.InitCommand] = jail.HelperMain
+	helpers[linuxns.InitCommand] = linuxns.HelperMain
 	helpers["__supervise-linux"] = func(args []string) int {
 		return superviseMain(args[0], args[1], linuxDriver(args[0]))
 	}
 }
 
-func linuxDriver(stateDir string) *jail.Linux {
+func linuxDriver(stateDir string) *linuxns.Driver {
 	exe, _ := os.Executable()
-	return jail.NewLinux(stateDir, []string{exe, jail.InitCommand}, &runner.Exec{}, nil)
+	return linuxns.New(stateDir, []string{exe, linuxns.InitCommand}, &runner.Exec{}, nil)
 }
 
 // childPid returns the first child of pid: the Linux driver's command is a

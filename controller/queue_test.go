@@ -1,4 +1,4 @@
-package reconcile
+package controller
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -96,7 +98,7 @@ func TestQueueTerminalUntilGenerationChanges(t *testing.T) {
 	q := &Queue{}
 	q.Replace([]Item{item("container/web")}, t0)
 	drainNext(q)
-	res := q.Done("container/web", Terminal(errors.New("invalid spec")), t0)
+	res := q.Done("container/web", reconcile.Terminal(errors.New("invalid spec")), t0)
 	if res.Outcome != OutcomeTerminal {
 		t.Fatalf("outcome %v, want terminal", res.Outcome)
 	}
@@ -122,7 +124,7 @@ func TestQueueWaitDoesNotBackOff(t *testing.T) {
 	q := &Queue{}
 	q.Replace([]Item{item("container/web")}, t0)
 	drainNext(q)
-	res := q.Done("container/web", Wait("image base not ready"), t0)
+	res := q.Done("container/web", reconcile.Wait("image base not ready"), t0)
 	if res.Outcome != OutcomeWait || res.Retry != 0 {
 		t.Fatalf("wait gave %+v", res)
 	}
@@ -158,9 +160,9 @@ func TestQueueBlockedReasonNamesDependency(t *testing.T) {
 	q := &Queue{}
 	q.Replace([]Item{item("image/base"), item("container/web", "image/base")}, t0)
 	drainNext(q)
-	q.Done("image/base", Terminal(errors.New("tarball missing")), t0)
+	q.Done("image/base", reconcile.Terminal(errors.New("tarball missing")), t0)
 	d, ok := q.Next()
-	if !ok || d.Blocked == nil || !IsWait(d.Blocked) || !strings.Contains(d.Blocked.Error(), "image/base") {
+	if !ok || d.Blocked == nil || !reconcile.IsWait(d.Blocked) || !strings.Contains(d.Blocked.Error(), "image/base") {
 		t.Fatalf("Next = %+v %v, want container/web blocked naming image/base", d, ok)
 	}
 }

@@ -1,10 +1,11 @@
-package reconcile
+package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
 // Item is one unit of work a pass planned for one object. The controller
@@ -27,51 +28,9 @@ type Item struct {
 	// Reason says why the plan wants this action (for logs).
 	Reason string
 	// Run does the work. It returns nil on success, an error wrapped by
-	// Terminal for errors that retrying cannot fix, an error from Wait for
+	// reconcile.Terminal for errors that retrying cannot fix, an error from reconcile.Wait for
 	// "not yet" (no backoff), and any other error for a transient failure.
 	Run func(ctx context.Context) error
-}
-
-// TerminalError marks an error that retrying cannot fix (an invalid spec, an
-// image that does not exist). The key is not retried until its Generation
-// changes.
-type TerminalError struct{ Err error }
-
-// Terminal wraps err as a TerminalError (nil stays nil).
-func Terminal(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &TerminalError{Err: err}
-}
-
-// Error returns the wrapped error's message.
-func (e *TerminalError) Error() string { return e.Err.Error() }
-
-// Unwrap returns the wrapped error.
-func (e *TerminalError) Unwrap() error { return e.Err }
-
-// IsTerminal reports whether err is, or wraps, a TerminalError.
-func IsTerminal(err error) bool {
-	var t *TerminalError
-	return errors.As(err, &t)
-}
-
-// WaitError is the outcome "not yet, and not a failure": an image that is
-// not ready, a dependency that failed or is backing off. The key is checked
-// again at the next pass and its backoff does not grow.
-type WaitError struct{ Reason string }
-
-// Wait returns a WaitError with the given reason.
-func Wait(reason string) error { return &WaitError{Reason: reason} }
-
-// Error returns "waiting: " and the reason.
-func (e *WaitError) Error() string { return "waiting: " + e.Reason }
-
-// IsWait reports whether err is, or wraps, a WaitError.
-func IsWait(err error) bool {
-	var w *WaitError
-	return errors.As(err, &w)
 }
 
 // Outcome classifies how an item ended.
@@ -105,9 +64,9 @@ func Classify(err error) Outcome {
 	switch {
 	case err == nil:
 		return OutcomeSuccess
-	case IsTerminal(err):
+	case reconcile.IsTerminal(err):
 		return OutcomeTerminal
-	case IsWait(err):
+	case reconcile.IsWait(err):
 		return OutcomeWait
 	}
 	return OutcomeError
@@ -305,7 +264,7 @@ func (q *Queue) Next() (d Dispatch, ok bool) {
 	// dependency cycle. Block one; the rest follow as blocked dependents.
 	for _, key := range q.scan {
 		if st := q.keys[key]; st != nil && st.phase == kpQueued {
-			err := Wait(fmt.Sprintf("dependency cycle through %s", key))
+			err := reconcile.Wait(fmt.Sprintf("dependency cycle through %s", key))
 			st.phase, st.why = kpBad, err.Error()
 			return Dispatch{Item: st.item, Blocked: err}, true
 		}
@@ -329,7 +288,7 @@ func (q *Queue) depsReady(it Item) (ready bool, blocked error) {
 		case kpQueued, kpInFlight:
 			ready = false
 		case kpBad:
-			return false, Wait(fmt.Sprintf("dependency %s: %s", dep, ds.why))
+			return false, reconcile.Wait(fmt.Sprintf("dependency %s: %s", dep, ds.why))
 		case kpNone:
 			// The pass did not plan it and it is not in flight: converged.
 		}

@@ -1,4 +1,4 @@
-package engine
+package build
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
-func TestBuildInputs(t *testing.T) {
+func TestInputs(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -21,7 +21,9 @@ func TestBuildInputs(t *testing.T) {
 	img := &manifests.Image{Metadata: manifests.ObjectMeta{Name: "hello"},
 		Spec: manifests.ImageSpec{Build: &manifests.BuildSource{Context: dir, File: "Zockerfile"}}}
 	tags := map[string]string{}
-	inputs := BuildInputs(func(ref string) (string, bool) { id, ok := tags[ref]; return id, ok })
+	inputs := func(img *manifests.Image) (string, string, error) {
+		return Inputs(img.Spec.Build, func(ref string) (string, bool) { id, ok := tags[ref]; return id, ok })
+	}
 
 	in, base, err := inputs(img)
 	if err != nil || in != "" || base != "busybox" {

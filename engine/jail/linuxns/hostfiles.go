@@ -1,6 +1,6 @@
 //go:build linux
 
-package jail
+package linuxns
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 // symlinks on the way (FreeBSD's /home -> usr/home style), because the init
 // mounts by path in its own namespace: resolving every link as if root were
 // "/" gives the path the container itself will see. Files written into the
-// root use hostfiles.go's CopyHostFiles, which refuses symlinks instead.
+// root use engine/jail's CopyHostFiles, which refuses symlinks instead.
 
 // maxSymlinks bounds symlink resolution inside a root, as the kernel does (40).
 const maxSymlinks = 40

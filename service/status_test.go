@@ -1,4 +1,4 @@
-package reconcile
+package service
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
 // clock is a settable fake time source.
@@ -18,7 +19,7 @@ func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func cond(t *testing.T, s Status, key string, typ ConditionType) Condition {
 	t.Helper()
 	for _, o := range s.Objects {
-		if Key(o.Kind, o.Name) == key {
+		if reconcile.Key(o.Kind, o.Name) == key {
 			c, ok := o.Condition(typ)
 			if !ok {
 				t.Fatalf("%s has no %s condition", key, typ)
@@ -58,9 +59,9 @@ func TestStatusFromPlan(t *testing.T) {
 	d := desired(s)
 	kept := container("kept")
 	o := observed(applied(t, web(), "id1"), applied(t, kept, "id1"),
-		applied(t, container("gone"), "id1", func(oc *ObservedContainer) { oc.Manifest = "gone.yaml" }))
-	o.Containers["kept"] = applied(t, kept, "id1", func(oc *ObservedContainer) { oc.Manifest = "kept.yaml" })
-	p := Diff(d, o, Options{})
+		applied(t, container("gone"), "id1", func(oc *reconcile.ObservedContainer) { oc.Manifest = "gone.yaml" }))
+	o.Containers["kept"] = applied(t, kept, "id1", func(oc *reconcile.ObservedContainer) { oc.Manifest = "kept.yaml" })
+	p := reconcile.Diff(d, o, reconcile.Options{})
 	b.LoadedManifests(s)
 	b.Planned(p, d, o)
 	st := b.Snapshot()
@@ -106,14 +107,14 @@ func TestStatusFromPlan(t *testing.T) {
 	for _, a := range p.Actions {
 		b.Succeeded(a)
 	}
-	b.Failed(Action{Kind: manifests.KindContainer, Name: "app", Op: OpCreate}, errors.New("clone: busy"), false)
+	b.Failed(reconcile.Action{Kind: manifests.KindContainer, Name: "app", Op: reconcile.OpCreate}, errors.New("clone: busy"), false)
 	st = b.Snapshot()
 	check("Container/new", true, false, false, ReasonApplied)
 	check("Container/app", false, true, false, ReasonFailed)
 	if c := cond(t, st, "Container/app", ConditionReconciling); c.Reason != ReasonRetrying || c.Message != "clone: busy" {
 		t.Errorf("retrying condition %+v", c)
 	}
-	b.Failed(Action{Kind: manifests.KindContainer, Name: "app", Op: OpCreate}, errors.New("invalid"), true)
+	b.Failed(reconcile.Action{Kind: manifests.KindContainer, Name: "app", Op: reconcile.OpCreate}, errors.New("invalid"), true)
 	check2 := b.Snapshot()
 	if c := cond(t, check2, "Container/app", ConditionStalled); !c.Status {
 		t.Errorf("terminal failure does not stall: %+v", c)
@@ -127,7 +128,7 @@ func TestStatusFromPlan(t *testing.T) {
 	// The next pass without gone in the observed state keeps it out, and
 	// an object no longer declared nor observed is dropped.
 	delete(o.Containers, "gone")
-	b.Planned(Diff(d, o, Options{}), d, o)
+	b.Planned(reconcile.Diff(d, o, reconcile.Options{}), d, o)
 	for _, ob := range b.Snapshot().Objects {
 		if ob.Name == "gone" {
 			t.Error("gone came back")
@@ -140,12 +141,12 @@ func TestStatusAllReadyAndUnhealthy(t *testing.T) {
 	d := desired(newSet(image("base"), web()))
 	o := observed(applied(t, web(), "id1"))
 	b.LoadedManifests(d.Set)
-	b.Planned(Diff(d, o, Options{}), d, o)
+	b.Planned(reconcile.Diff(d, o, reconcile.Options{}), d, o)
 	if !b.Snapshot().AllReady() {
 		t.Errorf("in-sync world not all ready: %+v", b.Snapshot())
 	}
-	o.Containers["web"] = applied(t, web(), "id1", func(oc *ObservedContainer) { oc.Health = HealthUnhealthy })
-	b.Planned(Diff(d, o, Options{}), d, o)
+	o.Containers["web"] = applied(t, web(), "id1", func(oc *reconcile.ObservedContainer) { oc.Health = reconcile.HealthUnhealthy })
+	b.Planned(reconcile.Diff(d, o, reconcile.Options{}), d, o)
 	st := b.Snapshot()
 	if st.AllReady() || cond(t, st, "Container/web", ConditionReady).Reason != ReasonUnhealthy {
 		t.Errorf("unhealthy container counted ready: %+v", st)

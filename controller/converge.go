@@ -1,27 +1,19 @@
-package reconcile
+package controller
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
-
-// Observer reads the actual state: one zfs get and one jail listing.
-type Observer interface {
-	Observe(ctx context.Context) (Observed, error)
-}
-
-// Executor takes one planned action on the host.
-type Executor interface {
-	Execute(ctx context.Context, a Action) error
-}
 
 // Items turns a plan into work-queue items that run exec for each action.
 // Image builds and pulls get their own concurrency class (one at a time by
 // default); the generation is what the action converges to, so that a
 // terminal error is retried once the spec or the image inputs change.
-func Items(p Plan, exec Executor) []Item {
+func Items(p reconcile.Plan, exec reconcile.Executor) []Item {
 	items := make([]Item, 0, len(p.Actions))
 	for _, a := range p.Actions {
 		a := a
@@ -34,9 +26,9 @@ func Items(p Plan, exec Executor) []Item {
 			Run:        func(ctx context.Context) error { return exec.Execute(ctx, a) },
 		}
 		switch a.Op {
-		case OpBuild:
+		case reconcile.OpBuild:
 			it.Class = "build"
-		case OpPull:
+		case reconcile.OpPull:
 			it.Class = "pull"
 		}
 		items = append(items, it)
@@ -46,7 +38,7 @@ func Items(p Plan, exec Executor) []Item {
 
 // PassResult is what one converging pass did.
 type PassResult struct {
-	Action Action
+	Action reconcile.Action
 	Err    error
 	Took   time.Duration
 }
@@ -58,14 +50,14 @@ type PassResult struct {
 // what `apply` does; the service uses the Controller instead. It returns the
 // last plan, what every action did, and an error when the state did not
 // converge.
-func Converge(ctx context.Context, d Desired, obs Observer, exec Executor, opts Options, maxPasses int, onAction func(PassResult)) (Plan, error) {
-	var last Plan
+func Converge(ctx context.Context, d reconcile.Desired, obs reconcile.Observer, exec reconcile.Executor, opts reconcile.Options, maxPasses int, onAction func(PassResult)) (reconcile.Plan, error) {
+	var last reconcile.Plan
 	for pass := 0; pass < maxPasses; pass++ {
 		o, err := obs.Observe(ctx)
 		if err != nil {
 			return last, fmt.Errorf("observe: %w", err)
 		}
-		last = Diff(d, o, opts)
+		last = reconcile.Diff(d, o, opts)
 		last.Revision = revisionOf(d)
 		if len(last.Actions) == 0 {
 			return last, stuck(last)
@@ -82,7 +74,7 @@ func Converge(ctx context.Context, d Desired, obs Observer, exec Executor, opts 
 			}
 			start := time.Now()
 			err := exec.Execute(ctx, a)
-			if IsWait(err) {
+			if reconcile.IsWait(err) {
 				err = nil // not a failure: the next pass sees what it waited for
 			}
 			if onAction != nil {
@@ -102,7 +94,7 @@ func Converge(ctx context.Context, d Desired, obs Observer, exec Executor, opts 
 
 // stuck reports the blocked entries that are failures (not guards, not
 // waits that resolve by themselves) as an error.
-func stuck(p Plan) error {
+func stuck(p reconcile.Plan) error {
 	var errs []error
 	for _, b := range p.Blocked {
 		if b.Waiting() {
@@ -123,7 +115,7 @@ func firstFailed(deps []string, failed map[string]bool) string {
 	return ""
 }
 
-func revisionOf(d Desired) string {
+func revisionOf(d reconcile.Desired) string {
 	if d.Set == nil {
 		return ""
 	}

@@ -1,4 +1,10 @@
-package reconcile
+// Package controller is the reconcile loop: passes triggered at start-up,
+// by the manifest watcher, by a jittered resync and by expired backoffs; a
+// level-triggered work queue keyed by object with per-key backoff and
+// terminal errors; and Converge, the bounded passes `apply` runs. It is the
+// one place that resolves the manifest root. What a pass decides is
+// package reconcile's; what it does is the Executor's.
+package controller
 
 import (
 	"context"
@@ -10,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
 // Trigger reasons the controller itself uses; the caller adds its own
@@ -73,7 +81,7 @@ type Hooks struct {
 	// (zocker_workqueue_retries_total).
 	OnRetry func(key string, delay time.Duration)
 	// OnResult reports every item's end: err nil on success; a
-	// *TerminalError, a *WaitError (also for items blocked by a
+	// *reconcile.TerminalError, a *reconcile.WaitError (also for items blocked by a
 	// dependency, with d 0) or a transient error otherwise.
 	OnResult func(key, op string, err error, d time.Duration)
 	// OnPassDone reports a pass that failed before planning (err set), or
@@ -481,7 +489,7 @@ func (c *Controller[D, O]) run(l *loop, it Item) {
 			}
 		}()
 		if it.Run == nil {
-			err = Terminal(fmt.Errorf("%s %s: no action to run", it.Op, it.Key))
+			err = reconcile.Terminal(fmt.Errorf("%s %s: no action to run", it.Op, it.Key))
 			return
 		}
 		err = it.Run(l.itemCtx)

@@ -1,6 +1,6 @@
 //go:build linux
 
-package jail
+package linuxns
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 )
 
@@ -33,13 +34,13 @@ const initStartTimeout = 30 * time.Second
 // defaultPath is given to commands whose environment has no PATH.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// Linux is the Linux jail driver: a jail is a long-lived init process (this
+// Driver is the Linux jail driver: a jail is a long-lived init process (this
 // binary re-executed as InitCommand) holding private mount, pid, uts and ipc
 // namespaces (and a private network namespace unless the mode is inherit),
 // pivoted into the container's root. Its pid is recorded in
 // STATE/jails/NAME.pid, so that jails outlive the process that created them
 // and any later process can find, enter and remove them.
-type Linux struct {
+type Driver struct {
 	stateDir string
 	self     []string
 	run      runner.Runner
@@ -51,7 +52,7 @@ type Linux struct {
 // SCOPE is a digest of the state directory, so that two services (or two
 // test runs) on one host with a container of the same name never share, and
 // never kill each other's processes through, one cgroup.
-func (l *Linux) cgroupName(name string) string {
+func (l *Driver) cgroupName(name string) string {
 	abs, err := filepath.Abs(l.stateDir)
 	if err != nil {
 		abs = l.stateDir
@@ -60,12 +61,12 @@ func (l *Linux) cgroupName(name string) string {
 	return name + "." + hex.EncodeToString(sum[:4])
 }
 
-// NewLinux returns the Linux driver keeping its files under stateDir/jails.
+// New returns the Linux driver keeping its files under stateDir/jails.
 // self is the argv prefix that re-executes this binary's helpers; nil means
 // [os.Executable(), InitCommand]. r is kept for the external commands the
 // driver may need later (alias networking); today Create, Remove and List
 // run none: they work through the init, /proc and cgroupfs.
-func NewLinux(stateDir string, self []string, r runner.Runner, log *slog.Logger) *Linux {
+func New(stateDir string, self []string, r runner.Runner, log *slog.Logger) *Driver {
 	if len(self) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -76,15 +77,15 @@ func NewLinux(stateDir string, self []string, r runner.Runner, log *slog.Logger)
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Linux{stateDir: stateDir, self: self, run: r, log: log, cg: detectCgroups()}
+	return &Driver{stateDir: stateDir, self: self, run: r, log: log, cg: detectCgroups()}
 }
 
-var _ Driver = (*Linux)(nil)
+var _ jail.Driver = (*Driver)(nil)
 
 // LimitsEnforced reports whether memory, CPU and process limits can be
 // enforced on this host (cgroup controllers memory, cpu and pids), and if not,
 // why, so that status can say "limits not enforced".
-func (l *Linux) LimitsEnforced() (bool, string) {
+func (l *Driver) LimitsEnforced() (bool, string) {
 	return l.cg.enforced()
 }
 
@@ -100,23 +101,23 @@ type state struct {
 	Cgroups    []string `json:"cgroups,omitempty"`
 }
 
-func (l *Linux) jailsDir() string             { return filepath.Join(l.stateDir, "jails") }
-func (l *Linux) pidFile(name string) string   { return filepath.Join(l.jailsDir(), name+".pid") }
-func (l *Linux) stateFile(name string) string { return filepath.Join(l.jailsDir(), name+".json") }
+func (l *Driver) jailsDir() string             { return filepath.Join(l.stateDir, "jails") }
+func (l *Driver) pidFile(name string) string   { return filepath.Join(l.jailsDir(), name+".pid") }
+func (l *Driver) stateFile(name string) string { return filepath.Join(l.jailsDir(), name+".json") }
 
 // initConfig is what Create sends the init through its config pipe.
 type initConfig struct {
-	Root       string  `json:"root"`
-	Hostname   string  `json:"hostname"`
-	Mounts     []Mount `json:"mounts"`
-	PrivateNet bool    `json:"privateNet"`
+	Root       string       `json:"root"`
+	Hostname   string       `json:"hostname"`
+	Mounts     []jail.Mount `json:"mounts"`
+	PrivateNet bool         `json:"privateNet"`
 }
 
 func validName(name string) bool {
 	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
 }
 
-func (l *Linux) check(s Spec) error {
+func (l *Driver) check(s jail.Spec) error {
 	if !validName(s.Name) {
 		return fmt.Errorf("create jail: invalid name %q", s.Name)
 	}
@@ -129,8 +130,8 @@ func (l *Linux) check(s Spec) error {
 		return fmt.Errorf("create jail %s: root %s is not a directory", s.Name, s.Root)
 	}
 	switch s.Network.Mode {
-	case NetInherit, NetNone, NetLoopback, "":
-	case NetAlias:
+	case jail.NetInherit, jail.NetNone, jail.NetLoopback, "":
+	case jail.NetAlias:
 		// A veth pair and address management are not written yet.
 		return fmt.Errorf("create jail %s: network mode alias is not supported by the Linux driver yet", s.Name)
 	default:
@@ -152,7 +153,7 @@ func (l *Linux) check(s Spec) error {
 
 // Create starts the jail's init and returns once it has set up the jail, or
 // with the init's own error message. Nothing is left behind on failure.
-func (l *Linux) Create(ctx context.Context, s Spec) (err error) {
+func (l *Driver) Create(ctx context.Context, s jail.Spec) (err error) {
 	if err := l.check(s); err != nil {
 		return err
 	}
@@ -173,7 +174,7 @@ func (l *Linux) Create(ctx context.Context, s Spec) (err error) {
 	if hostname == "" {
 		hostname = s.Name
 	}
-	private := s.Network.Mode != NetInherit
+	private := s.Network.Mode != jail.NetInherit
 	cfg := initConfig{Root: s.Root, Hostname: hostname, Mounts: s.Mounts, PrivateNet: private}
 
 	cgroups, unenforced, err := l.cg.create(l.cgroupName(s.Name), s.Limits)
@@ -188,7 +189,7 @@ func (l *Linux) Create(ctx context.Context, s Spec) (err error) {
 			removeCgroups(cgroups, l.log.With("container", s.Name))
 		}
 	}()
-	if s.Limits != (Limits{}) {
+	if s.Limits != (jail.Limits{}) {
 		if ok, why := l.cg.enforced(); !ok {
 			l.log.Warn("resource limits not enforced", "container", s.Name, "err", why)
 		}
@@ -281,7 +282,7 @@ func (l *Linux) Create(ctx context.Context, s Spec) (err error) {
 
 // lock serializes Create and Remove of one jail across processes (the
 // service, supervisors and the CLI may all act on it).
-func (l *Linux) lock(name string) (func(), error) {
+func (l *Driver) lock(name string) (func(), error) {
 	p := filepath.Join(l.jailsDir(), name+".lock")
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -348,7 +349,7 @@ func writeAtomic(path string, data []byte) error {
 
 // load reads a jail's state; alive tells whether its init still runs (the
 // same process, not a recycled pid). st is nil when there is no pid file.
-func (l *Linux) load(name string) (st *state, alive bool) {
+func (l *Driver) load(name string) (st *state, alive bool) {
 	b, err := os.ReadFile(l.pidFile(name))
 	if err != nil {
 		return nil, false
@@ -394,13 +395,13 @@ func procStartTime(pid int) (uint64, error) {
 // as the user. Entering a pid namespace takes a fork, so the shim cannot exec
 // into the command; it forwards every signal it gets to the command and
 // exits as the command did.
-func (l *Linux) Command(name string, p Process) (*exec.Cmd, error) {
+func (l *Driver) Command(name string, p jail.Process) (*exec.Cmd, error) {
 	if len(p.Argv) == 0 {
 		return nil, fmt.Errorf("command in jail %s: empty argv", name)
 	}
 	st, alive := l.load(name)
 	if !alive {
-		return nil, fmt.Errorf("command in jail %s: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("command in jail %s: %w", name, jail.ErrNotFound)
 	}
 	nsenter, err := exec.LookPath("nsenter")
 	if err != nil {
@@ -446,7 +447,7 @@ func hasKey(env []string, key string) bool {
 // Remove kills the jail's init, which takes every process of its pid
 // namespace and, with its mount namespace, every mount it made; then it
 // removes the jail's cgroups and files. A jail that does not exist is fine.
-func (l *Linux) Remove(ctx context.Context, name string) error {
+func (l *Driver) Remove(ctx context.Context, name string) error {
 	if !validName(name) {
 		return fmt.Errorf("remove jail: invalid name %q", name)
 	}
@@ -483,14 +484,14 @@ func (l *Linux) Remove(ctx context.Context, name string) error {
 }
 
 // cleanup removes what a dead jail left: its cgroups and files.
-func (l *Linux) cleanup(name string, st *state) {
+func (l *Driver) cleanup(name string, st *state) {
 	removeCgroups(st.Cgroups, l.log.With("container", name))
 	os.Remove(l.pidFile(name))
 	os.Remove(l.stateFile(name))
 }
 
 // List returns the running jails from the pid files, without any command.
-func (l *Linux) List(ctx context.Context) ([]Info, error) {
+func (l *Driver) List(ctx context.Context) ([]jail.Info, error) {
 	entries, err := os.ReadDir(l.jailsDir())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -498,7 +499,7 @@ func (l *Linux) List(ctx context.Context) ([]Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list jails: %w", err)
 	}
-	var out []Info
+	var out []jail.Info
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".pid")
 		if !ok || !validName(name) {
@@ -508,7 +509,7 @@ func (l *Linux) List(ctx context.Context) ([]Info, error) {
 		if !alive {
 			continue
 		}
-		out = append(out, Info{Name: name, JID: st.Pid, Path: st.Root, Hostname: st.Hostname})
+		out = append(out, jail.Info{Name: name, JID: st.Pid, Path: st.Root, Hostname: st.Hostname})
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package reconcile_test
+package controller_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+	"github.com/zocker-reconcile/zocker-reconcile/controller"
 )
 
 // The wiring `serve` does, with the real loader, observer, planner and
@@ -17,20 +17,20 @@ func ExampleController() {
 	type desired struct{ containers []string }
 	type observed struct{ running map[string]bool }
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &reconcile.Controller[desired, observed]{
+	c := &controller.Controller[desired, observed]{
 		Load: func(context.Context, string) (desired, error) {
 			return desired{containers: []string{"db", "web"}}, nil
 		},
 		Observe: func(context.Context) (observed, error) {
 			return observed{running: map[string]bool{"db": true}}, nil
 		},
-		Plan: func(d desired, o observed) []reconcile.Item {
-			var items []reconcile.Item
+		Plan: func(d desired, o observed) []controller.Item {
+			var items []controller.Item
 			for _, name := range d.containers {
 				if o.running[name] {
 					continue
 				}
-				items = append(items, reconcile.Item{
+				items = append(items, controller.Item{
 					Key: "container/" + name, Op: "start", Generation: "hash-1",
 					Deps: []string{"container/db"},
 					Run: func(context.Context) error {
@@ -43,9 +43,9 @@ func ExampleController() {
 		},
 		Resync: time.Minute,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Hooks: reconcile.Hooks{
+		Hooks: controller.Hooks{
 			OnResult: func(key, op string, err error, _ time.Duration) {
-				fmt.Println(key, op, reconcile.Classify(err))
+				fmt.Println(key, op, controller.Classify(err))
 			},
 			OnPassDone: func(trigger string, err error) {
 				fmt.Println("pass done:", trigger, err)

@@ -1,6 +1,6 @@
 //go:build linux
 
-package jail
+package linuxns
 
 import (
 	"bufio"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 )
 
 // cgroupParent is the cgroup, below the creating process's own, that holds
@@ -175,7 +177,7 @@ func (h cgroupHost) enforced() (bool, string) {
 // the directories made, and the limits that could not be set because the
 // controller is not delegated there (a cgroup v2 host whose service cgroup
 // does not hand it down); on error it removes the directories.
-func (h cgroupHost) create(name string, lim Limits) (dirs, unenforced []string, err error) {
+func (h cgroupHost) create(name string, lim jail.Limits) (dirs, unenforced []string, err error) {
 	defer func() {
 		if err != nil {
 			removeCgroups(dirs, nil)
@@ -214,7 +216,7 @@ func (h cgroupHost) create(name string, lim Limits) (dirs, unenforced []string, 
 	return dirs, unenforced, nil
 }
 
-func writeLimit(dir string, c controller, lim Limits) error {
+func writeLimit(dir string, c controller, lim jail.Limits) error {
 	var file, value string
 	switch {
 	case c.name == "memory" && lim.MemoryBytes > 0:

@@ -1,6 +1,6 @@
 //go:build linux
 
-package jail
+package linuxns
 
 import (
 	"encoding/json"
@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"golang.org/x/sys/unix"
 )
 
@@ -103,8 +104,8 @@ func setupJail(cfg initConfig) error {
 		return fmt.Errorf("bind root %s: %w", root, err)
 	}
 	// resolv.conf and localtime go into the image before any volume or
-	// /proc is mounted (CopyHostFiles refuses symlinks on the way).
-	if err := CopyHostFiles(root, DefaultHostFiles); err != nil {
+	// /proc is mounted (jail.CopyHostFiles refuses symlinks on the way).
+	if err := jail.CopyHostFiles(root, jail.DefaultHostFiles); err != nil {
 		return err
 	}
 	for _, m := range cfg.Mounts {
@@ -148,7 +149,7 @@ func setupJail(cfg initConfig) error {
 }
 
 // bindVolume bind-mounts a host path into the root, read-only if declared.
-func bindVolume(root string, m Mount) error {
+func bindVolume(root string, m jail.Mount) error {
 	if _, err := os.Stat(m.Source); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("volume source %s does not exist", m.Source)

@@ -1,4 +1,4 @@
-package reconcile
+package controller
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
 // fakeClock moves only when the test says so. Timers due at creation fire
@@ -222,12 +224,12 @@ func TestControllerTerminalNotRetriedUntilGenerationChanges(t *testing.T) {
 	h := newHarness(t, func() []Item {
 		return []Item{{Key: "container/web", Op: "create", Generation: gen.Load().(string), Run: func(context.Context) error {
 			runs.Add(1)
-			return Terminal(errors.New("image nope does not exist"))
+			return reconcile.Terminal(errors.New("image nope does not exist"))
 		}}}
 	}, nil)
 	r := recv(t, h.results, "result")
-	if !IsTerminal(r.err) {
-		t.Fatalf("result %v, want a TerminalError", r.err)
+	if !reconcile.IsTerminal(r.err) {
+		t.Fatalf("result %v, want a *reconcile.TerminalError", r.err)
 	}
 	recv(t, h.passes, "pass done")
 	for range 3 {
@@ -385,7 +387,7 @@ func TestControllerDependentsWait(t *testing.T) {
 	if idx("container/cache") >= 0 {
 		t.Fatalf("container/cache ran (%v) although its image failed", order)
 	}
-	if err := got["container/cache"]; !IsWait(err) || !strings.Contains(err.Error(), "image/broken") {
+	if err := got["container/cache"]; !reconcile.IsWait(err) || !strings.Contains(err.Error(), "image/broken") {
 		t.Fatalf("container/cache: %v, want a wait naming image/broken", err)
 	}
 }
@@ -442,12 +444,12 @@ func TestControllerWaitIsNotAFailure(t *testing.T) {
 	h := newHarness(t, func() []Item {
 		return []Item{{Key: "container/web", Op: "create", Run: func(context.Context) error {
 			if !ready.Load() {
-				return Wait("image base is not ready")
+				return reconcile.Wait("image base is not ready")
 			}
 			return nil
 		}}}
 	}, nil)
-	if r := recv(t, h.results, "result"); !IsWait(r.err) {
+	if r := recv(t, h.results, "result"); !reconcile.IsWait(r.err) {
 		t.Fatalf("result %v, want a wait", r.err)
 	}
 	recv(t, h.passes, "pass")

@@ -1,6 +1,6 @@
 //go:build linux
 
-package jail
+package linuxns
 
 import (
 	"bufio"
@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
 )
@@ -59,8 +60,8 @@ func runCreator(v string) int {
 	if len(parts) != 3 {
 		return 2
 	}
-	d := NewLinux(parts[0], testSelf(), &runner.Exec{}, nil)
-	if err := d.Create(context.Background(), Spec{Name: parts[2], Root: parts[1], Network: Network{Mode: NetNone}}); err != nil {
+	d := New(parts[0], testSelf(), &runner.Exec{}, nil)
+	if err := d.Create(context.Background(), jail.Spec{Name: parts[2], Root: parts[1], Network: jail.Network{Mode: jail.NetNone}}); err != nil {
 		fmt.Println("error:", err)
 		return 1
 	}
@@ -68,13 +69,13 @@ func runCreator(v string) int {
 	select {} // until the test kills us
 }
 
-func newTestDriver(t testing.TB) *Linux {
+func newTestDriver(t testing.TB) *Driver {
 	t.Helper()
 	testenv.RequireRoot(t)
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		t.Fatalf("nsenter (util-linux) is required: %v", err)
 	}
-	return NewLinux(t.TempDir(), testSelf(), &runner.Exec{}, nil)
+	return New(t.TempDir(), testSelf(), &runner.Exec{}, nil)
 }
 
 // testRoot returns a private copy of the busybox root filesystem.
@@ -88,7 +89,7 @@ func testRoot(t testing.TB) string {
 	return dst
 }
 
-func create(t testing.TB, d *Linux, s Spec) {
+func create(t testing.TB, d *Driver, s jail.Spec) {
 	t.Helper()
 	if err := d.Create(context.Background(), s); err != nil {
 		t.Fatalf("Create: %v", err)
@@ -101,7 +102,7 @@ func create(t testing.TB, d *Linux, s Spec) {
 }
 
 // run runs p in the jail and returns its combined output and exit code.
-func run(t testing.TB, d *Linux, name string, p Process) (string, int) {
+func run(t testing.TB, d *Driver, name string, p jail.Process) (string, int) {
 	t.Helper()
 	cmd, err := d.Command(name, p)
 	if err != nil {
@@ -133,9 +134,9 @@ func TestLinuxInheritHTTP(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "var/www/index.html"), []byte("hello from the jail\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	create(t, d, Spec{Name: "web", Root: root, Network: Network{Mode: NetInherit}})
+	create(t, d, jail.Spec{Name: "web", Root: root, Network: jail.Network{Mode: jail.NetInherit}})
 	port := freePort(t)
-	cmd, err := d.Command("web", Process{Argv: []string{"httpd", "-f", "-p", fmt.Sprintf("127.0.0.1:%d", port), "-h", "/var/www"}, User: "www"})
+	cmd, err := d.Command("web", jail.Process{Argv: []string{"httpd", "-f", "-p", fmt.Sprintf("127.0.0.1:%d", port), "-h", "/var/www"}, User: "www"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +175,8 @@ func TestLinuxInheritHTTP(t *testing.T) {
 func TestLinuxNoneSeesOnlyLoopback(t *testing.T) {
 	d := newTestDriver(t)
 	root := testRoot(t)
-	create(t, d, Spec{Name: "isolated", Root: root, Network: Network{Mode: NetNone}})
-	out, code := run(t, d, "isolated", Process{Argv: []string{"cat", "/proc/net/dev"}})
+	create(t, d, jail.Spec{Name: "isolated", Root: root, Network: jail.Network{Mode: jail.NetNone}})
+	out, code := run(t, d, "isolated", jail.Process{Argv: []string{"cat", "/proc/net/dev"}})
 	if code != 0 {
 		t.Fatalf("cat /proc/net/dev: exit %d: %s", code, out)
 	}
@@ -188,12 +189,12 @@ func TestLinuxNoneSeesOnlyLoopback(t *testing.T) {
 	if !slices.Equal(ifaces, []string{"lo"}) {
 		t.Fatalf("interfaces = %v, want only lo:\n%s", ifaces, out)
 	}
-	out, _ = run(t, d, "isolated", Process{Argv: []string{"ip", "link", "show", "lo"}})
+	out, _ = run(t, d, "isolated", jail.Process{Argv: []string{"ip", "link", "show", "lo"}})
 	if !strings.Contains(out, "UP") {
 		t.Fatalf("lo is not up: %s", out)
 	}
 	// Loopback works, the host's does not leak in.
-	out, code = run(t, d, "isolated", Process{Argv: []string{"ping", "-c", "1", "-W", "2", "127.0.0.1"}})
+	out, code = run(t, d, "isolated", jail.Process{Argv: []string{"ping", "-c", "1", "-W", "2", "127.0.0.1"}})
 	if code != 0 {
 		t.Fatalf("ping 127.0.0.1 inside: exit %d: %s", code, out)
 	}
@@ -206,15 +207,15 @@ func TestLinuxVolumes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(ro, "data"), []byte("ro data\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	create(t, d, Spec{Name: "vols", Root: root, Network: Network{Mode: NetNone}, Mounts: []Mount{
+	create(t, d, jail.Spec{Name: "vols", Root: root, Network: jail.Network{Mode: jail.NetNone}, Mounts: []jail.Mount{
 		{Source: ro, Target: "/srv/ro", ReadOnly: true},
 		{Source: rw, Target: "/srv/rw"},
 	}})
-	out, code := run(t, d, "vols", Process{Argv: []string{"cat", "/srv/ro/data"}})
+	out, code := run(t, d, "vols", jail.Process{Argv: []string{"cat", "/srv/ro/data"}})
 	if code != 0 || out != "ro data\n" {
 		t.Fatalf("read ro volume: exit %d: %q", code, out)
 	}
-	out, code = run(t, d, "vols", Process{Argv: []string{"sh", "-c", "echo x > /srv/ro/new"}})
+	out, code = run(t, d, "vols", jail.Process{Argv: []string{"sh", "-c", "echo x > /srv/ro/new"}})
 	if code == 0 {
 		t.Fatalf("write to read-only volume succeeded: %s", out)
 	}
@@ -224,7 +225,7 @@ func TestLinuxVolumes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(ro, "new")); err == nil {
 		t.Fatal("file written through the read-only volume exists on the host")
 	}
-	out, code = run(t, d, "vols", Process{Argv: []string{"sh", "-c", "echo written inside > /srv/rw/new"}})
+	out, code = run(t, d, "vols", jail.Process{Argv: []string{"sh", "-c", "echo written inside > /srv/rw/new"}})
 	if code != 0 {
 		t.Fatalf("write to rw volume: exit %d: %s", code, out)
 	}
@@ -238,8 +239,8 @@ func TestLinuxIdentity(t *testing.T) {
 	d := newTestDriver(t)
 	root := testRoot(t)
 	t.Setenv("ZOCKER_HOST_ONLY", "leak")
-	create(t, d, Spec{Name: "ident", Root: root, Hostname: "web-1", Network: Network{Mode: NetLoopback}})
-	out, code := run(t, d, "ident", Process{
+	create(t, d, jail.Spec{Name: "ident", Root: root, Hostname: "web-1", Network: jail.Network{Mode: jail.NetLoopback}})
+	out, code := run(t, d, "ident", jail.Process{
 		Argv:    []string{"sh", "-c", "hostname; id -u; id -g; pwd; env"},
 		Env:     []string{"GREETING=hello world", "TZ=UTC"},
 		User:    "www",
@@ -263,21 +264,21 @@ func TestLinuxIdentity(t *testing.T) {
 	}
 	// The jail's resolv.conf is the host's.
 	if host, err := os.ReadFile("/etc/resolv.conf"); err == nil {
-		out, _ := run(t, d, "ident", Process{Argv: []string{"cat", "/etc/resolv.conf"}})
+		out, _ := run(t, d, "ident", jail.Process{Argv: []string{"cat", "/etc/resolv.conf"}})
 		if out != string(host) {
 			t.Errorf("resolv.conf inside = %q, host %q", out, host)
 		}
 	}
 	// A numeric user needs no passwd entry; a missing name is an error.
-	out, _ = run(t, d, "ident", Process{Argv: []string{"id", "-u"}, User: "4242"})
+	out, _ = run(t, d, "ident", jail.Process{Argv: []string{"id", "-u"}, User: "4242"})
 	if strings.TrimSpace(out) != "4242" {
 		t.Errorf("numeric user: id -u = %q", out)
 	}
-	if _, err := d.Command("ident", Process{Argv: []string{"id"}, User: "nosuchuser"}); err == nil {
+	if _, err := d.Command("ident", jail.Process{Argv: []string{"id"}, User: "nosuchuser"}); err == nil {
 		t.Error("unknown user accepted")
 	}
 	// The command is pid-namespaced: the init is pid 1.
-	out, _ = run(t, d, "ident", Process{Argv: []string{"cat", "/proc/1/cmdline"}})
+	out, _ = run(t, d, "ident", jail.Process{Argv: []string{"cat", "/proc/1/cmdline"}})
 	if !strings.Contains(out, InitCommand) {
 		t.Errorf("pid 1 inside is %q, want the init", out)
 	}
@@ -285,14 +286,14 @@ func TestLinuxIdentity(t *testing.T) {
 
 func TestLinuxExitCodesAndSignals(t *testing.T) {
 	d := newTestDriver(t)
-	create(t, d, Spec{Name: "codes", Root: testRoot(t), Network: Network{Mode: NetNone}})
-	if _, code := run(t, d, "codes", Process{Argv: []string{"sh", "-c", "exit 3"}}); code != 3 {
+	create(t, d, jail.Spec{Name: "codes", Root: testRoot(t), Network: jail.Network{Mode: jail.NetNone}})
+	if _, code := run(t, d, "codes", jail.Process{Argv: []string{"sh", "-c", "exit 3"}}); code != 3 {
 		t.Errorf("exit 3: got %d", code)
 	}
-	if out, code := run(t, d, "codes", Process{Argv: []string{"/no/such/command"}}); code != 127 {
+	if out, code := run(t, d, "codes", jail.Process{Argv: []string{"/no/such/command"}}); code != 127 {
 		t.Errorf("missing command: exit %d, want 127: %s", code, out)
 	}
-	cmd, err := d.Command("codes", Process{Argv: []string{"sleep", "100"}})
+	cmd, err := d.Command("codes", jail.Process{Argv: []string{"sleep", "100"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +345,7 @@ func jailInits(t testing.TB) []int {
 	return pids
 }
 
-func assertNothingLeft(t *testing.T, d *Linux, name, root string, before []int) {
+func assertNothingLeft(t *testing.T, d *Driver, name, root string, before []int) {
 	t.Helper()
 	if mi := mountinfo(t); strings.Contains(mi, root) {
 		t.Errorf("host mount table mentions %s:\n%s", root, mi)
@@ -366,7 +367,7 @@ func TestLinuxMissingHostPath(t *testing.T) {
 	d := newTestDriver(t)
 	root := testRoot(t)
 	before := jailInits(t)
-	err := d.Create(context.Background(), Spec{Name: "bad", Root: root, Mounts: []Mount{
+	err := d.Create(context.Background(), jail.Spec{Name: "bad", Root: root, Mounts: []jail.Mount{
 		{Source: "/nonexistent/zocker-test-dir", Target: "/data"},
 	}})
 	if err == nil || !strings.Contains(err.Error(), "volume source /nonexistent/zocker-test-dir does not exist") {
@@ -376,7 +377,7 @@ func TestLinuxMissingHostPath(t *testing.T) {
 
 	// A failure inside the init (the mount point crosses a regular file)
 	// comes back with the init's message and leaves nothing either.
-	err = d.Create(context.Background(), Spec{Name: "bad", Root: root, Mounts: []Mount{
+	err = d.Create(context.Background(), jail.Spec{Name: "bad", Root: root, Mounts: []jail.Mount{
 		{Source: t.TempDir(), Target: "/etc/passwd/sub"},
 	}})
 	if err == nil || !strings.Contains(err.Error(), "not a directory") {
@@ -391,11 +392,11 @@ func TestLinuxRemoveLeavesNothing(t *testing.T) {
 	root := testRoot(t)
 	vol := t.TempDir()
 	before := jailInits(t)
-	if err := d.Create(context.Background(), Spec{Name: "gone", Root: root, Mounts: []Mount{{Source: vol, Target: "/data"}},
-		Limits: Limits{MaxProcesses: 50}}); err != nil {
+	if err := d.Create(context.Background(), jail.Spec{Name: "gone", Root: root, Mounts: []jail.Mount{{Source: vol, Target: "/data"}},
+		Limits: jail.Limits{MaxProcesses: 50}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Create(context.Background(), Spec{Name: "gone", Root: root}); err == nil {
+	if err := d.Create(context.Background(), jail.Spec{Name: "gone", Root: root}); err == nil {
 		t.Error("second Create of a running jail succeeded")
 	}
 	list, err := d.List(context.Background())
@@ -403,7 +404,7 @@ func TestLinuxRemoveLeavesNothing(t *testing.T) {
 		t.Fatalf("List = %+v, %v", list, err)
 	}
 	st, _ := d.load("gone")
-	cmd, err := d.Command("gone", Process{Argv: []string{"sh", "-c", "sleep 1000 & sleep 1000"}})
+	cmd, err := d.Command("gone", jail.Process{Argv: []string{"sh", "-c", "sleep 1000 & sleep 1000"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,8 +436,8 @@ func TestLinuxRemoveLeavesNothing(t *testing.T) {
 	if err := d.Remove(context.Background(), "gone"); err != nil {
 		t.Errorf("second Remove: %v", err)
 	}
-	if _, err := d.Command("gone", Process{Argv: []string{"true"}}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Command after Remove: %v, want ErrNotFound", err)
+	if _, err := d.Command("gone", jail.Process{Argv: []string{"true"}}); !errors.Is(err, jail.ErrNotFound) {
+		t.Errorf("Command after Remove: %v, want jail.ErrNotFound", err)
 	}
 }
 
@@ -468,7 +469,7 @@ func TestLinuxSurvivesCreator(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Name != "orphan" {
 		t.Fatalf("after the creator's death, List = %+v, %v", list, err)
 	}
-	if out, code := run(t, d, "orphan", Process{Argv: []string{"echo", "alive"}}); code != 0 || out != "alive\n" {
+	if out, code := run(t, d, "orphan", jail.Process{Argv: []string{"echo", "alive"}}); code != 0 || out != "alive\n" {
 		t.Fatalf("exec in the orphaned jail: exit %d: %q", code, out)
 	}
 }
@@ -478,8 +479,8 @@ func TestLinuxLimits(t *testing.T) {
 	if ok, why := d.LimitsEnforced(); !ok {
 		t.Skipf("limits not enforced on this host: %s", why)
 	}
-	create(t, d, Spec{Name: "limited", Root: testRoot(t), Network: Network{Mode: NetNone},
-		Limits: Limits{MemoryBytes: 64 << 20, MaxProcesses: 8, CPUPercent: 50}})
+	create(t, d, jail.Spec{Name: "limited", Root: testRoot(t), Network: jail.Network{Mode: jail.NetNone},
+		Limits: jail.Limits{MemoryBytes: 64 << 20, MaxProcesses: 8, CPUPercent: 50}})
 	st, _ := d.load("limited")
 	want := map[string]string{"pids.max": "8", "memory.limit_in_bytes": strconv.Itoa(64 << 20), "cpu.cfs_quota_us": "50000"}
 	found := 0
@@ -498,10 +499,10 @@ func TestLinuxLimits(t *testing.T) {
 	}
 	// Commands run in the jail's cgroup: 7 processes fit (the init does
 	// not count), forking past maxProcesses fails.
-	if out, code := run(t, d, "limited", Process{Argv: []string{"sh", "-c", "for i in 1 2 3 4 5 6; do sleep 1 & done; wait"}}); code != 0 {
+	if out, code := run(t, d, "limited", jail.Process{Argv: []string{"sh", "-c", "for i in 1 2 3 4 5 6; do sleep 1 & done; wait"}}); code != 0 {
 		t.Errorf("7 processes under maxProcesses 8: exit %d: %q", code, out)
 	}
-	out, _ := run(t, d, "limited", Process{Argv: []string{"sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 1 & done; wait"}})
+	out, _ := run(t, d, "limited", jail.Process{Argv: []string{"sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 1 & done; wait"}})
 	t.Logf("output under maxProcesses 8: %q", out)
 	if !strings.Contains(out, "fork") {
 		t.Errorf("12 processes under maxProcesses 8 all started: %q", out)
@@ -591,11 +592,11 @@ func BenchmarkStart(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		if err := d.Create(context.Background(), Spec{Name: "bench", Root: root, Network: Network{Mode: NetNone}}); err != nil {
+		if err := d.Create(context.Background(), jail.Spec{Name: "bench", Root: root, Network: jail.Network{Mode: jail.NetNone}}); err != nil {
 			b.Fatal(err)
 		}
 		creates = append(creates, time.Since(t0))
-		cmd, err := d.Command("bench", Process{Argv: []string{"/bin/true"}})
+		cmd, err := d.Command("bench", jail.Process{Argv: []string{"/bin/true"}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -622,17 +623,17 @@ func BenchmarkStart(b *testing.B) {
 }
 
 func TestLinuxRejectsBadSpecs(t *testing.T) {
-	d := NewLinux(t.TempDir(), testSelf(), &runner.Exec{}, nil)
+	d := New(t.TempDir(), testSelf(), &runner.Exec{}, nil)
 	root := t.TempDir()
 	for _, tc := range []struct {
-		spec Spec
+		spec jail.Spec
 		want string
 	}{
-		{Spec{Name: "a/b", Root: root}, `invalid name "a/b"`},
-		{Spec{Name: "rel", Root: "relative/root"}, "is not an absolute path"},
-		{Spec{Name: "nort", Root: filepath.Join(root, "missing")}, "no such file or directory"},
-		{Spec{Name: "alias", Root: root, Network: Network{Mode: NetAlias}}, "network mode alias is not supported by the Linux driver yet"},
-		{Spec{Name: "relmount", Root: root, Mounts: []Mount{{Source: "data", Target: "/data"}}}, "paths must be absolute"},
+		{jail.Spec{Name: "a/b", Root: root}, `invalid name "a/b"`},
+		{jail.Spec{Name: "rel", Root: "relative/root"}, "is not an absolute path"},
+		{jail.Spec{Name: "nort", Root: filepath.Join(root, "missing")}, "no such file or directory"},
+		{jail.Spec{Name: "alias", Root: root, Network: jail.Network{Mode: jail.NetAlias}}, "network mode alias is not supported by the Linux driver yet"},
+		{jail.Spec{Name: "relmount", Root: root, Mounts: []jail.Mount{{Source: "data", Target: "/data"}}}, "paths must be absolute"},
 	} {
 		err := d.Create(context.Background(), tc.spec)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -1,4 +1,4 @@
-package reconcile
+package service
 
 import (
 	"slices"
@@ -7,7 +7,11 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
+
+// emptySet stands for a missing manifest set.
+var emptySet = &manifests.Set{}
 
 // ConditionType names one of an object's conditions.
 type ConditionType string
@@ -63,7 +67,7 @@ type Condition struct {
 type ObjectStatus struct {
 	Kind string `json:"kind"`
 	Name string `json:"name"`
-	// Manifest is the file that declares it (see ManifestRef).
+	// Manifest is the file that declares it (see reconcile.ManifestRef).
 	Manifest string `json:"manifest,omitempty"`
 	// SpecHash is the spec hash last observed or applied.
 	SpecHash string `json:"specHash,omitempty"`
@@ -242,38 +246,38 @@ func (b *StatusBook) LoadedManifests(set *manifests.Set) {
 // action are Reconciling, blocked ones Reconciling (waiting) or Stalled,
 // the others Ready (a container also needs to run and be healthy). Objects
 // neither declared, observed as managed, nor in the plan are dropped.
-func (b *StatusBook) Planned(p Plan, d Desired, o Observed) {
+func (b *StatusBook) Planned(p reconcile.Plan, d reconcile.Desired, o reconcile.Observed) {
 	set := d.Set
 	if set == nil {
 		set = emptySet
 	}
 	tracked := make(map[string]bool)
 	for name := range set.Images {
-		tracked[Key(manifests.KindImage, name)] = true
+		tracked[reconcile.Key(manifests.KindImage, name)] = true
 	}
 	for name := range set.Volumes {
-		tracked[Key(manifests.KindVolume, name)] = true
+		tracked[reconcile.Key(manifests.KindVolume, name)] = true
 	}
 	for name := range set.Containers {
-		tracked[Key(manifests.KindContainer, name)] = true
+		tracked[reconcile.Key(manifests.KindContainer, name)] = true
 	}
 	for name, oc := range o.Containers {
 		if oc.Managed {
-			tracked[Key(manifests.KindContainer, name)] = true
+			tracked[reconcile.Key(manifests.KindContainer, name)] = true
 		}
 	}
 	for name, ov := range o.Volumes {
 		if ov.Managed {
-			tracked[Key(manifests.KindVolume, name)] = true
+			tracked[reconcile.Key(manifests.KindVolume, name)] = true
 		}
 	}
-	actions := make(map[string]*Action, len(p.Actions))
+	actions := make(map[string]*reconcile.Action, len(p.Actions))
 	for i := range p.Actions {
 		a := &p.Actions[i]
 		actions[a.Key()] = a
 		tracked[a.Key()] = true
 	}
-	blocked := make(map[string]*Blocked, len(p.Blocked))
+	blocked := make(map[string]*reconcile.Blocked, len(p.Blocked))
 	for i := range p.Blocked {
 		bl := &p.Blocked[i]
 		tracked[bl.Key()] = true
@@ -302,7 +306,7 @@ func (b *StatusBook) Planned(p Plan, d Desired, o Observed) {
 			}
 		}
 		if src, ok := set.Sources[key]; ok {
-			obj.Manifest = ManifestRef(set, src.File)
+			obj.Manifest = reconcile.ManifestRef(set, src.File)
 		}
 		bl, isBlocked := blocked[key]
 		a, hasAction := actions[key]
@@ -321,9 +325,9 @@ func (b *StatusBook) Planned(p Plan, d Desired, o Observed) {
 			reason, msg := ReasonInSync, ""
 			if obj.Kind == manifests.KindContainer {
 				switch o.Containers[obj.Name].Health {
-				case HealthUnhealthy:
+				case reconcile.HealthUnhealthy:
 					reason, msg = ReasonUnhealthy, "health check failing"
-				case HealthStarting:
+				case reconcile.HealthStarting:
 					reason, msg = ReasonHealthStarting, "health check not yet passed"
 				}
 			}
@@ -332,16 +336,16 @@ func (b *StatusBook) Planned(p Plan, d Desired, o Observed) {
 	}
 }
 
-// stalledReason maps a Blocked reason to a condition reason.
+// stalledReason maps a reconcile.Blocked reason to a condition reason.
 func stalledReason(reason string) string {
 	switch reason {
-	case BlockedInvalidManifest:
+	case reconcile.BlockedInvalidManifest:
 		return ReasonInvalidManifest
-	case BlockedDuplicate:
+	case reconcile.BlockedDuplicate:
 		return ReasonDuplicate
-	case BlockedNameConflict:
+	case reconcile.BlockedNameConflict:
 		return ReasonNameConflict
-	case BlockedMissingVolume:
+	case reconcile.BlockedMissingVolume:
 		return ReasonMissingVolume
 	}
 	return ReasonPruneBlocked
@@ -349,10 +353,10 @@ func stalledReason(reason string) string {
 
 // Succeeded records that an action finished: the object is Ready (a pruned
 // or destroyed one leaves the book).
-func (b *StatusBook) Succeeded(a Action) {
+func (b *StatusBook) Succeeded(a reconcile.Action) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if a.Op == OpPrune || a.Op == OpDestroyVolume {
+	if a.Op == reconcile.OpPrune || a.Op == reconcile.OpDestroyVolume {
 		delete(b.objects, a.Key())
 		b.updated = b.now().UTC()
 		return
@@ -363,7 +367,7 @@ func (b *StatusBook) Succeeded(a Action) {
 // Failed records that an action failed with err: a terminal error (one that
 // retrying cannot fix) stalls the object, another keeps it Reconciling while
 // the controller retries.
-func (b *StatusBook) Failed(a Action, err error, terminal bool) {
+func (b *StatusBook) Failed(a reconcile.Action, err error, terminal bool) {
 	msg := a.String()
 	if err != nil {
 		msg = err.Error()
@@ -405,7 +409,7 @@ func (b *StatusBook) Snapshot() Status {
 		s.Objects = append(s.Objects, c)
 	}
 	slices.SortFunc(s.Objects, func(a, b ObjectStatus) int {
-		if c := kindRank(a.Kind) - kindRank(b.Kind); c != 0 {
+		if c := reconcile.KindRank(a.Kind) - reconcile.KindRank(b.Kind); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Name, b.Name)

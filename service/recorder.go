@@ -1,0 +1,61 @@
+package service
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/zocker-reconcile/zocker-reconcile/metrics"
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+)
+
+// recorder runs an action on the engine and records it: one log line with
+// action, kind, name, duration, result and err; the action metrics; the
+// status book.
+type recorder struct{ s *Service }
+
+func (r *recorder) Execute(ctx context.Context, a reconcile.Action) error {
+	start := time.Now()
+	err := r.s.cfg.Engine.Execute(ctx, a)
+	took := time.Since(start)
+	result := metrics.ResultSuccess
+	level := slog.LevelInfo
+	switch {
+	case err == nil:
+		r.s.book.Succeeded(a)
+		r.s.mu.Lock()
+		r.s.acted = true
+		r.s.mu.Unlock()
+	case reconcile.IsWait(err):
+		result = "wait"
+	default:
+		result = metrics.ResultError
+		level = slog.LevelError
+		r.s.book.Failed(a, err, reconcile.IsTerminal(err))
+	}
+	if result != "wait" {
+		r.s.m.ObserveAction(a.Kind, metricAction(a.Op), result, took)
+	}
+	attrs := []any{"action", string(a.Op), "kind", a.Kind, "name", a.Name, "reason", a.Reason,
+		"duration", took.Round(time.Millisecond), "result", result}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	r.s.log.Log(ctx, level, "action", attrs...)
+	return err
+}
+
+// metricAction maps a plan operation to the action label of ARCHITECTURE
+// section 8 (import|build|pull|create|start|stop|restart|destroy|prune, plus
+// replace and update, which the plan distinguishes).
+func metricAction(op reconcile.Op) string {
+	switch op {
+	case reconcile.OpCreateVolume:
+		return "create"
+	case reconcile.OpUpdateVolume:
+		return "update"
+	case reconcile.OpDestroyVolume:
+		return "destroy"
+	}
+	return string(op)
+}
