@@ -36,6 +36,9 @@ func Default(obj any, dir string) {
 		if p := s.Pull; p != nil && p.Tag == "" {
 			p.Tag = o.Metadata.Name
 		}
+		if p := s.Pull; p != nil {
+			p.AllowedSigners = absolute(p.AllowedSigners, dir)
+		}
 	case *Volume:
 		if o.Spec.ReclaimPolicy == "" {
 			o.Spec.ReclaimPolicy = ReclaimRetain

@@ -19,8 +19,9 @@ const DefaultPullInterval = 5 * time.Minute
 // 30 seconds.
 type Remotes struct {
 	Interval time.Duration
-	// Resolve reads the ID a repository tag points to (repo.Resolve).
-	Resolve func(ctx context.Context, url, tag string) (string, error)
+	// Resolve reads the ID a pull source's tag points to and, when its
+	// signature was verified, who signed it (engine.PullPolicy.Resolver).
+	Resolve func(ctx context.Context, src *manifests.PullSource) (id, signer string, err error)
 
 	mu       sync.Mutex
 	revision string
@@ -30,17 +31,20 @@ type Remotes struct {
 type remote struct {
 	source string // repository + tag it was resolved for
 	id     string
+	signer string
 	err    error
 	at     time.Time
 }
 
 // Compute returns image name -> remote ID for the pull Images it could
-// resolve, and the errors of those it could not (an unreachable repository:
-// the current image and its containers stay as they are).
-func (r *Remotes) Compute(ctx context.Context, set *manifests.Set) (map[string]string, map[string]error) {
-	ids, errs := map[string]string{}, map[string]error{}
+// resolve, image name -> signer for those whose tag signature was verified,
+// and the errors of those it could not resolve (an unreachable repository,
+// a refused signature: the current image and its containers stay as they
+// are).
+func (r *Remotes) Compute(ctx context.Context, set *manifests.Set) (ids, signers map[string]string, errs map[string]error) {
+	ids, signers, errs = map[string]string{}, map[string]string{}, map[string]error{}
 	if set == nil {
-		return ids, errs
+		return ids, signers, errs
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -57,16 +61,16 @@ func (r *Remotes) Compute(ctx context.Context, set *manifests.Set) (map[string]s
 		if p == nil {
 			continue
 		}
-		src := p.Repository + "#" + p.Tag
+		src := p.Repository + "#" + p.Tag + "#" + p.AllowedSigners
 		c, ok := r.cache[name]
 		if !ok || c.source != src || time.Since(c.at) >= interval {
 			rctx, cancel := context.WithTimeout(ctx, time.Minute)
-			id, err := r.Resolve(rctx, p.Repository, p.Tag)
+			id, signer, err := r.Resolve(rctx, p)
 			cancel()
 			if err != nil {
 				err = fmt.Errorf("resolve %s in %s: %w", p.Tag, p.Repository, err)
 			}
-			c = remote{source: src, id: id, err: err, at: time.Now()}
+			c = remote{source: src, id: id, signer: signer, err: err, at: time.Now()}
 			r.cache[name] = c
 		}
 		if c.err != nil {
@@ -74,6 +78,9 @@ func (r *Remotes) Compute(ctx context.Context, set *manifests.Set) (map[string]s
 			continue
 		}
 		ids[name] = c.id
+		if c.signer != "" {
+			signers[name] = c.signer
+		}
 	}
-	return ids, errs
+	return ids, signers, errs
 }

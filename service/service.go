@@ -19,6 +19,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/controller"
 	"github.com/zocker-reconcile/zocker-reconcile/engine"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
@@ -59,6 +60,9 @@ type Config struct {
 	Workers int
 	Resync  time.Duration
 	Log     *slog.Logger
+	// Commits, when set, applies a manifest revision only when its git HEAD
+	// commit is signed by an allowed signer (serve --verify-commits).
+	Commits *CommitVerifier
 }
 
 // Service runs the reconcile loop and serves its state.
@@ -68,6 +72,7 @@ type Service struct {
 	log  *slog.Logger
 	book *StatusBook
 	ctrl *controller.Controller[reconcile.Desired, engine.Detail]
+	gate *revisionGate // nil without --verify-commits
 
 	mu          sync.Mutex
 	revision    string
@@ -84,6 +89,9 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{cfg: cfg, m: cfg.Metrics, log: cfg.Log, book: NewStatusBook(time.Now)}
 	m, log := cfg.Metrics, cfg.Log
+	if cfg.Commits != nil {
+		s.gate = newRevisionGate(cfg.Commits, cfg.Registry)
+	}
 	s.ctrl = &controller.Controller[reconcile.Desired, engine.Detail]{
 		Root:    cfg.Manifests,
 		Load:    s.load,
@@ -192,6 +200,14 @@ func (s *Service) observe(ctx context.Context) (engine.Detail, error) {
 }
 
 func (s *Service) load(ctx context.Context, dir string) (reconcile.Desired, error) {
+	if s.gate != nil {
+		return s.gate.load(ctx, s, dir)
+	}
+	return s.loadDir(ctx, dir)
+}
+
+// loadDir loads the manifests in dir and records the load.
+func (s *Service) loadDir(ctx context.Context, dir string) (reconcile.Desired, error) {
 	d, err := s.cfg.Loader.Load(ctx, dir)
 	now := time.Now()
 	if err != nil {
@@ -226,7 +242,11 @@ func (s *Service) plan(d reconcile.Desired, o engine.Detail) []controller.Item {
 	p := reconcile.Diff(d, o.Observed, s.cfg.Options)
 	s.book.Planned(p, d, o.Observed)
 	for name, err := range s.cfg.Loader.RemoteErrors() {
-		s.book.SetCondition(reconcile.Key(manifests.KindImage, name), ConditionReady, false, "RepositoryUnreachable", err.Error(), "")
+		reason := sign.ReasonOf(err) // a refused signature says why
+		if reason == "" {
+			reason = "RepositoryUnreachable"
+		}
+		s.book.SetCondition(reconcile.Key(manifests.KindImage, name), ConditionReady, false, reason, err.Error(), "")
 	}
 	s.recordObserved(p, o)
 	s.mu.Lock()

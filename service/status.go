@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
@@ -113,11 +114,17 @@ type Status struct {
 	Files   []FileStatus `json:"files"`
 	// Objects are sorted by kind (Image, Volume, Container) and name.
 	Objects []ObjectStatus `json:"objects"`
+	// RevisionUnverified, under serve --verify-commits, is the newest
+	// revision that was refused (the last verified one stays in force).
+	RevisionUnverified *RevisionUnverified `json:"revisionUnverified,omitempty"`
 }
 
 // AllReady reports whether every object is Ready and every file loaded:
 // the `status` command's exit 0.
 func (s Status) AllReady() bool {
+	if s.RevisionUnverified != nil {
+		return false
+	}
 	for _, f := range s.Files {
 		if f.Failed {
 			return false
@@ -142,6 +149,8 @@ type StatusBook struct {
 	updated  time.Time
 	files    []FileStatus
 	objects  map[string]*ObjectStatus
+	// unverified is the refused revision, nil when the newest is verified.
+	unverified *RevisionUnverified
 }
 
 // NewStatusBook returns an empty book reading the time from now (time.Now
@@ -375,10 +384,14 @@ func (b *StatusBook) Failed(a reconcile.Action, err error, terminal bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	obj := b.object(a.Key())
-	b.set(obj, ConditionReady, false, ReasonFailed, msg, "")
+	reason := ReasonFailed
+	if r := sign.ReasonOf(err); r != "" {
+		reason = r // a refused signature: Unsigned, SignerNotAllowed, SignatureExpired...
+	}
+	b.set(obj, ConditionReady, false, reason, msg, "")
 	if terminal {
-		b.set(obj, ConditionReconciling, false, ReasonFailed, msg, "")
-		b.set(obj, ConditionStalled, true, ReasonFailed, msg, "")
+		b.set(obj, ConditionReconciling, false, reason, msg, "")
+		b.set(obj, ConditionStalled, true, reason, msg, "")
 		return
 	}
 	b.set(obj, ConditionReconciling, true, ReasonRetrying, msg, "")
@@ -399,6 +412,10 @@ func (b *StatusBook) Snapshot() Status {
 	defer b.mu.Unlock()
 	s := Status{Revision: b.revision, AppliedRevision: b.applied, UpdatedAt: b.updated, Missing: b.missing,
 		Files: make([]FileStatus, len(b.files)), Objects: make([]ObjectStatus, 0, len(b.objects))}
+	if b.unverified != nil {
+		ru := *b.unverified
+		s.RevisionUnverified = &ru
+	}
 	for i, f := range b.files {
 		f.Problems = slices.Clone(f.Problems)
 		s.Files[i] = f

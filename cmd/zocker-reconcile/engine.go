@@ -29,6 +29,7 @@ type reconcileFlags struct {
 	loopbackPool      string
 	loopbackInterface string
 	pullInterval      time.Duration
+	trust             trustFlags
 }
 
 func (f *reconcileFlags) add(cmd *cobra.Command) {
@@ -38,6 +39,7 @@ func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by others or owned by another user")
 	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
+	f.trust.add(cmd)
 	fl.DurationVar(&f.pullInterval, "pull-interval", service.DefaultPullInterval, "how often the repository tags of pull Images are checked (and on every manifest change)")
 }
 
@@ -96,7 +98,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
 	}
 	eng := &engine.Engine{
-		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log}),
+		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log}, f.trust.policy()),
 		Store:             store,
 		Driver:            driver,
 		StateDir:          g.stateDir,
@@ -120,7 +122,9 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 // newLoader makes the desired-state loader; eng (may be nil) lets build
 // inputs use the base image IDs it last observed.
 func newLoader(f *reconcileFlags, log *slog.Logger, eng *engine.Engine) *service.Loader {
-	opts := service.LoaderOptions{Insecure: f.insecure, PullInterval: f.pullInterval, Resolve: repo.Resolve, Log: log}
+	pol := f.trust.policy()
+	opts := service.LoaderOptions{Insecure: f.insecure, PullInterval: f.pullInterval, Resolve: pol.Resolver(repo.Options{Log: log}),
+		Verified: pol.Verified, Log: log}
 	if eng != nil {
 		opts.Tags = eng.Tags()
 	}

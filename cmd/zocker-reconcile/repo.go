@@ -10,6 +10,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
 )
 
 func init() {
@@ -32,6 +33,11 @@ func repoFlag(cmd *cobra.Command, url *string) {
 // openRepo checks the tag and the location before anything is opened or
 // connected, then opens the repository.
 func openRepo(ctx context.Context, g *globals, url, tag string) (*repo.Repository, error) {
+	return openRepoWith(ctx, g, url, tag, repo.Options{})
+}
+
+// openRepoWith is openRepo with a signing key or a policy in opts.
+func openRepoWith(ctx context.Context, g *globals, url, tag string, opts repo.Options) (*repo.Repository, error) {
 	if tag != "" {
 		if err := repo.ValidTag(tag); err != nil {
 			return nil, err
@@ -44,7 +50,8 @@ func openRepo(ctx context.Context, g *globals, url, tag string) (*repo.Repositor
 	if err != nil {
 		return nil, err
 	}
-	return repo.Open(ctx, url, repo.Options{Out: g.stdout, Log: log})
+	opts.Out, opts.Log = g.stdout, log
+	return repo.Open(ctx, url, opts)
 }
 
 // openLocal opens the ZFS engine on --root as the repository's local side.
@@ -62,7 +69,7 @@ func openLocal(ctx context.Context, g *globals) (repo.Local, error) {
 }
 
 func newPushCmd(g *globals) *cobra.Command {
-	var url string
+	var url, signKey string
 	cmd := &cobra.Command{
 		Use:   "push TAG",
 		Short: "Send an image and the ancestors the repository lacks, then move the tag there",
@@ -72,12 +79,30 @@ on its parent (full for a root image), then moves the repository's TAG.
 Files appear under their final names only complete, and the tag moves last:
 an interrupted push leaves the repository valid, and pushing again completes it.
 
+With --sign-key, each image record is signed (images/ID/meta.json.sig, an
+SSHSIG in the namespace zocker-image that ssh-keygen -Y verify checks) and
+so is the tag (tags/TAG.sig: the tag, the image ID and the time, then the
+signature); images already in the repository without a signature are sent
+again, signed. When KEY.pub names a key that ssh-agent holds, the agent
+signs (the key may then be passphrase-protected); otherwise KEY must be an
+unencrypted private key.
+
 ` + repoLocations,
 		Example: `  zocker-reconcile push apache --repository ssh://zocker@repo.example.com/zocker_images
-  ZOCKER_REPOSITORY=file:///mnt/nfs/images zocker-reconcile push base`,
+  ZOCKER_REPOSITORY=file:///mnt/nfs/images zocker-reconcile push base
+  zocker-reconcile push apache --sign-key ~/.ssh/id_ed25519 --repository file:///mnt/nfs/images`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo(cmd.Context(), g, url, args[0])
+			var opts repo.Options
+			if signKey != "" {
+				k, err := sign.LoadKey(signKey)
+				if err != nil {
+					return err
+				}
+				defer k.Close()
+				opts.SignKey = k
+			}
+			r, err := openRepoWith(cmd.Context(), g, url, args[0], opts)
 			if err != nil {
 				return err
 			}
@@ -93,15 +118,20 @@ an interrupted push leaves the repository valid, and pushing again completes it.
 			if len(res.Sent) == 0 {
 				fmt.Fprintf(g.stdout, "%s: the repository has every image already\n", args[0])
 			}
+			if opts.SignKey != nil {
+				fmt.Fprintf(g.stdout, "signed by %s (%s)\n", opts.SignKey.Fingerprint(), opts.SignKey.Source)
+			}
 			return nil
 		},
 	}
 	repoFlag(cmd, &url)
+	cmd.Flags().StringVar(&signKey, "sign-key", envOr("ZOCKER_SIGN_KEY", ""), "SSH private key (or, with KEY.pub, an ssh-agent key) that signs the image records and the tag (env ZOCKER_SIGN_KEY)")
 	return cmd
 }
 
 func newPullCmd(g *globals) *cobra.Command {
 	var url string
+	var trust trustFlags
 	cmd := &cobra.Command{
 		Use:   "pull TAG",
 		Short: "Receive an image and the ancestors missing here, then tag it locally",
@@ -111,12 +141,23 @@ ROOT/tmp while checking its size and sha256, publishes it, and finally points
 the local TAG at the image. A stream that does not match its record is
 destroyed and reported; nothing half-received remains.
 
+With --allowed-signers (OpenSSH's allowed_signers format), the tag and the
+record of every image to receive must carry a valid signature (namespace
+zocker-image) by a listed key, within its valid-after/valid-before and
+namespaces= options and not in --revoked-keys, before the first byte is
+received; otherwise nothing is.
+
 ` + repoLocations,
 		Example: `  zocker-reconcile pull apache --repository ssh://zocker@repo.example.com/zocker_images
-  zocker-reconcile --root tank/zocker pull base --repository file:///mnt/nfs/images`,
+  zocker-reconcile --root tank/zocker pull base --repository file:///mnt/nfs/images
+  zocker-reconcile pull apache --allowed-signers /usr/local/etc/zocker/allowed_signers`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo(cmd.Context(), g, url, args[0])
+			pol, err := trust.policy().For(nil)
+			if err != nil {
+				return err
+			}
+			r, err := openRepoWith(cmd.Context(), g, url, args[0], repo.Options{Policy: pol})
 			if err != nil {
 				return err
 			}
@@ -129,6 +170,11 @@ destroyed and reported; nothing half-received remains.
 			if err != nil {
 				return err
 			}
+			if pol != nil {
+				fmt.Fprintf(g.stdout, "%s: signed by %s\n", args[0], res.Signer)
+			} else {
+				fmt.Fprintf(g.stderr, "warning: %s was not verified: no --allowed-signers\n", args[0])
+			}
 			if len(res.Received) == 0 {
 				fmt.Fprintf(g.stdout, "%s: image %s is here already\n", args[0], res.ID[:12])
 			}
@@ -136,6 +182,7 @@ destroyed and reported; nothing half-received remains.
 		},
 	}
 	repoFlag(cmd, &url)
+	trust.add(cmd)
 	return cmd
 }
 
