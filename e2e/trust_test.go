@@ -126,6 +126,14 @@ func TestServeSignedPull(t *testing.T) {
 			t.Errorf("a policy is in force but serve says pulls are unverified: %s", l)
 		}
 	}
+	// The pull command under the same policy refuses too, receiving nothing.
+	res := b.run("pull", "base", "--repository", repoURL, "--allowed-signers", allowedA)
+	if res.code == 0 || !strings.Contains(res.stderr, "signed by "+fpB+" which is not allowed") {
+		t.Errorf("pull --allowed-signers of B's tag: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if after := datasets(t, b.root); !slices.Equal(before, after) {
+		t.Errorf("refused pull: datasets changed:\nbefore %v\nafter  %v", before, after)
+	}
 }
 
 // gitRepo is a repository of manifests whose commits are published as
