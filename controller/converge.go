@@ -57,6 +57,9 @@ func Converge(ctx context.Context, d reconcile.Desired, obs reconcile.Observer, 
 		if err != nil {
 			return last, fmt.Errorf("observe: %w", err)
 		}
+		if !opts.Now.IsZero() {
+			opts.Now = time.Now() // health-gated trials are judged at each pass
+		}
 		last = reconcile.Diff(d, o, opts)
 		last.Revision = revisionOf(d)
 		if len(last.Actions) == 0 {
@@ -97,6 +100,11 @@ func Converge(ctx context.Context, d reconcile.Desired, obs reconcile.Observer, 
 func stuck(p reconcile.Plan) error {
 	var errs []error
 	for _, b := range p.Blocked {
+		if b.Settled() || b.Reason == reconcile.BlockedUpdating {
+			// A rolled-back version is an outcome, and a trial goes on
+			// under the service: neither is a failure of this run.
+			continue
+		}
 		if b.Waiting() {
 			errs = append(errs, fmt.Errorf("%s/%s: still waiting: %s", b.Kind, b.Name, b.Message))
 			continue

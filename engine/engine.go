@@ -12,8 +12,10 @@ import (
 	"net/netip"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
@@ -55,6 +57,10 @@ type Engine struct {
 	Build             Builder
 	Pull              Puller
 	Log               *slog.Logger
+	// UpdateStep, when set, is called after each step of a health-gated
+	// replacement ("stopped", "kept", "created"): the crash-safety tests
+	// pause the service there and kill it (see ZOCKER_TEST_PAUSE_UPDATE).
+	UpdateStep func(ctx context.Context, container, step string)
 
 	lastMu   sync.Mutex
 	lastTags map[string]string // tags as last observed, for BuildInputs
@@ -147,14 +153,29 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 			ImageID:  c.ImageID,
 			Exists:   true,
 		}
+		oc.Written = int64(c.Used)
+		oc.RolledBack, oc.RollbackReason = c.Props[zfs.PropRolledBack], c.Props[zfs.PropRollbackReason]
+		if sec, err := strconv.ParseInt(c.Props[zfs.PropUpdateStarted], 10, 64); err == nil {
+			oc.UpdateStarted = time.Unix(sec, 0)
+		}
 		if s, ok := bySup[c.ContainerName]; ok {
 			// A live supervisor is a running container from the reconciler's
 			// point of view, also while it backs off or after its command
 			// exited under OnFailure/Never: restarting is the supervisor's job.
 			oc.Running = s.Alive && s.State != supervisor.StateStopped && s.State != supervisor.StateFailed
 			oc.Health = observedHealth(s.Health.Status)
+			oc.HealthOutput = s.Health.LastOutput
+			oc.Restarts, oc.LastExitCode, oc.Exited = s.Restarts, s.LastExitCode, !s.LastExitAt.IsZero()
 		}
 		o.Containers[oc.Name] = oc
+	}
+	for _, pc := range st.Previous {
+		if o.Previous == nil {
+			o.Previous = map[string][]reconcile.ObservedPrevious{}
+		}
+		// st.Previous is sorted by dataset name: oldest first per container.
+		o.Previous[pc.ContainerName] = append(o.Previous[pc.ContainerName], reconcile.ObservedPrevious{
+			ID: pc.PreviousID, SpecHash: pc.SpecHash, Spec: pc.Spec, ImageID: pc.ImageID})
 	}
 	for _, v := range st.Volumes {
 		ov := reconcile.ObservedVolume{
@@ -256,7 +277,11 @@ func (e *Engine) Execute(ctx context.Context, a reconcile.Action) error {
 		if err := e.remove(ctx, a.Name); err != nil {
 			return err
 		}
-		return nil
+		return e.removePrevious(ctx, a.Name)
+	case reconcile.OpRollback:
+		return e.rollback(ctx, a)
+	case reconcile.OpConfirm:
+		return e.confirm(ctx, a)
 	}
 	return reconcile.Terminal(fmt.Errorf("unknown action %q", a.Op))
 }
@@ -335,6 +360,9 @@ func (e *Engine) createClone(ctx context.Context, a reconcile.Action, address st
 	}
 	if address != "" {
 		props[PropIP] = address
+	}
+	if a.Trial {
+		props[zfs.PropUpdateStarted] = strconv.FormatInt(time.Now().Unix(), 10)
 	}
 	if _, err := e.Store.CreateContainer(ctx, a.Name, a.ImageID, props); err != nil {
 		return err
@@ -423,26 +451,50 @@ func imageConfig(c zfs.Config) ImageConfig {
 
 // replace stops and destroys the old clone and makes a new one from the
 // (possibly new) image, keeping the loopback address. Volumes are separate
-// datasets and keep their data.
+// datasets and keep their data. With an update policy (spec.update) the old
+// clone is kept aside instead of destroyed, unless it is itself a version on
+// trial, and the new one starts its trial (see reconcile.OpConfirm and
+// OpRollback).
 func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
 	st, err := e.Store.Observe(ctx)
 	if err != nil {
 		return err
 	}
-	address := ""
+	address, onTrial := "", false
 	for _, c := range st.Containers {
 		if c.ContainerName == a.Name {
 			address = c.Props[PropIP]
+			onTrial = c.Props[zfs.PropUpdateStarted] != ""
 		}
 	}
 	if a.Container != nil && a.Container.Spec.Network.Mode != manifests.NetLoopback {
 		address = ""
 	}
-	if err := e.remove(ctx, a.Name); err != nil {
+	_, gated := reconcile.PolicyOf(&a.Container.Spec)
+	gated = gated && wantsRunning(a.Container)
+	if gated && !onTrial {
+		if err := e.stop(ctx, a.Name); err != nil {
+			return err
+		}
+		e.updateStep(ctx, a.Name, "stopped")
+		// The old version's status (its last exit) must not be read as the
+		// new version's.
+		if err := supervisor.Forget(e.StateDir, a.Name); err != nil {
+			e.Log.Warn("forget supervisor state", "container", a.Name, "err", err)
+		}
+		if _, err := e.Store.KeepPrevious(ctx, a.Name); err != nil {
+			return err
+		}
+		e.updateStep(ctx, a.Name, "kept")
+	} else if err := e.remove(ctx, a.Name); err != nil {
 		return err
 	}
+	a.Trial = gated
 	if err := e.createClone(ctx, a, address); err != nil {
 		return err
+	}
+	if gated {
+		e.updateStep(ctx, a.Name, "created")
 	}
 	if wantsRunning(a.Container) {
 		return e.start(ctx, a.Container)
@@ -450,11 +502,95 @@ func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
 	return nil
 }
 
+func (e *Engine) updateStep(ctx context.Context, name, step string) {
+	if e.UpdateStep != nil {
+		e.UpdateStep(ctx, name, step)
+	}
+}
+
+// stop stops the container; its supervisor removes the jail.
+func (e *Engine) stop(ctx context.Context, name string) error {
+	if err := supervisor.Stop(ctx, e.StateDir, name, e.Driver); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
+		return fmt.Errorf("stop container %s: %w", name, err)
+	}
+	return nil
+}
+
+// rollback gives up the current version of a container (a failed trial, or
+// nothing after an interrupted update) and brings back its previous clone
+// with the previous spec, marking the version given up so that it is not
+// tried again.
+func (e *Engine) rollback(ctx context.Context, a reconcile.Action) error {
+	if len(a.Previous) != 1 || a.Container == nil {
+		return reconcile.Terminal(fmt.Errorf("rollback container %s: no previous clone named", a.Name))
+	}
+	if err := e.remove(ctx, a.Name); err != nil {
+		return err
+	}
+	if err := e.Store.RestorePrevious(ctx, a.Previous[0]); err != nil {
+		return err
+	}
+	if a.Failed != "" {
+		err := e.Store.SetContainerProps(ctx, a.Name, map[string]string{
+			zfs.PropRolledBack: a.Failed, zfs.PropRollbackReason: oneLine(a.Reason, 1000)})
+		if err != nil {
+			return err
+		}
+	} else if err := e.Store.ClearContainerProps(ctx, a.Name, zfs.PropRolledBack, zfs.PropRollbackReason); err != nil {
+		return err
+	}
+	e.Log.Warn("rolled back container", "container", a.Name, "reason", a.Reason)
+	if wantsRunning(a.Container) {
+		return e.start(ctx, a.Container)
+	}
+	return nil
+}
+
+// confirm ends a good trial: the clone is no longer on trial and the
+// previous clones beyond keepPrevious go.
+func (e *Engine) confirm(ctx context.Context, a reconcile.Action) error {
+	if err := e.Store.ClearContainerProps(ctx, a.Name, zfs.PropUpdateStarted); err != nil {
+		return err
+	}
+	for _, id := range a.Previous {
+		if err := e.Store.DestroyPrevious(ctx, id); err != nil && !errors.Is(err, zfs.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// removePrevious destroys every previous clone of a pruned container.
+func (e *Engine) removePrevious(ctx context.Context, name string) error {
+	st, err := e.Store.Observe(ctx)
+	if err != nil {
+		return err
+	}
+	for _, pc := range st.Previous {
+		if pc.ContainerName != name {
+			continue
+		}
+		if err := e.Store.DestroyPrevious(ctx, pc.PreviousID); err != nil && !errors.Is(err, zfs.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// oneLine makes s fit a ZFS user property: one line of at most n bytes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
+}
+
 // remove stops the container (its supervisor removes the jail) and destroys
 // its clone.
 func (e *Engine) remove(ctx context.Context, name string) error {
-	if err := supervisor.Stop(ctx, e.StateDir, name, e.Driver); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
-		return fmt.Errorf("stop container %s: %w", name, err)
+	if err := e.stop(ctx, name); err != nil {
+		return err
 	}
 	if err := e.Store.DestroyContainer(ctx, name); err != nil && !errors.Is(err, zfs.ErrNotFound) {
 		return fmt.Errorf("destroy container %s: %w", name, err)

@@ -12,7 +12,12 @@ const (
 	DefaultHealthcheckInterval = "30s"
 	DefaultHealthcheckTimeout  = "5s"
 	DefaultHealthcheckRetries  = 3
-	DefaultZockerfile          = "Zockerfile"
+	DefaultUpdateHealthTimeout = "60s"
+	DefaultUpdateKeepPrevious  = 1
+	// MaxUpdateKeepPrevious bounds spec.update.keepPrevious: each kept
+	// clone holds the data its container wrote.
+	MaxUpdateKeepPrevious = 10
+	DefaultZockerfile     = "Zockerfile"
 )
 
 // Default fills in the defaults of an *Image, *Container or *Volume, in this
@@ -77,6 +82,19 @@ func Default(obj any, dir string) {
 			}
 			if h.Retries == 0 {
 				h.Retries = DefaultHealthcheckRetries
+			}
+		}
+		if u := s.Update; u != nil {
+			if u.HealthTimeout == "" {
+				u.HealthTimeout = DefaultUpdateHealthTimeout
+			}
+			if u.Rollback == nil {
+				yes := true
+				u.Rollback = &yes
+			}
+			if u.KeepPrevious == nil {
+				n := DefaultUpdateKeepPrevious
+				u.KeepPrevious = &n
 			}
 		}
 	}

@@ -166,6 +166,28 @@ type ContainerSpec struct {
 	Securelevel *int `json:"securelevel,omitempty"`
 	// JailParams are extra jail(8) parameters (FreeBSD only).
 	JailParams map[string]string `json:"jailParams,omitempty"`
+	// Update makes a replacement health-gated: the previous clone is kept
+	// until the new one is good and brought back when it is not. Nil keeps
+	// the plain replace (stop, destroy, re-clone, start).
+	Update *Update `json:"update,omitempty"`
+}
+
+// Update is how a Container is replaced when its spec or image changes.
+type Update struct {
+	// HealthTimeout is how long the new version must run without exiting
+	// (or, with a health check, the longest it may take to become healthy)
+	// before it counts as good. Default 60s.
+	HealthTimeout string `json:"healthTimeout,omitempty"`
+	// Rollback brings the previous clone back when the new version fails
+	// within HealthTimeout. Default true.
+	Rollback *bool `json:"rollback,omitempty"`
+	// KeepPrevious is how many previous clones are kept once the new
+	// version is good (0..10). Default 1.
+	KeepPrevious *int `json:"keepPrevious,omitempty"`
+	// ProtectWrites blocks a replacement that would discard data the
+	// container wrote outside its volumes, until it is moved to a volume or
+	// this flag is removed.
+	ProtectWrites bool `json:"protectWrites,omitempty"`
 }
 
 // Command is an argv, or a shell string. In YAML it is a list or a string.

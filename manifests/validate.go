@@ -255,6 +255,13 @@ func (v *validator) container(o *Container) {
 			v.errf("spec.healthcheck.retries", "retries must not be negative")
 		}
 	}
+	if u := s.Update; u != nil {
+		_, err := ParseDuration(u.HealthTimeout)
+		v.check("spec.update.healthTimeout", err)
+		if k := u.KeepPrevious; k != nil && (*k < 0 || *k > MaxUpdateKeepPrevious) {
+			v.errf("spec.update.keepPrevious", "keepPrevious %d is invalid: want 0 to %d", *k, MaxUpdateKeepPrevious)
+		}
+	}
 	v.resources(&s.Resources)
 	if _, err := SignalNumber(s.StopSignal); err != nil {
 		v.check("spec.stopSignal", err)

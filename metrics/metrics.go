@@ -84,6 +84,7 @@ type Metrics struct {
 	pruneBlock  *prometheus.CounterVec
 
 	restarts         *restartCollector
+	rollbacks        *prometheus.CounterVec
 	containerUp      *prometheus.GaugeVec
 	containerHealthy *prometheus.GaugeVec
 	containerMemory  *prometheus.GaugeVec
@@ -122,6 +123,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to reconcile one object, by kind.",
 			Buckets: durationBuckets,
 		}, []string{"kind"}),
+		rollbacks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "zocker_rollbacks_total",
+			Help: "Health-gated updates of a container rolled back to its previous version.",
+		}, []string{"name"}),
 		actionsTotal: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "zocker_actions_total",
 			Help: "Actions taken on objects (import, build, pull, create, start, stop, restart, destroy, prune), by kind and result.",
@@ -345,6 +350,7 @@ func (m *Metrics) BuildInfo(version, goversion string) {
 // restarts, rctl usage, and its object_ready and dataset_used_bytes series.
 // Call it when the container is pruned.
 func (m *Metrics) ForgetContainer(name string) {
+	m.rollbacks.DeleteLabelValues(name)
 	m.containerUp.DeleteLabelValues(name)
 	m.containerHealthy.DeleteLabelValues(name)
 	m.containerMemory.DeleteLabelValues(name)
@@ -353,6 +359,9 @@ func (m *Metrics) ForgetContainer(name string) {
 	m.objectReady.DeleteLabelValues(KindContainer, name)
 	m.datasetUsed.DeleteLabelValues(KindContainer, name)
 }
+
+// Rollback counts a container's update rolled back to its previous version.
+func (m *Metrics) Rollback(name string) { m.rollbacks.WithLabelValues(name).Inc() }
 
 // ForgetObject removes every series of the object (for a Container, the same
 // as ForgetContainer). Call it when the object is pruned or its manifest and

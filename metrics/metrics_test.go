@@ -376,3 +376,18 @@ func TestEveryArchitectureMetricExists(t *testing.T) {
 		}
 	}
 }
+
+func TestRollbacksCountedAndForgotten(t *testing.T) {
+	m, reg := newTest(t)
+	m.Rollback("web")
+	m.Rollback("web")
+	compare(t, reg, `
+# HELP zocker_rollbacks_total Health-gated updates of a container rolled back to its previous version.
+# TYPE zocker_rollbacks_total counter
+zocker_rollbacks_total{name="web"} 2
+`, "zocker_rollbacks_total")
+	m.ForgetContainer("web")
+	if n, err := testutil.GatherAndCount(reg, "zocker_rollbacks_total"); err != nil || n != 0 {
+		t.Errorf("after ForgetContainer: %d series (%v), want 0", n, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
@@ -87,6 +88,9 @@ type Options struct {
 	// MaxPrune is the most containers one pass may prune; above it nothing is
 	// pruned. 0 means DefaultMaxPrune, a negative value means no limit.
 	MaxPrune int
+	// Now is the time of the pass: health-gated updates are judged against
+	// it. The zero time judges every trial as just started.
+	Now time.Time
 }
 
 // Plan is the ordered list of actions one pass takes, and what it holds back.
@@ -128,6 +132,15 @@ type Action struct {
 	// manifests, or rebuilt from its applied spec when its file is broken.
 	// Nil for prunes.
 	Container *manifests.Container `json:"-"`
+	// Previous names previous clones (ObservedPrevious.ID): the one a
+	// rollback restores, or those a confirm prunes.
+	Previous []string `json:"previous,omitempty"`
+	// Trial is set by the executor on a replacement that starts a
+	// health-gated trial (never by Diff).
+	Trial bool `json:"-"`
+	// Failed is, for a rollback, the spec hash of the version given up
+	// (recorded so that it is not tried again); "" after an interruption.
+	Failed string `json:"failed,omitempty"`
 	// Image is the declared Image for image actions.
 	Image *manifests.Image `json:"-"`
 	// Volume is the declared Volume for volume creation and updates.
@@ -197,8 +210,13 @@ func (b Blocked) String() string {
 // the plan proceeds (an image being made, a dependency starting): they are
 // not failures and must not count as such.
 func (b Blocked) Waiting() bool {
-	return b.Reason == BlockedWaitingForImage || b.Reason == BlockedWaitingForDependency
+	return b.Reason == BlockedWaitingForImage || b.Reason == BlockedWaitingForDependency || b.Reason == BlockedUpdating
 }
+
+// Settled is true for outcomes that no pass will change until the manifests
+// or the image change (a rolled-back version): they are reported, and the
+// plan is still in sync.
+func (b Blocked) Settled() bool { return b.Reason == BlockedRolledBack }
 
 // Guard is true for prunes held back by the empty-manifests or max-prune
 // guard: a deliberate refusal, not an object failure.

@@ -17,6 +17,11 @@ type specField struct {
 	get  func(*manifests.ContainerSpec) any
 }
 
+// notReplacing are the ContainerSpec fields (JSON names) whose change never
+// needs a new clone: spec.state is converged by start and stop, spec.update
+// only says how the next replacement is made. They are not hashed.
+var notReplacing = map[string]bool{"state": true, "update": true}
+
 // specFields lists every ContainerSpec field except state (which start and
 // stop converge) in manifest order. A test checks that it covers the struct,
 // so a new field cannot silently escape the reasons.

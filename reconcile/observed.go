@@ -9,6 +9,7 @@ package reconcile
 import (
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
@@ -41,6 +42,9 @@ type Observed struct {
 	// Unmanaged datasets under the root appear in Containers and Volumes
 	// with Managed false and are treated the same way.
 	Foreign map[string]string
+	// Previous are the kept previous clones of containers, by container
+	// name, oldest first.
+	Previous map[string][]ObservedPrevious
 }
 
 // ObservedImage is one image dataset.
@@ -78,6 +82,25 @@ type ObservedContainer struct {
 	Running bool
 	// Health is one of the Health* values.
 	Health string
+	// HealthOutput is the last health check's output (truncated).
+	HealthOutput string
+	// Restarts counts the command's restarts since its supervisor started,
+	// and Exited is true once it exited at least once (LastExitCode then
+	// holds the code, 128+N for signal N).
+	Restarts     int
+	Exited       bool
+	LastExitCode int
+	// Written is what the container wrote into its clone, outside its
+	// volumes (the clone's own space), in bytes.
+	Written int64
+	// UpdateStarted is when this clone was made by a health-gated update
+	// still on trial (zocker:update-started); zero otherwise.
+	UpdateStarted time.Time
+	// RolledBack is the spec hash of a version that failed its trial and
+	// was rolled back to this clone (zocker:rolled-back), RollbackReason
+	// the evidence.
+	RolledBack     string
+	RollbackReason string
 }
 
 // ObservedVolume is one volume dataset.

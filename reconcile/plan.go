@@ -82,7 +82,7 @@ func Diff(d Desired, o Observed, opts Options) Plan {
 		}
 		return strings.Compare(a.Reason, b.Reason)
 	})
-	plan.InSync = len(plan.Actions) == 0 && len(plan.Blocked) == 0
+	plan.InSync = len(plan.Actions) == 0 && !slices.ContainsFunc(plan.Blocked, func(b Blocked) bool { return !b.Settled() })
 	return plan
 }
 
@@ -232,13 +232,34 @@ func (p *planner) planContainers() {
 			continue
 		}
 		sum := specSum(name, spec, imageID)
+		pol, gated := PolicyOf(&spec)
 		var op Op
 		var reason string
 		switch {
+		case (!ok || !oc.Exists) && len(p.o.Previous[name]) > 0:
+			// An update was interrupted between keeping the old clone and
+			// making the new one: the old version comes back first.
+			prev := p.o.Previous[name]
+			p.addRollback(name, prev[len(prev)-1], "", "update interrupted before the new version was made", "")
+			continue
 		case !ok || !oc.Exists:
 			op, reason = OpCreate, "not present"
+		case oc.RolledBack != "" && sameHash(sum, oc.RolledBack):
+			p.holdRolledBack(oc)
+			continue
+		case !oc.UpdateStarted.IsZero() && sameHash(sum, oc.SpecHash) && oc.ImageID == imageID:
+			p.planPending(c, &spec, oc, pol, gated)
+			continue
 		case !sameHash(sum, oc.SpecHash) || oc.ImageID != imageID:
 			op, reason = OpReplace, replaceReason(oc, c, spec, imageID)
+			if note := writesNote(oc); note != "" {
+				reason += "; " + note
+				if gated && pol.ProtectWrites {
+					p.block(Blocked{Kind: manifests.KindContainer, Name: name, Op: OpReplace, Reason: BlockedProtectWrites,
+						Message: reason + ": move that data to a volume, or remove spec.update.protectWrites"})
+					continue
+				}
+			}
 		default:
 			op, reason = driftOp(spec.State, oc)
 			if op == "" {
@@ -321,6 +342,20 @@ func (p *planner) planUndeclared(dup map[string]bool, kept map[string]string) (p
 		}
 		a := &Action{Kind: manifests.KindContainer, Name: name, Op: OpPrune, Reason: "removed from manifests", Manifest: oc.Manifest}
 		pruneC = append(pruneC, a)
+	}
+	for _, name := range sortedKeys(p.o.Previous) {
+		// Previous clones whose container is gone and not declared (pruned
+		// while an update was interrupted) go the way of their container.
+		_, declared := p.set.Containers[name]
+		_, current := p.o.Containers[name]
+		if declared || current || dup[Key(manifests.KindContainer, name)] {
+			continue
+		}
+		if _, ok := kept[Key(manifests.KindContainer, name)]; ok {
+			continue
+		}
+		pruneC = append(pruneC, &Action{Kind: manifests.KindContainer, Name: name, Op: OpPrune,
+			Reason: "removed from manifests (previous clones only)"})
 	}
 	for _, name := range sortedKeys(p.o.Volumes) {
 		ov := p.o.Volumes[name]
@@ -474,7 +509,9 @@ func (p *planner) blockDuplicates() {
 
 // isStartOp says whether an action leaves a container running (when its
 // state says so): these follow their dependencies.
-func isStartOp(op Op) bool { return op == OpCreate || op == OpReplace || op == OpStart }
+func isStartOp(op Op) bool {
+	return op == OpCreate || op == OpReplace || op == OpStart || op == OpRollback
+}
 
 // isStopOp says whether an action stops a container: these go before the
 // stops of the containers they depend on.

@@ -9,13 +9,15 @@ import (
 
 // Sign is the one-character mark RenderText puts before an action, in the
 // manner of `terraform plan`: + create, ~ replace/update/build/pull,
-// - prune/destroy, > start, . stop.
+// - prune/destroy, > start, . stop, < rollback.
 func (op Op) Sign() string {
 	switch op {
 	case OpCreate, OpCreateVolume, OpImport:
 		return "+"
-	case OpReplace, OpUpdateVolume, OpBuild, OpPull:
+	case OpReplace, OpUpdateVolume, OpBuild, OpPull, OpConfirm:
 		return "~"
+	case OpRollback:
+		return "<"
 	case OpPrune, OpDestroyVolume:
 		return "-"
 	case OpStart:
@@ -43,8 +45,8 @@ func (op Op) verb() string {
 // Summary counts a plan's actions by effect.
 type Summary struct {
 	Create  int `json:"create"`  // create, create-volume, import
-	Replace int `json:"replace"` // replace
-	Update  int `json:"update"`  // update-volume, build, pull
+	Replace int `json:"replace"` // replace, rollback
+	Update  int `json:"update"`  // update-volume, build, pull, confirm
 	Start   int `json:"start"`
 	Stop    int `json:"stop"`
 	Prune   int `json:"prune"` // prune, destroy-volume
@@ -58,9 +60,9 @@ func (p Plan) Summarize() Summary {
 		switch a.Op {
 		case OpCreate, OpCreateVolume, OpImport:
 			s.Create++
-		case OpReplace:
+		case OpReplace, OpRollback:
 			s.Replace++
-		case OpUpdateVolume, OpBuild, OpPull:
+		case OpUpdateVolume, OpBuild, OpPull, OpConfirm:
 			s.Update++
 		case OpStart:
 			s.Start++

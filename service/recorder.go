@@ -22,6 +22,9 @@ func (r *recorder) Execute(ctx context.Context, a reconcile.Action) error {
 	level := slog.LevelInfo
 	switch {
 	case err == nil:
+		if a.Op == reconcile.OpRollback && a.Failed != "" {
+			r.s.m.Rollback(a.Name)
+		}
 		r.s.book.Succeeded(a)
 		r.s.mu.Lock()
 		r.s.acted = true

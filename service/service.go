@@ -239,7 +239,9 @@ func (s *Service) loadDir(ctx context.Context, dir string) (reconcile.Desired, e
 // plan decides a pass (pure) and records its result; the I/O-free rule of
 // the controller's Plan holds: it only updates in-memory books.
 func (s *Service) plan(d reconcile.Desired, o engine.Detail) []controller.Item {
-	p := reconcile.Diff(d, o.Observed, s.cfg.Options)
+	opts := s.cfg.Options
+	opts.Now = time.Now()
+	p := reconcile.Diff(d, o.Observed, opts)
 	s.book.Planned(p, d, o.Observed)
 	for name, err := range s.cfg.Loader.RemoteErrors() {
 		reason := sign.ReasonOf(err) // a refused signature says why

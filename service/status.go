@@ -48,6 +48,9 @@ const (
 	ReasonDuplicate       = "Duplicate"
 	ReasonNameConflict    = "NameConflict"
 	ReasonMissingVolume   = "MissingVolume"
+	ReasonRolledBack      = "RolledBack"
+	ReasonUpdateFailed    = "UpdateFailed"
+	ReasonWritesProtected = "WritesProtected"
 	ReasonNone            = "None"
 )
 
@@ -356,6 +359,12 @@ func stalledReason(reason string) string {
 		return ReasonNameConflict
 	case reconcile.BlockedMissingVolume:
 		return ReasonMissingVolume
+	case reconcile.BlockedRolledBack:
+		return ReasonRolledBack
+	case reconcile.BlockedUpdateFailed:
+		return ReasonUpdateFailed
+	case reconcile.BlockedProtectWrites:
+		return ReasonWritesProtected
 	}
 	return ReasonPruneBlocked
 }

@@ -44,7 +44,7 @@ func (f *reconcileFlags) add(cmd *cobra.Command) {
 }
 
 func (f *reconcileFlags) options() reconcile.Options {
-	return reconcile.Options{AllowEmpty: f.allowEmpty, MaxPrune: f.maxPrune}
+	return reconcile.Options{AllowEmpty: f.allowEmpty, MaxPrune: f.maxPrune, Now: time.Now()}
 }
 
 // How a command opens the store.
@@ -108,6 +108,9 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		Log:               log,
 	}
 	eng.Build = eng.ZockerfileBuilder()
+	if step := os.Getenv(pauseUpdateEnv); step != "" {
+		eng.UpdateStep = pauseAt(step, log)
+	}
 	if mode == owner {
 		// Build jails of a build the process did not finish.
 		if removed, err := build.RemoveLeftoverJails(ctx, driver); err != nil {
@@ -137,4 +140,20 @@ func manifestsArg(g *globals, args []string) string {
 		return args[0]
 	}
 	return g.manifests
+}
+
+// pauseUpdateEnv names a step of a health-gated replacement ("stopped",
+// "kept", "created") at which the process stops working until it is killed:
+// the crash-safety tests (e2e/update_test.go) kill the service there. It is
+// a test hook; nothing sets it in production.
+const pauseUpdateEnv = "ZOCKER_TEST_PAUSE_UPDATE"
+
+func pauseAt(step string, log *slog.Logger) func(ctx context.Context, container, at string) {
+	return func(ctx context.Context, container, at string) {
+		if at != step {
+			return
+		}
+		log.Warn("paused at update step (test hook)", "container", container, "step", at, "env", pauseUpdateEnv)
+		<-ctx.Done()
+	}
 }

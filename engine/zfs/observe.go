@@ -50,6 +50,9 @@ type Container struct {
 	Spec string
 	// Snapshots are the container's snapshot names (after the @).
 	Snapshots []string
+	// PreviousID is set on previous clones (State.Previous): the ID that
+	// RestorePrevious and DestroyPrevious take.
+	PreviousID string
 }
 
 // Volume is a managed volume: ROOT/volumes/<name>.
@@ -64,7 +67,10 @@ type State struct {
 	// Tags maps each tag to the image ID it points at.
 	Tags       map[string]string
 	Containers []Container
-	Volumes    []Volume
+	// Previous are the previous clones kept by updates (ContainerName is
+	// the container they belong to, PreviousID their ID), sorted by name.
+	Previous []Container
+	Volumes  []Volume
 	// Foreign are datasets under the root without our marks: reported, never touched.
 	Foreign []string
 	// Tmp are the datasets in ROOT/tmp (work in progress or leftovers).
@@ -209,7 +215,15 @@ func (s *Store) state(recs map[string]*record) *State {
 		kind := rec.own[PropKind]
 		dir, leaf, nested := strings.Cut(rel, "/")
 		switch {
-		case !nested && managed && kind == KindDir && (dir == "images" || dir == "containers" || dir == "volumes" || dir == "tmp"):
+		case !nested && managed && kind == KindDir && (dir == "images" || dir == "containers" || dir == "volumes" || dir == "tmp" || dir == "previous"):
+			continue
+		case nested && dir == "previous" && managed && kind == KindContainer && previousRe.MatchString(leaf):
+			owner, _ := previousOwner(leaf)
+			st.Previous = append(st.Previous, Container{
+				Dataset: rec.dataset(n), ContainerName: owner, PreviousID: leaf,
+				ImageID: rec.own[PropImage], Manifest: rec.own[PropManifest],
+				SpecHash: rec.own[PropSpecHash], Spec: rec.own[PropSpec],
+			})
 			continue
 		case nested && dir == "tmp" && !strings.Contains(leaf, "/"):
 			st.Tmp = append(st.Tmp, n)
