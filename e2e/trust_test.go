@@ -95,22 +95,8 @@ func TestServeSignedPull(t *testing.T) {
 	a.must("tag", "base2", "base")
 	a.must("push", "base", "--repository", repoURL, "--sign-key", privB)
 	fpB := fingerprint(t, privB)
-	poll(t, converge, "Image/base not Ready: SignerNotAllowed", func() (bool, string) {
-		st, why := b.statusJSON()
-		if why != "" {
-			return false, why
-		}
-		o, ok := objectStatus(st, "Image", "base")
-		if !ok {
-			return false, fmt.Sprintf("no Image/base in %+v", st.Objects)
-		}
-		ready, _ := o.Condition(service.ConditionReady)
-		if ready.Status || ready.Reason != sign.ReasonNotAllowed || !strings.Contains(ready.Message, "signed by "+fpB+" which is not allowed") {
-			return false, fmt.Sprintf("Ready %+v", ready)
-		}
-		t.Logf("refused: %s", ready.Message)
-		return true, ""
-	})
+	msg := b.waitNotReady("Image", "base", sign.ReasonNotAllowed, "signed by "+fpB+" which is not allowed")
+	t.Logf("refused: %s", msg)
 	srv.sighupPass(t)
 	if kept := b.waitRunning("p1", argv, converge); kept.PID != first.PID {
 		t.Errorf("refused signature: container pid %d became %d", first.PID, kept.PID)
@@ -260,4 +246,28 @@ func TestServeVerifyCommits(t *testing.T) {
 		}
 		return st.Revision == rev4 && st.RevisionUnverified == nil, fmt.Sprintf("revision %s unverified %+v", st.Revision, st.RevisionUnverified)
 	})
+}
+
+// waitNotReady waits until kind/name is not Ready with reason and a message
+// containing sub, and returns the message.
+func (h *host) waitNotReady(kind, name, reason, sub string) string {
+	h.t.Helper()
+	var msg string
+	poll(h.t, converge, kind+"/"+name+" not Ready: "+reason, func() (bool, string) {
+		st, why := h.statusJSON()
+		if why != "" {
+			return false, why
+		}
+		o, ok := objectStatus(st, kind, name)
+		if !ok {
+			return false, fmt.Sprintf("no %s/%s in %+v", kind, name, st.Objects)
+		}
+		ready, _ := o.Condition(service.ConditionReady)
+		if ready.Status || ready.Reason != reason || !strings.Contains(ready.Message, sub) {
+			return false, fmt.Sprintf("Ready %+v", ready)
+		}
+		msg = ready.Message
+		return true, ""
+	})
+	return msg
 }
