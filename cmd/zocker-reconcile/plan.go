@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,9 +47,15 @@ Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
 				if err != nil {
 					return err
 				}
-				d, err := newLoader(&f, log, eng).Load(ctx, manifestsArg(g, args))
+				loader := newLoader(&f, log, eng)
+				d, err := loader.Load(ctx, manifestsArg(g, args))
 				if err != nil {
 					return err
+				}
+				// A pull Image whose repository or signature is refused stays
+				// as it is; say why beside the plan.
+				for _, name := range slices.Sorted(maps.Keys(loader.RemoteErrors())) {
+					fmt.Fprintf(g.stderr, "Image/%s: stays as it is: %v\n", name, loader.RemoteErrors()[name])
 				}
 				start := time.Now()
 				p := reconcile.Diff(d, o, f.options())
