@@ -219,7 +219,6 @@ type record struct {
 	Time      time.Time `json:"time"`
 	Msg       string    `json:"msg"`
 	Action    string    `json:"action"`
-	Name      string    `json:"name"`
 	Container string    `json:"container"`
 	Duration  int64     `json:"duration"` // slog's JSON handler writes durations in nanoseconds
 	Trigger   string    `json:"trigger"`

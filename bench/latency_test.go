@@ -48,7 +48,7 @@ func BenchmarkManifestToRunning(b *testing.B) {
 		tRun := s.waitRunning(b, name, time.Minute)
 		b.StopTimer()
 		// The status file says running before the action's own log line.
-		s.waitLog(b, t0, time.Minute, func(r record) bool { return r.Msg == "action" && r.Name == name })
+		s.waitLog(b, t0, time.Minute, func(r record) bool { return r.Msg == "action" && r.Container == name })
 		runs = append(runs, s.phasesOf(b, name, t0, tRun))
 		// Let the pass finish its bookkeeping before the next write.
 		time.Sleep(300 * time.Millisecond)
@@ -102,7 +102,7 @@ func (s *service) phasesOf(b *testing.B, name string, t0, tRun time.Time) phases
 			planAt = r.Time
 		case r.Msg == "created container" && r.Container == name && clonedAt.IsZero():
 			clonedAt = r.Time
-		case r.Msg == "action" && r.Name == name && r.Action == "create":
+		case r.Msg == "action" && r.Container == name && r.Action == "create":
 			actBegin = r.Time.Add(-time.Duration(r.Duration))
 		}
 	}

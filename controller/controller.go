@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -461,7 +460,7 @@ func (c *Controller[D, O]) dispatch(l *loop) {
 		}
 		changed = true
 		if d.Blocked != nil {
-			c.Logger.Info("action blocked", keyAttr(d.Item.Key), "action", d.Item.Op, "err", d.Blocked)
+			c.Logger.Info("action blocked", reconcile.KeyAttr(d.Item.Key), "action", d.Item.Op, "err", d.Blocked)
 			if h := c.Hooks.OnResult; h != nil {
 				h(d.Item.Key, d.Item.Op, d.Blocked, 0)
 			}
@@ -484,7 +483,7 @@ func (c *Controller[D, O]) run(l *loop, it Item) {
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				c.Logger.Error("panic in action", keyAttr(it.Key), "action", it.Op, "panic", r, "stack", string(debug.Stack()))
+				c.Logger.Error("panic in action", reconcile.KeyAttr(it.Key), "action", it.Op, "panic", r, "stack", string(debug.Stack()))
 				err = fmt.Errorf("panic in %s %s: %v", it.Op, it.Key, r)
 			}
 		}()
@@ -499,7 +498,7 @@ func (c *Controller[D, O]) run(l *loop, it Item) {
 
 func (c *Controller[D, O]) finish(l *loop, r itemDone) {
 	res := l.q.Done(r.item.Key, r.err, c.Clock.Now())
-	log := c.Logger.With(keyAttr(r.item.Key), "action", r.item.Op, "duration", r.d)
+	log := c.Logger.With(reconcile.KeyAttr(r.item.Key), "action", r.item.Op, "duration", r.d)
 	switch res.Outcome {
 	case OutcomeSuccess:
 		log.Info("action done")
@@ -519,17 +518,6 @@ func (c *Controller[D, O]) finish(l *loop, r itemDone) {
 	if res.Rerun {
 		c.Trigger(TriggerRequeue)
 	}
-}
-
-// keyAttr logs "container/web" as container=web (the house's fixed slog
-// keys), and any other key as key=...
-func keyAttr(key string) slog.Attr {
-	kind, name, ok := strings.Cut(key, "/")
-	switch {
-	case ok && (kind == "container" || kind == "image" || kind == "volume"):
-		return slog.String(kind, name)
-	}
-	return slog.String("key", key)
 }
 
 // drain waits for the items in flight, at most DrainTimeout, and reports

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/controller"
+	"github.com/zocker-reconcile/zocker-reconcile/manifests"
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
 // The wiring `serve` does, with the real loader, observer, planner and
@@ -31,8 +33,8 @@ func ExampleController() {
 					continue
 				}
 				items = append(items, controller.Item{
-					Key: "container/" + name, Op: "start", Generation: "hash-1",
-					Deps: []string{"container/db"},
+					Key: reconcile.Key(manifests.KindContainer, name), Op: "start", Generation: "hash-1",
+					Deps: []string{reconcile.Key(manifests.KindContainer, "db")},
 					Run: func(context.Context) error {
 						fmt.Println("start", name)
 						return nil
@@ -59,7 +61,7 @@ func ExampleController() {
 	fmt.Println("ready:", c.Ready())
 	// Output:
 	// start web
-	// container/web start success
+	// Container/web start success
 	// pass done: startup <nil>
 	// ready: true
 }

@@ -1,10 +1,9 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"go/parser"
-	"go/token"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -165,7 +164,7 @@ func TestControllerBackoffGrowsAndResets(t *testing.T) {
 	var runs []time.Time
 	clk := &fakeClock{now: t0}
 	h := newHarness(t, func() []Item {
-		return []Item{{Key: "container/web", Op: "start", Generation: "g1", Run: func(context.Context) error {
+		return []Item{{Key: containerKey("web"), Op: "start", Generation: "g1", Run: func(context.Context) error {
 			mu.Lock()
 			runs = append(runs, clk.Now())
 			mu.Unlock()
@@ -222,7 +221,7 @@ func TestControllerTerminalNotRetriedUntilGenerationChanges(t *testing.T) {
 	gen.Store("g1")
 	var runs atomic.Int32
 	h := newHarness(t, func() []Item {
-		return []Item{{Key: "container/web", Op: "create", Generation: gen.Load().(string), Run: func(context.Context) error {
+		return []Item{{Key: containerKey("web"), Op: "create", Generation: gen.Load().(string), Run: func(context.Context) error {
 			runs.Add(1)
 			return reconcile.Terminal(errors.New("image nope does not exist"))
 		}}}
@@ -259,8 +258,8 @@ func TestControllerPanicIsAnError(t *testing.T) {
 	var okRuns atomic.Int32
 	h := newHarness(t, func() []Item {
 		return []Item{
-			{Key: "container/bad", Op: "start", Run: func(context.Context) error { panic("nil map") }},
-			{Key: "container/good", Op: "start", Run: func(context.Context) error { okRuns.Add(1); return nil }},
+			{Key: containerKey("bad"), Op: "start", Run: func(context.Context) error { panic("nil map") }},
+			{Key: containerKey("good"), Op: "start", Run: func(context.Context) error { okRuns.Add(1); return nil }},
 		}
 	}, nil)
 	got := map[string]error{}
@@ -268,10 +267,10 @@ func TestControllerPanicIsAnError(t *testing.T) {
 		r := recv(t, h.results, "result")
 		got[r.key] = r.err
 	}
-	if err := got["container/bad"]; err == nil || !strings.Contains(err.Error(), "panic in start container/bad: nil map") {
+	if err := got[containerKey("bad")]; err == nil || !strings.Contains(err.Error(), "panic in start Container/bad: nil map") {
 		t.Fatalf("bad: %v, want the panic as an error", err)
 	}
-	if err := got["container/good"]; err != nil {
+	if err := got[containerKey("good")]; err != nil {
 		t.Fatalf("good: %v", err)
 	}
 	if err := recv(t, h.passes, "pass done"); err != nil {
@@ -287,7 +286,7 @@ func TestControllerPanicIsAnError(t *testing.T) {
 	for range 2 {
 		seen[recv(t, h.results, "result").key] = true
 	}
-	if !seen["container/bad"] || !seen["container/good"] {
+	if !seen[containerKey("bad")] || !seen[containerKey("good")] {
 		t.Fatalf("second pass ran %v, want both", seen)
 	}
 }
@@ -322,7 +321,7 @@ func TestControllerBoundedWorkers(t *testing.T) {
 	var cur, peak atomic.Int32
 	var items []Item
 	for i := range n {
-		items = append(items, Item{Key: "container/c" + strconv.Itoa(i), Op: "start", Run: func(context.Context) error {
+		items = append(items, Item{Key: containerKey("c") + strconv.Itoa(i), Op: "start", Run: func(context.Context) error {
 			v := cur.Add(1)
 			for {
 				p := peak.Load()
@@ -366,11 +365,11 @@ func TestControllerDependentsWait(t *testing.T) {
 	}
 	h := newHarness(t, func() []Item {
 		return []Item{
-			{Key: "container/web", Op: "start", Deps: []string{"container/db"}, Run: rec("container/web", nil)},
-			{Key: "container/db", Op: "start", Deps: []string{"image/pg"}, Run: rec("container/db", nil)},
-			{Key: "image/pg", Op: "build", Class: "build", Run: rec("image/pg", nil)},
-			{Key: "container/cache", Op: "start", Deps: []string{"image/broken"}, Run: rec("container/cache", nil)},
-			{Key: "image/broken", Op: "build", Class: "build", Run: rec("image/broken", errors.New("RUN exit 1"))},
+			{Key: containerKey("web"), Op: "start", Deps: []string{containerKey("db")}, Run: rec(containerKey("web"), nil)},
+			{Key: containerKey("db"), Op: "start", Deps: []string{imageKey("pg")}, Run: rec(containerKey("db"), nil)},
+			{Key: imageKey("pg"), Op: "build", Class: "build", Run: rec(imageKey("pg"), nil)},
+			{Key: containerKey("cache"), Op: "start", Deps: []string{imageKey("broken")}, Run: rec(containerKey("cache"), nil)},
+			{Key: imageKey("broken"), Op: "build", Class: "build", Run: rec(imageKey("broken"), errors.New("RUN exit 1"))},
 		}
 	}, func(c *Controller[int, int]) { c.Workers = 4 })
 	got := map[string]error{}
@@ -381,14 +380,14 @@ func TestControllerDependentsWait(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	idx := func(k string) int { return slices.Index(order, k) }
-	if !(idx("image/pg") < idx("container/db") && idx("container/db") < idx("container/web")) {
-		t.Fatalf("order %v, want image/pg < container/db < container/web", order)
+	if !(idx(imageKey("pg")) < idx(containerKey("db")) && idx(containerKey("db")) < idx(containerKey("web"))) {
+		t.Fatalf("order %v, want Image/pg < Container/db < Container/web", order)
 	}
-	if idx("container/cache") >= 0 {
-		t.Fatalf("container/cache ran (%v) although its image failed", order)
+	if idx(containerKey("cache")) >= 0 {
+		t.Fatalf("Container/cache ran (%v) although its image failed", order)
 	}
-	if err := got["container/cache"]; !reconcile.IsWait(err) || !strings.Contains(err.Error(), "image/broken") {
-		t.Fatalf("container/cache: %v, want a wait naming image/broken", err)
+	if err := got[containerKey("cache")]; !reconcile.IsWait(err) || !strings.Contains(err.Error(), imageKey("broken")) {
+		t.Fatalf("Container/cache: %v, want a wait naming Image/broken", err)
 	}
 }
 
@@ -397,7 +396,7 @@ func TestControllerDrainsOnShutdown(t *testing.T) {
 	release := make(chan struct{})
 	var itemCtxErr atomic.Value
 	h := newHarness(t, func() []Item {
-		return []Item{{Key: "container/web", Op: "replace", Run: func(ctx context.Context) error {
+		return []Item{{Key: containerKey("web"), Op: "replace", Run: func(ctx context.Context) error {
 			close(running)
 			<-release
 			itemCtxErr.Store(ctx.Err() == nil)
@@ -423,7 +422,7 @@ func TestControllerDrainsOnShutdown(t *testing.T) {
 func TestControllerDrainTimeout(t *testing.T) {
 	running := make(chan struct{})
 	h := newHarness(t, func() []Item {
-		return []Item{{Key: "image/big", Op: "build", Run: func(ctx context.Context) error {
+		return []Item{{Key: imageKey("big"), Op: "build", Run: func(ctx context.Context) error {
 			close(running)
 			<-ctx.Done()
 			return ctx.Err()
@@ -442,7 +441,7 @@ func TestControllerDrainTimeout(t *testing.T) {
 func TestControllerWaitIsNotAFailure(t *testing.T) {
 	var ready atomic.Bool
 	h := newHarness(t, func() []Item {
-		return []Item{{Key: "container/web", Op: "create", Run: func(context.Context) error {
+		return []Item{{Key: containerKey("web"), Op: "create", Run: func(context.Context) error {
 			if !ready.Load() {
 				return reconcile.Wait("image base is not ready")
 			}
@@ -529,36 +528,11 @@ func TestControllerLoadRetriesWhenRootMoves(t *testing.T) {
 	}
 }
 
-// TestControllerImportsNoExec keeps reconcile/ free of process execution
-// and ZFS: it decides, engine/ acts.
-func TestControllerImportsNoExec(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		af, err := parser.ParseFile(fset, f, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range af.Imports {
-			p, _ := strconv.Unquote(imp.Path.Value)
-			if p == "os/exec" || strings.Contains(p, "go-zfs") || strings.HasSuffix(p, "/engine/runner") {
-				t.Errorf("%s imports %s", f, p)
-			}
-		}
-	}
-}
-
 func TestControllerFailedPassDoesNotSpinRetries(t *testing.T) {
 	var observeFails atomic.Bool
 	var passes atomic.Int32
 	h := newHarness(t, func() []Item {
-		return []Item{{Key: "container/web", Op: "start", Run: func(context.Context) error { return errors.New("boom") }}}
+		return []Item{{Key: containerKey("web"), Op: "start", Run: func(context.Context) error { return errors.New("boom") }}}
 	}, func(c *Controller[int, int]) {
 		c.Observe = func(context.Context) (int, error) {
 			passes.Add(1)
@@ -584,7 +558,7 @@ func TestControllerFailedPassDoesNotSpinRetries(t *testing.T) {
 	observeFails.Store(false)
 	h.clock.Advance(time.Second) // the held retry: 1 s after the failed pass
 	recv(t, h.passes, "retry pass")
-	if r := recv(t, h.results, "result"); r.key != "container/web" {
+	if r := recv(t, h.results, "result"); r.key != containerKey("web") {
 		t.Fatalf("result %v", r)
 	}
 }
@@ -598,7 +572,7 @@ func TestControllerRequeuesKeyPlannedWhileRunning(t *testing.T) {
 	planned := make(chan struct{}, 10)
 	h := newHarness(t, func() []Item {
 		planned <- struct{}{}
-		return []Item{{Key: "image/base", Op: "import", Class: "build", Run: func(context.Context) error {
+		return []Item{{Key: imageKey("base"), Op: "import", Class: "build", Run: func(context.Context) error {
 			running <- struct{}{}
 			if first.CompareAndSwap(true, false) {
 				<-release
@@ -608,7 +582,7 @@ func TestControllerRequeuesKeyPlannedWhileRunning(t *testing.T) {
 	}, func(c *Controller[int, int]) { c.Hooks.OnResync = func(r string) { reasons <- r } })
 	<-planned
 	<-running
-	h.c.Trigger("test") // plans image/base again while it runs
+	h.c.Trigger("test") // plans Image/base again while it runs
 	// The loop handles the item's end only after this pass returns, so
 	// releasing once Plan ran cannot overtake the pass.
 	recv(t, planned, "the test pass")
@@ -623,4 +597,48 @@ func TestControllerRequeuesKeyPlannedWhileRunning(t *testing.T) {
 	}
 	<-running // the requeue pass imports again from fresh state
 	recv(t, h.results, "second import")
+}
+
+// syncBuffer is a bytes.Buffer safe for the loop's and the test's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The loop's lines carry the house keys (container=web, image=bb), not the
+// object key.
+func TestControllerLogsHouseKeys(t *testing.T) {
+	var logs syncBuffer
+	h := newHarness(t, func() []Item {
+		return []Item{
+			{Key: imageKey("bb"), Op: "import", Run: func(context.Context) error { return nil }},
+			{Key: containerKey("web"), Op: "start", Deps: []string{imageKey("bb")}, Run: func(context.Context) error { return errors.New("boom") }},
+		}
+	}, func(c *Controller[int, int]) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	recv(t, h.results, "image result")
+	recv(t, h.results, "container result")
+	out := logs.String()
+	for _, want := range []string{
+		`msg="action done" image=bb action=import`,
+		`msg="action failed, will retry" container=web action=start`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "key=") {
+		t.Errorf("an object key logged as key=:\n%s", out)
+	}
 }

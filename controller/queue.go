@@ -11,7 +11,8 @@ import (
 // Item is one unit of work a pass planned for one object. The controller
 // runs at most one Item per Key at a time.
 type Item struct {
-	// Key names the object, "kind/name" (container/web, image/base).
+	// Key names the object, "Kind/name" as reconcile.Key makes it
+	// (Container/web, Image/base).
 	Key string
 	// Op is the action, for logs, metrics and status ("create", "replace").
 	Op string

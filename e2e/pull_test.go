@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
-	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
 // secondPoolHost makes a host whose root is on a pool of its own (a sparse
@@ -104,8 +104,8 @@ func TestPullImageDeclaredInManifests(t *testing.T) {
 
 	plan = b.run("plan")
 	t.Logf("plan after the tag moved:\n%s%s", plan.stdout, plan.stderr)
-	if !strings.Contains(plan.stdout, "pull image base") || !strings.Contains(plan.stdout, reconcile.ShortID(idA2)) {
-		t.Errorf("plan after the tag moved does not pull base to %s: exit %d\n%s%s", reconcile.ShortID(idA2), plan.code, plan.stdout, plan.stderr)
+	if !strings.Contains(plan.stdout, "pull image base") || !strings.Contains(plan.stdout, image.Short(idA2)) {
+		t.Errorf("plan after the tag moved does not pull base to %s: exit %d\n%s%s", image.Short(idA2), plan.code, plan.stdout, plan.stderr)
 	}
 	out = b.must("apply", "--pull-interval", "1s")
 	t.Logf("apply after the tag moved:\n%s", out)

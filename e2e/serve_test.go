@@ -380,6 +380,6 @@ func TestServeStartsContainerOnceItsImageIsImported(t *testing.T) {
 	argv := []string{"/bin/sleep", "100051"}
 	h.write("w1.yaml", containerYAML("w1", argv...))
 	srv := h.start("--resync", "5m")
-	srv.waitLog(t, 0, converge, `msg="action done"`, "key=Image/bb")
+	srv.waitLog(t, 0, converge, `msg="action done"`, "image=bb")
 	h.waitRunning("w1", argv, 20*time.Second)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
@@ -235,7 +236,7 @@ func imageInputs(im zfs.Image) string {
 
 // Execute takes one planned action.
 func (e *Engine) Execute(ctx context.Context, a reconcile.Action) error {
-	log := e.Log.With("action", string(a.Op), "kind", a.Kind, "name", a.Name)
+	log := e.Log.With("action", string(a.Op), reconcile.ObjectAttr(a.Kind, a.Name))
 	switch a.Op {
 	case reconcile.OpImport:
 		return e.importImage(ctx, a)
@@ -247,7 +248,7 @@ func (e *Engine) Execute(ctx context.Context, a reconcile.Action) error {
 		if err != nil {
 			return err
 		}
-		log.Info("built image", "image", reconcile.ShortID(id))
+		log.Info("built image", "id", image.Short(id))
 		return nil
 	case reconcile.OpPull:
 		if e.Pull == nil {
@@ -303,7 +304,7 @@ func (e *Engine) importImage(ctx context.Context, a reconcile.Action) error {
 	if err := e.Store.Tag(ctx, a.Name, id); err != nil {
 		return fmt.Errorf("tag image %s: %w", a.Name, err)
 	}
-	e.Log.Info("imported image", "image", a.Name, "id", reconcile.ShortID(id))
+	e.Log.Info("imported image", "image", a.Name, "id", image.Short(id))
 	return nil
 }
 
@@ -367,7 +368,7 @@ func (e *Engine) createClone(ctx context.Context, a reconcile.Action, address st
 	if _, err := e.Store.CreateContainer(ctx, a.Name, a.ImageID, props); err != nil {
 		return err
 	}
-	e.Log.Info("created container", "container", a.Name, "image", reconcile.ShortID(a.ImageID))
+	e.Log.Info("created container", "container", a.Name, "image", image.Short(a.ImageID))
 	return nil
 }
 
@@ -412,7 +413,7 @@ func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
 	}
 	img, ok := st.Image(clone.ImageID)
 	if !ok {
-		return fmt.Errorf("start container %s: image %s: %w", name, reconcile.ShortID(clone.ImageID), zfs.ErrNotFound)
+		return fmt.Errorf("start container %s: image %s: %w", name, image.Short(clone.ImageID), zfs.ErrNotFound)
 	}
 	volumes := map[string]string{}
 	for _, v := range st.Volumes {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	yaml3 "go.yaml.in/yaml/v3"
 )
 
@@ -41,7 +41,7 @@ func (d *Document) label() string {
 		return ""
 	case d.Name == "":
 		return d.Kind
-	case NameRegexp.MatchString(d.Name):
+	case image.NameRegexp.MatchString(d.Name):
 		return d.Kind + "/" + d.Name
 	}
 	return d.Kind + "/" + strconv.Quote(d.Name)
@@ -69,18 +69,6 @@ const MaxFileSize = 1 << 20
 type DecodeOptions struct {
 	// NumCPU bounds resources.cpu (NumCPU*100); 0 means this machine's count.
 	NumCPU int
-}
-
-// Decode decodes, defaults and validates the documents of one manifest file.
-// file names it in problems; relative paths in the manifests resolve against
-// its directory. Cross-object checks (duplicates, dependsOn, references) are
-// the job of Load.
-func Decode(file string, data []byte, opts DecodeOptions) ([]*Document, []Problem) {
-	abs, err := filepath.Abs(file)
-	if err != nil {
-		abs = file
-	}
-	return decodeFile(file, filepath.Dir(abs), data, opts)
 }
 
 // fileDecoder collects the problems of one file.

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // LoadOptions tune Load.
@@ -387,7 +389,7 @@ func assemble(files []*loaded) *Set {
 	var keys []string
 	for _, f := range files {
 		for _, d := range f.docs {
-			if d.Kind == "" || ValidName(d.Name) != nil {
+			if d.Kind == "" || image.ValidName("", d.Name) != nil {
 				continue
 			}
 			if _, ok := byKey[d.Key()]; !ok {

@@ -21,7 +21,7 @@ type TypeMeta struct {
 }
 
 // ObjectMeta names an object. The name becomes a ZFS dataset name and a jail
-// name, so it is restricted to NameRegexp.
+// name, so it is restricted to image.NameRegexp.
 type ObjectMeta struct {
 	Name   string            `json:"name"`
 	Labels map[string]string `json:"labels,omitempty"`

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // validator checks one decoded, defaulted object, reporting each problem
@@ -29,7 +31,7 @@ func (v *validator) check(field string, err error) {
 }
 
 func (v *validator) meta(m *ObjectMeta) {
-	v.check("metadata.name", ValidName(m.Name))
+	v.check("metadata.name", image.ValidName("", m.Name))
 	keys := sortedKeys(m.Labels)
 	for _, k := range keys {
 		if k == "" || len(k) > 253 || plainText("label", k, true) != nil {
@@ -100,7 +102,7 @@ func (v *validator) image(o *Image) {
 		case err != nil || !(u.Scheme == "ssh" && u.Host != "" || u.Scheme == "file" && u.Host == "" && path.IsAbs(u.Path)):
 			v.errf("spec.pull.repository", "repository %q must be ssh://[user@]host[:port]/path or file:///path", p.Repository)
 		}
-		if err := ValidName(p.Tag); err != nil {
+		if err := image.ValidName("", p.Tag); err != nil {
 			v.errf("spec.pull.tag", "tag: %s", err)
 		}
 		if a := p.AllowedSigners; a != "" {
@@ -168,7 +170,7 @@ func (v *validator) container(o *Container) {
 	s := &o.Spec
 	if s.Image == "" {
 		v.errf("spec.image", "image is required")
-	} else if err := ValidName(s.Image); err != nil {
+	} else if err := image.ValidName("", s.Image); err != nil {
 		v.errf("spec.image", "image: %s", err)
 	}
 	v.command("spec.command", s.Command, false)
@@ -187,7 +189,7 @@ func (v *validator) container(o *Container) {
 		v.check("spec.workdir", cleanAbs(s.Workdir))
 	}
 	// A hostname defaulted from a bad name would only repeat the name's error.
-	if s.Hostname != o.Metadata.Name || ValidName(o.Metadata.Name) == nil {
+	if s.Hostname != o.Metadata.Name || image.ValidName("", o.Metadata.Name) == nil {
 		v.check("spec.hostname", ValidHostname(s.Hostname))
 	}
 	v.network(&s.Network)
@@ -200,7 +202,7 @@ func (v *validator) container(o *Container) {
 		case m.Volume == "" && m.HostPath == "":
 			v.errf(f, "volume or hostPath is required")
 		case m.Volume != "":
-			if err := ValidName(m.Volume); err != nil {
+			if err := image.ValidName("", m.Volume); err != nil {
 				v.errf(f+".volume", "volume: %s", err)
 			}
 		default:
@@ -233,8 +235,8 @@ func (v *validator) container(o *Container) {
 	for i, d := range s.DependsOn {
 		f := fmt.Sprintf("spec.dependsOn[%d]", i)
 		switch {
-		case ValidName(d) != nil:
-			v.errf(f, "dependsOn: %s", ValidName(d))
+		case image.ValidName("", d) != nil:
+			v.errf(f, "dependsOn: %s", image.ValidName("", d))
 		case d == o.Metadata.Name:
 			v.errf(f, "a container cannot depend on itself")
 		case seen[d]:

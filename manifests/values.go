@@ -6,16 +6,11 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
-
-// NameRegexp is what object names must match: they become ZFS dataset names
-// and jail names, so they are short DNS labels.
-var NameRegexp = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 var (
 	envKeyRegexp    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -29,19 +24,6 @@ var (
 	sha256Regexp  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	hostLabel     = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 )
-
-// ValidName reports whether s can name an object (see NameRegexp).
-func ValidName(s string) error {
-	switch {
-	case s == "":
-		return fmt.Errorf("name is empty")
-	case len(s) > 63:
-		return fmt.Errorf("name %q is %d characters long, the limit is 63", s, len(s))
-	case !NameRegexp.MatchString(s):
-		return fmt.Errorf("name %q is invalid: use lower-case letters, digits and '-', starting and ending with a letter or digit", s)
-	}
-	return nil
-}
 
 // ValidHostname reports whether s is an RFC 1123 host name.
 func ValidHostname(s string) error {
@@ -112,16 +94,6 @@ func SignalNumber(name string) (syscall.Signal, error) {
 		return s, nil
 	}
 	return 0, fmt.Errorf("signal %q is unknown: want a name such as SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1", name)
-}
-
-// SignalNames lists the accepted signal names, sorted.
-func SignalNames() []string {
-	names := make([]string, 0, len(signals))
-	for n := range signals {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // cleanAbs checks a path that is used inside the jail or on the host: absolute,

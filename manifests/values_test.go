@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"sigs.k8s.io/yaml"
 )
 
@@ -50,19 +51,16 @@ func TestSignalNumber(t *testing.T) {
 			t.Errorf("SignalNumber(%q): want an error", in)
 		}
 	}
-	if n := SignalNames(); len(n) < 20 || n[0] != "SIGABRT" {
-		t.Errorf("SignalNames() = %v", n)
-	}
 }
 
 func TestValidNames(t *testing.T) {
 	for _, ok := range []string{"a", "web", "web-1", "0", strings.Repeat("a", 63)} {
-		if err := ValidName(ok); err != nil {
+		if err := image.ValidName("", ok); err != nil {
 			t.Errorf("ValidName(%q): %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"", "Web", "a_b", "x;rm -rf /", "../x", "-a", "a-", "a.b", strings.Repeat("a", 64)} {
-		if err := ValidName(bad); err == nil {
+		if err := image.ValidName("", bad); err == nil {
 			t.Errorf("ValidName(%q): want an error", bad)
 		}
 	}
@@ -118,7 +116,7 @@ func TestCommandYAML(t *testing.T) {
 
 func TestDecodeLines(t *testing.T) {
 	data := []byte("# leading comment\n---\napiVersion: zocker/v1\nkind: Volume\nmetadata: {name: a}\n---\n\n--- # empty documents are skipped\napiVersion: zocker/v1\nkind: Volume\nmetadata: {name: b}\nspec:\n  quota: 1X\n")
-	docs, problems := Decode("x.yaml", data, DecodeOptions{})
+	docs, problems := decode("x.yaml", data, DecodeOptions{})
 	if len(docs) != 2 || docs[0].Line != 3 || docs[1].Line != 9 || docs[0].Failed || !docs[1].Failed {
 		t.Fatalf("docs %+v", docs)
 	}
@@ -140,7 +138,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("a: &a [*a, *a]\nb: *a\n"))
 	f.Add([]byte("---\n--- x\n---"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		docs, problems := Decode("fuzz.yaml", data, DecodeOptions{NumCPU: 2})
+		docs, problems := decode("fuzz.yaml", data, DecodeOptions{NumCPU: 2})
 		for _, d := range docs {
 			if d.Object == nil && !d.Failed {
 				t.Errorf("document at line %d has neither an object nor an error", d.Line)
@@ -195,7 +193,7 @@ spec:
 func TestScalarsAsWritten(t *testing.T) {
 	data := []byte("apiVersion: zocker/v1\nkind: Volume\nmetadata: {name: d}\nspec:\n  quota: 10\n  properties: {compression: on, atime: off, copies: 2}\n---\n" +
 		"apiVersion: zocker/v1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: base\n  env: {N: 1, DEBUG: yes}\n  command: [/bin/echo, 1, true]\n  jailParams: {allow.raw_sockets: true}\n")
-	docs, problems := Decode("x.yaml", data, DecodeOptions{})
+	docs, problems := decode("x.yaml", data, DecodeOptions{})
 	if len(problems) != 0 || len(docs) != 2 {
 		t.Fatalf("problems %v", problems)
 	}
@@ -208,4 +206,14 @@ func TestScalarsAsWritten(t *testing.T) {
 		!reflect.DeepEqual(c.Spec.Command.Argv, []string{"/bin/echo", "1", "true"}) || c.Spec.JailParams["allow.raw_sockets"] != "true" {
 		t.Errorf("container spec %+v", c.Spec)
 	}
+}
+
+// decode decodes, defaults and validates the documents of one manifest file
+// as Load does, without the cross-object checks.
+func decode(file string, data []byte, opts DecodeOptions) ([]*Document, []Problem) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	return decodeFile(file, filepath.Dir(abs), data, opts)
 }

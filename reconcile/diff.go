@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
@@ -69,7 +70,7 @@ func replaceReason(oc ObservedContainer, desired *manifests.Container, desiredSp
 		parts = append(parts, "spec hash changed (no readable applied spec)")
 	}
 	if oc.ImageID != imageID {
-		parts = append(parts, fmt.Sprintf("image changed: %s -> %s", ShortID(oc.ImageID), ShortID(imageID)))
+		parts = append(parts, fmt.Sprintf("image changed: %s -> %s", image.Short(oc.ImageID), image.Short(imageID)))
 	}
 	if len(parts) == 0 {
 		// The hash differs but no field does: the hash scheme itself changed.

@@ -106,18 +106,12 @@ func canonicalDuration(v, def string) string {
 // SpecHash is the hex sha256 over c's normalized spec and the resolved image
 // ID. Any edit that needs a new clone (command, env, user, volumes, network,
 // limits, health check, jail parameters, ...) or a new image gives a new hash;
-// spec.state does not (it is converged by start/stop), nor do labels.
+// spec.state does not (it is converged by start/stop), nor do labels. Diff
+// computes the same digest through specSum without allocating; SpecHash is
+// its definition for the callers that hold a Container (the tests that build
+// observed state).
 func SpecHash(c *manifests.Container, imageID string) string {
-	return specHash(c.Metadata.Name, NormalizeSpec(c), imageID)
-}
-
-// specHash digests an already normalized spec. It writes a private binary
-// encoding instead of JSON because it runs for every container on every
-// pass (1,000 containers must plan in well under 5 ms): every string is
-// length-prefixed and every list and map counted, so distinct specs cannot
-// encode alike; maps are written in sorted key order.
-func specHash(name string, s manifests.ContainerSpec, imageID string) string {
-	sum := specSum(name, s, imageID)
+	sum := specSum(c.Metadata.Name, NormalizeSpec(c), imageID)
 	return hex.EncodeToString(sum[:])
 }
 
@@ -129,7 +123,11 @@ func sameHash(sum [sha256.Size]byte, hexHash string) bool {
 	return string(buf[:]) == hexHash
 }
 
-// specSum is the digest behind specHash.
+// specSum digests an already normalized spec. It writes a private binary
+// encoding instead of JSON because it runs for every container on every
+// pass (1,000 containers must plan in well under 5 ms): every string is
+// length-prefixed and every list and map counted, so distinct specs cannot
+// encode alike; maps are written in sorted key order.
 func specSum(name string, s manifests.ContainerSpec, imageID string) [sha256.Size]byte {
 	e := encoders.Get().(*hashEncoder)
 	defer encoders.Put(e)
@@ -263,19 +261,4 @@ func DecodeAppliedSpec(name, spec string) (*manifests.Container, error) {
 	}
 	c.Spec = NormalizeSpec(c)
 	return c, nil
-}
-
-// ShortID shortens an image ID for messages: the first 12 hex digits, without
-// an algorithm prefix, as docker and zocker print them.
-func ShortID(id string) string {
-	if i := len("sha256:"); len(id) > i && id[:i] == "sha256:" {
-		id = id[i:]
-	}
-	if len(id) > 12 {
-		return id[:12]
-	}
-	if id == "" {
-		return "none"
-	}
-	return id
 }

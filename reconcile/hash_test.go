@@ -1,13 +1,8 @@
 package reconcile
 
 import (
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -143,64 +138,6 @@ func TestParseQuantity(t *testing.T) {
 	}
 }
 
-func TestShortID(t *testing.T) {
-	for in, want := range map[string]string{"": "none", "abc": "abc", "sha256:0123456789abcdef": "0123456789ab", "0123456789abcdef": "0123456789ab"} {
-		if got := ShortID(in); got != want {
-			t.Errorf("ShortID(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-// TestNoIOImports keeps reconcile/ free of command execution and ZFS: it
-// talks to the engine through interfaces. The deciding files (plan, diff,
-// hash, status, observed) also stay free of any I/O package.
-func TestNoIOImports(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	banned := []string{"os/exec", "github.com/mistifyio/go-zfs"}
-	pureBanned := []string{"os", "io/ioutil", "net", "net/http", "syscall", "golang.org/x/sys"}
-	checked := 0
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parsed, err := parser.ParseFile(token.NewFileSet(), f, src, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checked++
-		pure := false
-		for _, prefix := range []string{"plan", "diff", "hash", "status", "observed"} {
-			pure = pure || strings.HasPrefix(f, prefix)
-		}
-		for _, imp := range parsed.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			for _, b := range banned {
-				if path == b || strings.HasPrefix(path, b+"/") {
-					t.Errorf("%s imports %s: reconcile/ must not run commands or ZFS itself", f, path)
-				}
-			}
-			if !pure {
-				continue
-			}
-			for _, b := range pureBanned {
-				if path == b || strings.HasPrefix(path, b+"/") {
-					t.Errorf("%s imports %s: the diff/plan/status code does no I/O", f, path)
-				}
-			}
-		}
-	}
-	if checked < 5 {
-		t.Fatalf("checked only %d files", checked)
-	}
-}
-
 // fill sets every settable part of v to a non-zero value.
 func fill(v reflect.Value) {
 	switch v.Kind() {
@@ -236,7 +173,7 @@ func fill(v reflect.Value) {
 // field of its nested structs) alone and checks that the hash moves: a field
 // added to the API cannot escape the hash.
 func TestSpecHashCoversEveryField(t *testing.T) {
-	empty := specHash("web", manifests.ContainerSpec{}, "id1")
+	empty := specSum("web", manifests.ContainerSpec{}, "id1")
 	typ := reflect.TypeOf(manifests.ContainerSpec{})
 	for i := range typ.NumField() {
 		f := typ.Field(i)
@@ -244,12 +181,12 @@ func TestSpecHashCoversEveryField(t *testing.T) {
 		var s manifests.ContainerSpec
 		fill(reflect.ValueOf(&s).Elem().Field(i))
 		if notReplacing[tag] {
-			if specHash("web", s, "id1") != empty {
+			if specSum("web", s, "id1") != empty {
 				t.Errorf("ContainerSpec.%s is hashed: changing it would replace the container", f.Name)
 			}
 			continue
 		}
-		if specHash("web", s, "id1") == empty {
+		if specSum("web", s, "id1") == empty {
 			t.Errorf("ContainerSpec.%s is not hashed", f.Name)
 		}
 		ft := f.Type
@@ -268,7 +205,7 @@ func TestSpecHashCoversEveryField(t *testing.T) {
 				outer = outer.Elem()
 			}
 			fill(outer.Field(j))
-			if specHash("web", s, "id1") == specHash("web", base, "id1") {
+			if specSum("web", s, "id1") == specSum("web", base, "id1") {
 				t.Errorf("ContainerSpec.%s.%s is not hashed", f.Name, ft.Field(j).Name)
 			}
 		}

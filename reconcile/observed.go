@@ -7,6 +7,7 @@
 package reconcile
 
 import (
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -142,6 +143,28 @@ type Desired struct {
 // Key is the identity of an object across the manifests, the plan, the work
 // queue and the status: "Kind/name" (the form manifests.Set uses).
 func Key(kind, name string) string { return kind + "/" + name }
+
+// ObjectAttr names an object in a log line under the house's fixed keys:
+// container=web, image=bb, volume=data; an unknown kind logs as key=Kind/name.
+func ObjectAttr(kind, name string) slog.Attr {
+	switch kind {
+	case manifests.KindContainer:
+		return slog.String("container", name)
+	case manifests.KindImage:
+		return slog.String("image", name)
+	case manifests.KindVolume:
+		return slog.String("volume", name)
+	}
+	return slog.String("key", Key(kind, name))
+}
+
+// KeyAttr is ObjectAttr for a key made by Key; any other key logs as key=...
+func KeyAttr(key string) slog.Attr {
+	if kind, name, ok := strings.Cut(key, "/"); ok {
+		return ObjectAttr(kind, name)
+	}
+	return slog.String("key", key)
+}
 
 // ManifestRef is the value to store in zocker:manifest for an object
 // declared in file: the file's path relative to the manifest root the set was

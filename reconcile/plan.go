@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
@@ -146,7 +147,7 @@ func (p *planner) planImages() {
 			case !tagged:
 				a.Reason = "not present"
 			case remote != "" && tagID != remote:
-				a.Reason = fmt.Sprintf("repository tag moved to %s (from %s)", ShortID(remote), ShortID(tagID))
+				a.Reason = fmt.Sprintf("repository tag moved to %s (from %s)", image.Short(remote), image.Short(tagID))
 			default:
 				continue
 			}
@@ -168,7 +169,7 @@ func (p *planner) planImages() {
 			case !tagged:
 				a.Reason = "not present"
 			case inputs != "" && have != inputs:
-				a.Reason = fmt.Sprintf("inputs changed: %s -> %s", ShortID(have), ShortID(inputs))
+				a.Reason = fmt.Sprintf("inputs changed: %s -> %s", image.Short(have), image.Short(inputs))
 			default:
 				continue
 			}

@@ -10,7 +10,7 @@ import (
 // bench1000 is 1,000 declared containers, all applied and running, with
 // three changes: one edited command, one stopped by hand, one removed.
 func bench1000(tb testing.TB) (Desired, Observed) {
-	objs := []any{image("base"), volume("shared")}
+	objs := []any{img("base"), volume("shared")}
 	var observedObjs []any
 	for i := range 1000 {
 		name := fmt.Sprintf("c%04d", i)

@@ -14,7 +14,7 @@ import (
 const testRoot = manifeststest.Root
 
 var (
-	image     = manifeststest.Image
+	img       = manifeststest.Image
 	container = manifeststest.Container
 	volume    = manifeststest.Volume
 	newSet    = manifeststest.NewSet

@@ -13,7 +13,7 @@ import (
 func mixedPlan(t *testing.T) Plan {
 	t.Helper()
 	stopped := func(c *manifests.Container) { c.Spec.State = "Stopped" }
-	s := newSet(image("base"), web(func(c *manifests.Container) { c.Spec.Command.Argv = []string{"/bin/sh"} }),
+	s := newSet(img("base"), web(func(c *manifests.Container) { c.Spec.Command.Argv = []string{"/bin/sh"} }),
 		container("new"), container("idle"), container("halt", stopped), volume("data"))
 	s.Blocked = []string{"Container/dup"}
 	o := observed(applied(t, web(), "id1"), applied(t, container("idle"), "id1", func(oc *ObservedContainer) { oc.Running = false }),

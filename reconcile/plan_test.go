@@ -27,7 +27,7 @@ func replaceCase(field string, edit func(*manifests.Container)) planCase {
 	return planCase{
 		name: "replace on " + field,
 		world: func(t *testing.T) (Desired, Observed, Options) {
-			return desired(newSet(image("base"), web(edit))), observed(applied(t, web(), "id1")), Options{}
+			return desired(newSet(img("base"), web(edit))), observed(applied(t, web(), "id1")), Options{}
 		},
 		want: []string{"replace container/web: " + field + " changed"},
 	}
@@ -38,7 +38,7 @@ func planCases() []planCase {
 		{
 			name: "unchanged set is in sync",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				return desired(newSet(image("base"), web())), observed(applied(t, web(), "id1")), Options{}
+				return desired(newSet(img("base"), web())), observed(applied(t, web(), "id1")), Options{}
 			},
 			want: []string{},
 		},
@@ -50,7 +50,7 @@ func planCases() []planCase {
 					c.Spec.Network.Mode, c.Spec.StopSignal, c.Spec.StopTimeout = "loopback", "SIGTERM", "10000ms"
 					c.Spec.Env = map[string]string{}
 				})
-				return desired(newSet(image("base"), explicit)), observed(applied(t, web(), "id1")), Options{}
+				return desired(newSet(img("base"), explicit)), observed(applied(t, web(), "id1")), Options{}
 			},
 			want: []string{},
 		},
@@ -60,7 +60,7 @@ func planCases() []planCase {
 				a := web(func(c *manifests.Container) { c.Spec.DependsOn = []string{"db", "cache"} })
 				b := web(func(c *manifests.Container) { c.Spec.DependsOn = []string{"cache", "db"} })
 				db, cache := container("db"), container("cache")
-				return desired(newSet(image("base"), a, db, cache)),
+				return desired(newSet(img("base"), a, db, cache)),
 					observed(applied(t, b, "id1"), applied(t, db, "id1"), applied(t, cache, "id1")), Options{}
 			},
 			want: []string{},
@@ -68,14 +68,14 @@ func planCases() []planCase {
 		{
 			name: "new container is created",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				return desired(newSet(image("base"), web())), observed(), Options{}
+				return desired(newSet(img("base"), web())), observed(), Options{}
 			},
 			want: []string{"create container/web: not present"},
 		},
 		{
 			name: "new stopped container is created, not started",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				return desired(newSet(image("base"), web(func(c *manifests.Container) { c.Spec.State = "Stopped" }))), observed(), Options{}
+				return desired(newSet(img("base"), web(func(c *manifests.Container) { c.Spec.State = "Stopped" }))), observed(), Options{}
 			},
 			want: []string{"create container/web: not present"},
 		},
@@ -84,14 +84,14 @@ func planCases() []planCase {
 			world: func(t *testing.T) (Desired, Observed, Options) {
 				o := observed()
 				o.Tags, o.Images = nil, nil
-				return desired(newSet(image("base"), web())), o, Options{}
+				return desired(newSet(img("base"), web())), o, Options{}
 			},
 			want: []string{"import image/base: not present", "blocked hold container/web: waiting-for-image"},
 		},
 		{
 			name: "changed tarball is re-imported and the running container waits",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				d := desired(newSet(image("base"), web()))
+				d := desired(newSet(img("base"), web()))
 				d.ImageInputs["base"] = "in2"
 				return d, observed(applied(t, web(), "id1")), Options{}
 			},
@@ -100,7 +100,7 @@ func planCases() []planCase {
 		{
 			name: "tarball sha256 in the manifest stands in for missing inputs",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				img := image("base", func(i *manifests.Image) { i.Spec.Tarball.SHA256 = "sha-new" })
+				img := img("base", func(i *manifests.Image) { i.Spec.Tarball.SHA256 = "sha-new" })
 				d := desired(newSet(img, web()))
 				d.ImageInputs = nil
 				return d, observed(applied(t, web(), "id1")), Options{}
@@ -110,7 +110,7 @@ func planCases() []planCase {
 		{
 			name: "build image not present is built",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				img := image("app", func(i *manifests.Image) {
+				img := img("app", func(i *manifests.Image) {
 					i.Spec = manifests.ImageSpec{Build: &manifests.BuildSource{Context: "/src/app"}}
 				})
 				d := desired(newSet(img))
@@ -122,7 +122,7 @@ func planCases() []planCase {
 		{
 			name: "pull image whose remote tag moved is pulled",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				img := image("base", func(i *manifests.Image) {
+				img := img("base", func(i *manifests.Image) {
 					i.Spec = manifests.ImageSpec{Pull: &manifests.PullSource{Repository: "ssh://repo/z"}}
 				})
 				d := desired(newSet(img))
@@ -134,7 +134,7 @@ func planCases() []planCase {
 		{
 			name: "pull reason names the verified signer of the tag",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				img := image("base", func(i *manifests.Image) {
+				img := img("base", func(i *manifests.Image) {
 					i.Spec = manifests.ImageSpec{Pull: &manifests.PullSource{Repository: "ssh://repo/z"}}
 				})
 				d := desired(newSet(img))
@@ -147,7 +147,7 @@ func planCases() []planCase {
 		{
 			name: "pull image with unknown remote uses the local tag",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				img := image("base", func(i *manifests.Image) {
+				img := img("base", func(i *manifests.Image) {
 					i.Spec = manifests.ImageSpec{Pull: &manifests.PullSource{Repository: "ssh://repo/z"}}
 				})
 				return desired(newSet(img, web())), observed(applied(t, web(), "id1")), Options{}
@@ -197,7 +197,7 @@ func planCases() []planCase {
 				o := observed(applied(t, web(), "id1"))
 				o.Tags["base"] = "id2"
 				o.Images["id2"] = ObservedImage{ID: "id2", Inputs: "in2"}
-				d := desired(newSet(image("base"), web()))
+				d := desired(newSet(img("base"), web()))
 				d.ImageInputs["base"] = "in2"
 				return d, o, Options{}
 			},
@@ -278,7 +278,7 @@ func planCases() []planCase {
 		{
 			name: "failed file keeps its container: no prune, no change",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				s := failFile(newSet(image("base")), "web")
+				s := failFile(newSet(img("base")), "web")
 				return desired(s), observed(applied(t, web(), "id1", func(oc *ObservedContainer) { oc.ImageID = "id0" })), Options{}
 			},
 			want: []string{"blocked hold container/web: invalid-manifest"},
@@ -286,7 +286,7 @@ func planCases() []planCase {
 		{
 			name: "failed file's container is still kept running by its applied spec",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				s := failFile(newSet(image("base")), "web")
+				s := failFile(newSet(img("base")), "web")
 				return desired(s), observed(applied(t, web(), "id1", func(oc *ObservedContainer) { oc.Running = false })), Options{}
 			},
 			want: []string{"start container/web: not running (last applied spec kept)", "blocked hold container/web: invalid-manifest"},
@@ -294,7 +294,7 @@ func planCases() []planCase {
 		{
 			name: "object moved into a failed file is kept",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				s := failFile(newSet(image("base")), "other", "Container/web")
+				s := failFile(newSet(img("base")), "other", "Container/web")
 				return desired(s), observed(applied(t, web(), "id1")), Options{}
 			},
 			want: []string{"blocked hold container/web: invalid-manifest"},
@@ -311,7 +311,7 @@ func planCases() []planCase {
 		{
 			name: "duplicates are neither changed nor pruned",
 			world: func(t *testing.T) (Desired, Observed, Options) {
-				s := newSet(image("base"))
+				s := newSet(img("base"))
 				s.Blocked = []string{"Container/web"}
 				s.Problems = []manifests.Problem{
 					{File: "/m/a.yaml", Object: "Container/web", Message: "duplicate", Severity: "error"},
@@ -557,7 +557,7 @@ func planCases() []planCase {
 				a := container("a", func(c *manifests.Container) { c.Spec.Image = "zz" })
 				o := observed()
 				o.Tags["zz"] = "idz"
-				return desired(newSet(a, web(), image("base"), volume("data"))), o, Options{}
+				return desired(newSet(a, web(), img("base"), volume("data"))), o, Options{}
 			},
 			want: []string{"create-volume volume/data: not present", "create container/a: not present", "create container/web: not present"},
 		},
@@ -566,7 +566,7 @@ func planCases() []planCase {
 			world: func(t *testing.T) (Desired, Observed, Options) {
 				o := observed()
 				o.Tags, o.Images = nil, nil
-				return desired(newSet(web(), image("base"), volume("data"))), o, Options{}
+				return desired(newSet(web(), img("base"), volume("data"))), o, Options{}
 			},
 			want: []string{"import image/base: not present", "create-volume volume/data: not present", "blocked hold container/web: waiting-for-image"},
 		},
@@ -627,7 +627,7 @@ func TestDiffTable(t *testing.T) {
 func TestDiffCarriesExecutorData(t *testing.T) {
 	o := observed(applied(t, web(), "id1"))
 	edited := web(func(c *manifests.Container) { c.Spec.User = "www" })
-	p := Diff(desired(newSet(image("base"), edited)), o, Options{})
+	p := Diff(desired(newSet(img("base"), edited)), o, Options{})
 	if len(p.Actions) != 1 {
 		t.Fatalf("actions: %q", summary(p))
 	}
@@ -640,7 +640,7 @@ func TestDiffCarriesExecutorData(t *testing.T) {
 func TestDiffWaitingIsNotAFailure(t *testing.T) {
 	o := observed()
 	o.Tags, o.Images = nil, nil
-	p := Diff(desired(newSet(image("base"), web())), o, Options{})
+	p := Diff(desired(newSet(img("base"), web())), o, Options{})
 	if len(p.Blocked) != 1 || !p.Blocked[0].Waiting() || p.Blocked[0].Guard() {
 		t.Fatalf("blocked = %+v", p.Blocked)
 	}
@@ -701,8 +701,8 @@ func TestActionGeneration(t *testing.T) {
 	}
 	o := observed()
 	o.Tags, o.Images = nil, nil
-	d1 := desired(newSet(image("base"), web(), volume("data", func(v *manifests.Volume) { v.Spec.Quota = "1G" })))
-	d2 := desired(newSet(image("base", func(i *manifests.Image) { i.Spec.Tarball.Path = "/other.txz" }), web(),
+	d1 := desired(newSet(img("base"), web(), volume("data", func(v *manifests.Volume) { v.Spec.Quota = "1G" })))
+	d2 := desired(newSet(img("base", func(i *manifests.Image) { i.Spec.Tarball.Path = "/other.txz" }), web(),
 		volume("data", func(v *manifests.Volume) { v.Spec.Quota = "2G" })))
 	g1, again, g2 := gen(d1, o), gen(d1, o), gen(d2, o)
 	for _, key := range []string{"Image/base", "Volume/data"} {
@@ -723,11 +723,11 @@ func TestActionGeneration(t *testing.T) {
 // A build whose Zockerfile starts FROM another declared Image being made in
 // the same pass waits for it.
 func TestBuildWaitsForItsBaseImage(t *testing.T) {
-	hello := image("hello", func(i *manifests.Image) {
+	hello := img("hello", func(i *manifests.Image) {
 		i.Spec.Tarball = nil
 		i.Spec.Build = &manifests.BuildSource{Context: "/ctx", File: "Zockerfile"}
 	})
-	d := Desired{Set: newSet(image("aaa"), hello, image("zzz")),
+	d := Desired{Set: newSet(img("aaa"), hello, img("zzz")),
 		ImageInputs: map[string]string{"aaa": "in-a", "hello": "build:h", "zzz": "in-z"},
 		BuildBases:  map[string]string{"hello": "zzz"}}
 	p := Diff(d, Observed{}, Options{})

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"strings"
 	"time"
 
@@ -208,7 +209,7 @@ func (p *planner) changedSince(pc ObservedPrevious, oc ObservedContainer) string
 		}
 	}
 	if pc.ImageID != oc.ImageID && len(parts) == 0 {
-		parts = append(parts, "new image "+ShortID(oc.ImageID))
+		parts = append(parts, "new image "+image.Short(oc.ImageID))
 	}
 	return strings.Join(parts, ", ")
 }

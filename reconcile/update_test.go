@@ -112,7 +112,7 @@ func TestUpdateGate(t *testing.T) {
 			}
 			o := observed(objs...)
 			o.Previous = map[string][]ObservedPrevious{"web": tc.prev}
-			p := Diff(desired(newSet(image("base"), tc.decl)), o, Options{Now: trialStart.Add(tc.now)})
+			p := Diff(desired(newSet(img("base"), tc.decl)), o, Options{Now: trialStart.Add(tc.now)})
 			got := summary(p)
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("plan:\n  got  %q\n  want %q", got, tc.want)
@@ -127,7 +127,7 @@ func TestUpdateRollbackCarriesThePreviousSpec(t *testing.T) {
 	cur := applied(t, new, "id1", func(oc *ObservedContainer) { oc.UpdateStarted, oc.Running, oc.Exited = trialStart, false, true })
 	o := observed(cur)
 	o.Previous = map[string][]ObservedPrevious{"web": {previousOf(t, v1, "id0")}}
-	p := Diff(desired(newSet(image("base"), new)), o, Options{Now: trialStart.Add(time.Second)})
+	p := Diff(desired(newSet(img("base"), new)), o, Options{Now: trialStart.Add(time.Second)})
 	if len(p.Actions) != 1 || p.Actions[0].Op != OpRollback {
 		t.Fatalf("plan: %q", summary(p))
 	}
@@ -145,7 +145,7 @@ func TestUpdateRolledBackIsInSyncForPlan(t *testing.T) {
 	o := observed(applied(t, v1, "id1", func(oc *ObservedContainer) {
 		oc.RolledBack, oc.RollbackReason = SpecHash(new, "id1"), "new version unhealthy after 1m0s (spec.command changed)"
 	}))
-	p := Diff(desired(newSet(image("base"), new)), o, Options{Now: trialStart})
+	p := Diff(desired(newSet(img("base"), new)), o, Options{Now: trialStart})
 	if !p.InSync || p.ExitCode() != 0 {
 		t.Errorf("InSync = %v, exit %d: %q", p.InSync, p.ExitCode(), summary(p))
 	}
@@ -159,7 +159,7 @@ func TestUpdateRolledBackIsInSyncForPlan(t *testing.T) {
 	}
 	// A restored version that stopped is started again by its own spec.
 	o.Containers["web"] = func() ObservedContainer { oc := o.Containers["web"]; oc.Running = false; return oc }()
-	p = Diff(desired(newSet(image("base"), new)), o, Options{Now: trialStart})
+	p = Diff(desired(newSet(img("base"), new)), o, Options{Now: trialStart})
 	if got := summary(p); !slices.Equal(got, []string{"start container/web: not running (rolled-back version)", "blocked hold container/web: rolled-back"}) {
 		t.Errorf("plan: %q", got)
 	}
@@ -168,7 +168,7 @@ func TestUpdateRolledBackIsInSyncForPlan(t *testing.T) {
 func TestUpdateOrphanPreviousPruned(t *testing.T) {
 	o := observed()
 	o.Previous = map[string][]ObservedPrevious{"old": {{ID: "old.1"}}}
-	p := Diff(desired(newSet(image("base"))), o, Options{AllowEmpty: true})
+	p := Diff(desired(newSet(img("base"))), o, Options{AllowEmpty: true})
 	if got := summary(p); !slices.Equal(got, []string{"prune container/old: removed from manifests (previous clones only)"}) {
 		t.Errorf("plan: %q", got)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // recorder runs an action on the engine and records it: one log line with
-// action, kind, name, duration, result and err; the action metrics; the
+// action, the object (container=web), reason, duration, result and err; the action metrics; the
 // status book.
 type recorder struct{ s *Service }
 
@@ -39,7 +39,7 @@ func (r *recorder) Execute(ctx context.Context, a reconcile.Action) error {
 	if result != "wait" {
 		r.s.m.ObserveAction(a.Kind, metricAction(a.Op), result, took)
 	}
-	attrs := []any{"action", string(a.Op), "kind", a.Kind, "name", a.Name, "reason", a.Reason,
+	attrs := []any{"action", string(a.Op), reconcile.ObjectAttr(a.Kind, a.Name), "reason", a.Reason,
 		"duration", took.Round(time.Millisecond), "result", result}
 	if err != nil {
 		attrs = append(attrs, "err", err)

@@ -257,7 +257,7 @@ func (s *Service) plan(d reconcile.Desired, o engine.Detail) []controller.Item {
 	for _, b := range p.Blocked {
 		if b.Guard() && (b.Reason == reconcile.BlockedMaxPrune || b.Reason == reconcile.BlockedEmptyManifests) {
 			s.m.PruneBlocked(b.Reason)
-			s.log.Warn("prune blocked", "kind", b.Kind, "name", b.Name, "reason", b.Reason, "msg", b.Message)
+			s.log.Warn("prune blocked", reconcile.ObjectAttr(b.Kind, b.Name), "reason", b.Reason, "msg", b.Message)
 		}
 	}
 	return controller.Items(p, &recorder{s: s})

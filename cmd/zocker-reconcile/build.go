@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/build"
-	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 func init() { register(newBuildCmd) }
@@ -30,7 +30,7 @@ TAG moves to the new image only when every step succeeded.`,
   zocker-reconcile build -t apache -f Zockerfile.prod --build-arg VERSION=2.4 ./apache`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := zfs.ValidName("tag", tag); err != nil {
+			if err := image.ValidName("tag", tag); err != nil {
 				return err
 			}
 			bargs, err := parseBuildArgs(buildArgs)

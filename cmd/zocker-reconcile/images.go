@@ -14,6 +14,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // openStore opens the ZFS engine on --root for the commands people run
@@ -47,7 +48,7 @@ be https and needs --sha256; for a path, --sha256 is checked when given.`,
   zocker-reconcile import -t base https://download.freebsd.org/.../base.txz --sha256 9f2c...`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := zfs.ValidName("tag", tag); err != nil {
+			if err := image.ValidName("tag", tag); err != nil {
 				return err
 			}
 			src := zfs.ImportSource{Path: args[0], SHA256: sum}
@@ -186,9 +187,9 @@ func printImages(w io.Writer, rows []imageRow) {
 		}
 		parent := "-"
 		if r.Parent != "" {
-			parent = r.Parent[:12]
+			parent = image.Short(r.Parent)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\t%s\n", tag, r.ID[:12], r.Created.Local().Format("2006-01-02 15:04"), humanBytes(r.Referenced), humanBytes(r.Used), parent)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\t%s\n", tag, image.Short(r.ID), r.Created.Local().Format("2006-01-02 15:04"), humanBytes(r.Referenced), humanBytes(r.Used), parent)
 	}
 	tw.Flush()
 }
@@ -216,7 +217,7 @@ prefix of at least 12 digits). Moving an existing tag is one atomic change.`,
 		Example: "  zocker-reconcile tag base base-2026-11",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := zfs.ValidName("tag", args[1]); err != nil {
+			if err := image.ValidName("tag", args[1]); err != nil {
 				return err
 			}
 			s, err := openStore(cmd.Context(), g)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/signal"
 	"syscall"
 
@@ -68,14 +67,4 @@ func runSupervisor(stateDir, name string, opts superviseOptions, log *slog.Logge
 		return withCode(1, err)
 	}
 	return nil
-}
-
-// superviseSelf is the argv prefix that re-executes this binary as a
-// supervisor, for supervisor.Start.
-func superviseSelf() ([]string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("locate the zocker-reconcile binary: %w", err)
-	}
-	return []string{exe, SuperviseCommand}, nil
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
-	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // psRow is one container as ps shows it (and as ps -o json prints it).
@@ -48,7 +48,7 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 	}
 	var rows []psRow
 	for _, c := range st.Containers {
-		r := psRow{Name: c.ContainerName, Image: reconcile.ShortID(c.ImageID), Created: c.Created, State: "created",
+		r := psRow{Name: c.ContainerName, Image: image.Short(c.ImageID), Created: c.Created, State: "created",
 			IP: c.Props[engine.PropIP], Used: c.Used, Managed: c.Props[zfs.PropManaged] == "true"}
 		if t := tags[c.ImageID]; len(t) > 0 {
 			slices.Sort(t)

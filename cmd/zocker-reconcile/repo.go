@@ -11,6 +11,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 func init() {
@@ -39,7 +40,7 @@ func openRepo(ctx context.Context, g *globals, url, tag string) (*repo.Repositor
 // openRepoWith is openRepo with a signing key or a policy in opts.
 func openRepoWith(ctx context.Context, g *globals, url, tag string, opts repo.Options) (*repo.Repository, error) {
 	if tag != "" {
-		if err := repo.ValidTag(tag); err != nil {
+		if err := image.ValidName("tag", tag); err != nil {
 			return nil, err
 		}
 	}
@@ -176,7 +177,7 @@ received; otherwise nothing is.
 				fmt.Fprintf(g.stderr, "warning: %s was not verified: no --allowed-signers\n", args[0])
 			}
 			if len(res.Received) == 0 {
-				fmt.Fprintf(g.stdout, "%s: image %s is here already\n", args[0], res.ID[:12])
+				fmt.Fprintf(g.stdout, "%s: image %s is here already\n", args[0], image.Short(res.ID))
 			}
 			return nil
 		},
@@ -221,7 +222,7 @@ made.
 					fmt.Fprintf(tw, "%s\t-\t-\t%v\n", t.Tag, t.Err)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, t.ID[:12], humanBytes(uint64(t.Size)), t.Created.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, image.Short(t.ID), humanBytes(uint64(t.Size)), t.Created.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()
 		},

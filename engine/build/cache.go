@@ -55,11 +55,3 @@ func normalize(in Instruction, args []string) string {
 	}
 	return s
 }
-
-// ShortID is the 12-digit prefix of an image ID shown in progress output.
-func ShortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Store is what a build needs from the ZFS engine: the images present, a
@@ -173,9 +174,9 @@ func Build(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	if opts.Tag != "" {
-		fmt.Fprintf(b.out, "Successfully built %s and tagged %s\n", ShortID(res.ID), opts.Tag)
+		fmt.Fprintf(b.out, "Successfully built %s and tagged %s\n", image.Short(res.ID), opts.Tag)
 	} else {
-		fmt.Fprintf(b.out, "Successfully built %s\n", ShortID(res.ID))
+		fmt.Fprintf(b.out, "Successfully built %s\n", image.Short(res.ID))
 	}
 	return res, nil
 }
@@ -237,7 +238,7 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 	if base == "" {
 		fmt.Fprintln(b.out, "---> scratch")
 	} else {
-		fmt.Fprintf(b.out, "---> %s\n", ShortID(base))
+		fmt.Fprintf(b.out, "---> %s\n", image.Short(base))
 	}
 	// data is the image whose file system the current step starts from: a
 	// config-only step changes no data, so it is materialized (a clone of
@@ -250,7 +251,7 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 			if b.images[p.id] {
 				data = p.id
 			}
-			fmt.Fprintf(b.out, "---> cached %s\n", ShortID(p.id))
+			fmt.Fprintf(b.out, "---> cached %s\n", image.Short(p.id))
 			res.Cached++
 			continue
 		}
@@ -262,7 +263,7 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 			data = p.id
 		}
 		res.Executed++
-		fmt.Fprintf(b.out, "---> %s (%.1fs)\n", ShortID(p.id), time.Since(start).Seconds())
+		fmt.Fprintf(b.out, "---> %s (%.1fs)\n", image.Short(p.id), time.Since(start).Seconds())
 	}
 	res.ID = base
 	if len(plan) > 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 func TestStepKeyID(t *testing.T) {
@@ -55,7 +56,7 @@ func TestCacheReuseAndInvalidation(t *testing.T) {
 	if res1.Steps != 6 || res1.Executed != 5 || res1.Cached != 0 {
 		t.Fatalf("first build: %+v\n%s", res1, out)
 	}
-	if !strings.Contains(out, "Step 4/6 : COPY page.html /www/") || !strings.HasSuffix(out, "Successfully built "+ShortID(res1.ID)+" and tagged app\n") {
+	if !strings.Contains(out, "Step 4/6 : COPY page.html /www/") || !strings.HasSuffix(out, "Successfully built "+image.Short(res1.ID)+" and tagged app\n") {
 		t.Errorf("progress:\n%s", out)
 	}
 

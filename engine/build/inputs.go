@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
@@ -50,7 +50,7 @@ func Inputs(b *manifests.BuildSource, tags func(ref string) (string, bool)) (inp
 	baseID := base
 	if id, ok := tags(base); ok {
 		baseID = id
-	} else if base != "scratch" && zfs.ValidID(base) != nil {
+	} else if base != "scratch" && image.ValidID(base) != nil {
 		return "", base, nil
 	}
 	h, err := InputsHash(b.Context, b.File, b.Args, baseID)

@@ -29,12 +29,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // ErrNotFound is returned (wrapped) for a tag or image the repository does
@@ -44,28 +44,6 @@ var ErrNotFound = errors.New("not found")
 // ErrCorrupt is returned (wrapped) when a stream's size or sha256 differs
 // from its record, or a record cannot be read.
 var ErrCorrupt = errors.New("corrupt repository content")
-
-var (
-	tagRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	idRe  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-)
-
-// ValidTag checks a tag: the manifest name rule (it becomes a file name here
-// and a property name locally).
-func ValidTag(tag string) error {
-	if !tagRe.MatchString(tag) {
-		return fmt.Errorf("invalid tag %q: want lowercase letters, digits and inner dashes, at most 63 characters", tag)
-	}
-	return nil
-}
-
-// ValidID checks an image ID: 64 lowercase hex digits.
-func ValidID(id string) error {
-	if !idRe.MatchString(id) {
-		return fmt.Errorf("invalid image ID %q: want 64 lowercase hex digits", id)
-	}
-	return nil
-}
 
 // Meta is an image's record in the repository (images/<id>/meta.json).
 type Meta struct {
@@ -83,13 +61,13 @@ func (m Meta) check(id string) error {
 	if m.ID != id {
 		return fmt.Errorf("record of image %s names image %q: %w", id, m.ID, ErrCorrupt)
 	}
-	if m.Parent != "" && ValidID(m.Parent) != nil {
+	if m.Parent != "" && image.ValidID(m.Parent) != nil {
 		return fmt.Errorf("record of image %s: parent %q: %w", id, m.Parent, ErrCorrupt)
 	}
 	if m.Parent == id {
 		return fmt.Errorf("record of image %s: its own parent: %w", id, ErrCorrupt)
 	}
-	if len(m.SHA256) != 64 || ValidID(m.SHA256) != nil || m.Size < 0 {
+	if len(m.SHA256) != 64 || image.ValidID(m.SHA256) != nil || m.Size < 0 {
 		return fmt.Errorf("record of image %s: bad size or sha256: %w", id, ErrCorrupt)
 	}
 	return nil
@@ -188,9 +166,6 @@ func Open(ctx context.Context, url string, opts Options) (*Repository, error) {
 	return r, nil
 }
 
-// Location returns where the repository is.
-func (r *Repository) Location() Location { return r.loc }
-
 // Close ends the connection.
 func (r *Repository) Close() error { return r.f.Close() }
 
@@ -198,12 +173,6 @@ func imageDir(id string) string   { return "images/" + id }
 func streamPath(id string) string { return "images/" + id + "/stream" }
 func metaPath(id string) string   { return "images/" + id + "/meta.json" }
 func tagPath(tag string) string   { return "tags/" + tag }
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
 
 // Resolve returns the ID the repository's tag points at; the reconciler
 // compares it with the local images to decide a pull. With a policy, it is
@@ -214,7 +183,7 @@ func (r *Repository) Resolve(ctx context.Context, tag string) (string, error) {
 }
 
 func (r *Repository) resolveUnsigned(ctx context.Context, tag string) (string, error) {
-	if err := ValidTag(tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return "", err
 	}
 	if err := ctx.Err(); err != nil {
@@ -228,7 +197,7 @@ func (r *Repository) resolveUnsigned(ctx context.Context, tag string) (string, e
 		return "", fmt.Errorf("read tag %s in repository %s: %w", tag, r.loc, err)
 	}
 	id := strings.TrimSpace(string(b))
-	if err := ValidID(id); err != nil {
+	if err := image.ValidID(id); err != nil {
 		return "", fmt.Errorf("tag %s in repository %s: %w: %w", tag, r.loc, ErrCorrupt, err)
 	}
 	return id, nil
@@ -274,14 +243,14 @@ type PushResult struct {
 // Push sends the local image tag points at, with the ancestors the
 // repository lacks (oldest first), then moves the repository's tag.
 func (r *Repository) Push(ctx context.Context, local Local, tag string) (PushResult, error) {
-	if err := ValidTag(tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return PushResult{}, err
 	}
 	id, err := local.LookupTag(ctx, tag)
 	if err != nil {
 		return PushResult{}, fmt.Errorf("push %s: %w", tag, err)
 	}
-	if err := ValidID(id); err != nil {
+	if err := image.ValidID(id); err != nil {
 		return PushResult{}, fmt.Errorf("push %s: local tag: %w", tag, err)
 	}
 	res := PushResult{ID: id}
@@ -308,8 +277,8 @@ func (r *Repository) Push(ctx context.Context, local Local, tag string) (PushRes
 		if !ok {
 			return res, fmt.Errorf("push %s: image %s is not local and not in the repository", tag, cur)
 		}
-		if img.Parent != "" && ValidID(img.Parent) != nil {
-			return res, fmt.Errorf("push %s: image %s: parent: %w", tag, cur, ValidID(img.Parent))
+		if img.Parent != "" && image.ValidID(img.Parent) != nil {
+			return res, fmt.Errorf("push %s: image %s: parent: %w", tag, cur, image.ValidID(img.Parent))
 		}
 		missing = append(missing, img)
 		cur = img.Parent
@@ -334,7 +303,7 @@ func (r *Repository) Push(ctx context.Context, local Local, tag string) (PushRes
 		return res, fmt.Errorf("push %s: move tag in %s: %w", tag, r.loc, err)
 	}
 	r.log.Info("moved tag", "tag", tag, "image", id, "action", "push")
-	r.say("tagged %s as %s in %s", shortID(id), tag, r.loc)
+	r.say("tagged %s as %s in %s", image.Short(id), tag, r.loc)
 	return res, nil
 }
 
@@ -385,7 +354,7 @@ func (r *Repository) pushImage(ctx context.Context, local Local, img Image) (Met
 		return Meta{}, fmt.Errorf("push record of image %s to %s: %w", img.ID, r.loc, err)
 	}
 	r.log.Info("pushed image", "image", img.ID, "parent", img.Parent, "bytes", m.Size, "seconds", time.Since(start).Seconds(), "action", "push")
-	r.say("pushed %s (%s, %s)", shortID(img.ID), humanBytes(m.Size), kind(img.Parent))
+	r.say("pushed %s (%s, %s)", image.Short(img.ID), humanBytes(m.Size), kind(img.Parent))
 	return m, nil
 }
 
@@ -393,7 +362,7 @@ func kind(parent string) string {
 	if parent == "" {
 		return "full"
 	}
-	return "incremental on " + shortID(parent)
+	return "incremental on " + image.Short(parent)
 }
 
 // removeTmp removes temporary files an interrupted write left in dir.
@@ -431,7 +400,7 @@ type PullResult struct {
 // first while checking its size and sha256, publishes it, and finally points
 // the local tag at the image.
 func (r *Repository) Pull(ctx context.Context, local Local, tag string) (PullResult, error) {
-	if err := ValidTag(tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return PullResult{}, err
 	}
 	id, signer, err := r.ResolveSigned(ctx, tag)
@@ -472,7 +441,7 @@ func (r *Repository) Pull(ctx context.Context, local Local, tag string) (PullRes
 	if err := local.Tag(ctx, tag, id); err != nil {
 		return res, fmt.Errorf("pull %s: %w", tag, err)
 	}
-	r.say("tagged %s as %s", shortID(id), tag)
+	r.say("tagged %s as %s", image.Short(id), tag)
 	return res, nil
 }
 
@@ -521,7 +490,7 @@ func (r *Repository) pullImage(ctx context.Context, local Local, m Meta) (err er
 		return fmt.Errorf("image %s: %w", m.ID, err)
 	}
 	r.log.Info("pulled image", "image", m.ID, "parent", m.Parent, "bytes", m.Size, "seconds", time.Since(start).Seconds(), "action", "pull")
-	r.say("pulled %s (%s, %s)", shortID(m.ID), humanBytes(m.Size), kind(m.Parent))
+	r.say("pulled %s (%s, %s)", image.Short(m.ID), humanBytes(m.Size), kind(m.Parent))
 	return nil
 }
 
@@ -634,7 +603,7 @@ func (r *Repository) tags() ([]string, error) {
 	}
 	var tags []string
 	for _, e := range ents {
-		if !e.IsDir() && ValidTag(e.Name()) == nil {
+		if !e.IsDir() && image.ValidName("tag", e.Name()) == nil {
 			tags = append(tags, e.Name())
 		}
 	}
@@ -650,7 +619,7 @@ const staleAfter = time.Hour
 // other kept image's parent link still needs, and partial images older than
 // an hour. It returns the IDs removed.
 func (r *Repository) Del(ctx context.Context, tag string) ([]string, error) {
-	if err := ValidTag(tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -709,7 +678,7 @@ func (r *Repository) collect(ctx context.Context) ([]string, error) {
 	var removed []string
 	for _, e := range ents {
 		id := e.Name()
-		if !e.IsDir() || ValidID(id) != nil || keep[id] {
+		if !e.IsDir() || image.ValidID(id) != nil || keep[id] {
 			continue
 		}
 		if _, err := r.f.Stat(metaPath(id)); errors.Is(err, fs.ErrNotExist) {
@@ -722,7 +691,7 @@ func (r *Repository) collect(ctx context.Context) ([]string, error) {
 		}
 		removed = append(removed, id)
 		r.log.Info("removed unused image", "image", id, "action", "del")
-		r.say("deleted %s", shortID(id))
+		r.say("deleted %s", image.Short(id))
 	}
 	return removed, nil
 }
@@ -767,7 +736,7 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 		rate := float64(p.n) / now.Sub(p.start).Seconds()
 		p.log.Info("transfer progress", "image", p.id, "action", p.action, "bytes", p.n, "bytes_per_second", int64(rate))
 		if p.out != nil {
-			fmt.Fprintf(p.out, "%s %s: %s at %s/s\n", p.action, shortID(p.id), humanBytes(p.n), humanBytes(int64(rate)))
+			fmt.Fprintf(p.out, "%s %s: %s at %s/s\n", p.action, image.Short(p.id), humanBytes(p.n), humanBytes(int64(rate)))
 		}
 	}
 	return len(b), nil
@@ -797,7 +766,7 @@ func Resolve(ctx context.Context, repoURL, tag string) (id string, err error) {
 
 // ResolveWith is Resolve with options (an SSH command, a logger).
 func ResolveWith(ctx context.Context, repoURL, tag string, opts Options) (string, error) {
-	if err := ValidTag(tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return "", err
 	}
 	r, err := Open(ctx, repoURL, opts)

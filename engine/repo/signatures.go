@@ -9,6 +9,7 @@ import (
 	"io/fs"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Signatures (engine/sign) live beside what they sign:
@@ -45,7 +46,7 @@ func (r *Repository) ResolveSigned(ctx context.Context, tag string) (string, sig
 		id, err := r.resolveUnsigned(ctx, tag)
 		return id, sign.Signer{}, err
 	}
-	if err := ValidTag(tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return "", sign.Signer{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -79,7 +80,7 @@ func (r *Repository) verifiedMeta(ctx context.Context, id string) (Meta, error) 
 	if err != nil {
 		return Meta{}, err
 	}
-	if _, err := r.opts.Policy.Verify("image "+shortID(id), sign.NamespaceImage, b, sig, sign.VerifyOptions{}); err != nil {
+	if _, err := r.opts.Policy.Verify("image "+image.Short(id), sign.NamespaceImage, b, sig, sign.VerifyOptions{}); err != nil {
 		return Meta{}, fmt.Errorf("repository %s: %w", r.loc, err)
 	}
 	return r.decodeMeta(id, b)
@@ -87,7 +88,7 @@ func (r *Repository) verifiedMeta(ctx context.Context, id string) (Meta, error) 
 
 // metaBytes reads an image's record as stored.
 func (r *Repository) metaBytes(ctx context.Context, id string) ([]byte, error) {
-	if err := ValidID(id); err != nil {
+	if err := image.ValidID(id); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -149,7 +150,7 @@ func (r *Repository) pushTagSignature(tag, id string) error {
 // ResolveSigned is ResolveWith that also returns the tag's signer when
 // opts carries a policy: what plan shows beside a pull.
 func ResolveSigned(ctx context.Context, repoURL, tag string, opts Options) (string, sign.Signer, error) {
-	if err := ValidTag(tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return "", sign.Signer{}, err
 	}
 	r, err := Open(ctx, repoURL, opts)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // ZFSLocal adapts the ZFS engine to Local. What *zfs.Store already offers
@@ -50,13 +51,6 @@ func NewZFSLocal(s *zfs.Store, r runner.Runner, log *slog.Logger) *ZFSLocal {
 	return &ZFSLocal{Store: s, Runner: r, Log: log, ReceiveOrigin: runtime.GOOS == "freebsd"}
 }
 
-func zfsBin() string {
-	if runtime.GOOS == "freebsd" {
-		return "/sbin/zfs"
-	}
-	return "zfs"
-}
-
 func (z *ZFSLocal) imageSnap(id string) string {
 	return z.Store.Root() + "/images/" + id + "@" + zfs.ImageSnapshot
 }
@@ -76,7 +70,7 @@ func (z *ZFSLocal) LookupTag(ctx context.Context, tag string) (string, error) {
 
 // Image implements Local.
 func (z *ZFSLocal) Image(ctx context.Context, id string) (Image, bool, error) {
-	if err := ValidID(id); err != nil {
+	if err := image.ValidID(id); err != nil {
 		return Image{}, false, err
 	}
 	st, err := z.Store.Observe(ctx)
@@ -96,12 +90,12 @@ func (z *ZFSLocal) Image(ctx context.Context, id string) (Image, bool, error) {
 
 // Send implements Local: zfs send [-i ROOT/images/PARENT@image] ROOT/images/ID@image.
 func (z *ZFSLocal) Send(ctx context.Context, id, parent string, w io.Writer) error {
-	if err := ValidID(id); err != nil {
+	if err := image.ValidID(id); err != nil {
 		return err
 	}
-	argv := []string{zfsBin(), "send"}
+	argv := []string{zfs.Bin(), "send"}
 	if parent != "" {
-		if err := ValidID(parent); err != nil {
+		if err := image.ValidID(parent); err != nil {
 			return err
 		}
 		argv = append(argv, "-i", z.imageSnap(parent))
@@ -121,13 +115,13 @@ func (z *ZFSLocal) Receive(ctx context.Context, parent string, r io.Reader) (str
 		return "", err
 	}
 	work := z.Store.Root() + "/tmp/" + hex.EncodeToString(b[:])
-	if _, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "create",
+	if _, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfs.Bin(), "create",
 		"-o", zfs.PropManaged + "=true", "-o", zfs.PropKind + "=" + zfs.KindTmp, work}}); err != nil {
 		return "", fmt.Errorf("create receive dataset %s: %w", work, err)
 	}
-	argv := []string{zfsBin(), "receive"}
+	argv := []string{zfs.Bin(), "receive"}
 	if parent != "" {
-		if err := ValidID(parent); err != nil {
+		if err := image.ValidID(parent); err != nil {
 			return work, err
 		}
 		if z.ReceiveOrigin {
@@ -151,7 +145,7 @@ func (z *ZFSLocal) Publish(ctx context.Context, work string, img Image) error {
 	// The received image must be a clone of OUR parent (or of nothing):
 	// zfs-fuse finds a clone stream's origin by GUID anywhere in the pool,
 	// which may be another root's copy of the parent.
-	out, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "get", "-H", "-o", "value", "origin", ds}})
+	out, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfs.Bin(), "get", "-H", "-o", "value", "origin", ds}})
 	if err != nil {
 		return fmt.Errorf("publish image %s: %w", img.ID, err)
 	}
@@ -185,21 +179,21 @@ func (z *ZFSLocal) Publish(ctx context.Context, work string, img Image) error {
 		props = append(props, [2]string{zfs.PropParent, img.Parent})
 	}
 	for _, p := range props {
-		if _, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "set", p[0] + "=" + p[1], ds}}); err != nil {
+		if _, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfs.Bin(), "set", p[0] + "=" + p[1], ds}}); err != nil {
 			return fmt.Errorf("publish image %s: set %s on %s: %w", img.ID, p[0], ds, err)
 		}
 	}
 	target := z.Store.Root() + "/images/" + img.ID
 	// Unmount first, as the store's own rename does: zfs-fuse keeps a
 	// freshly received, mounted dataset "busy" for tens of seconds under load.
-	if out, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "unmount", "-f", ds}}); err != nil &&
+	if out, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfs.Bin(), "unmount", "-f", ds}}); err != nil &&
 		!strings.Contains(err.Error(), "not currently mounted") {
 		z.Log.Debug("unmount received image before rename", "dataset", ds, "out", string(out), "err", err)
 	}
-	if err := z.retryBusy(ctx, "rename", ds, []string{zfsBin(), "rename", ds, target}); err != nil {
+	if err := z.retryBusy(ctx, "rename", ds, []string{zfs.Bin(), "rename", ds, target}); err != nil {
 		return fmt.Errorf("publish image %s: %w", img.ID, err)
 	}
-	if _, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "mount", target}}); err != nil &&
+	if _, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfs.Bin(), "mount", target}}); err != nil &&
 		!strings.Contains(err.Error(), "already mounted") {
 		z.Log.Debug("mount published image", "dataset", target, "err", err)
 	}
@@ -215,7 +209,7 @@ func (z *ZFSLocal) Discard(ctx context.Context, work string) error {
 	if err := z.checkWork(work); err != nil {
 		return err
 	}
-	return z.retryBusy(ctx, "destroy", work, []string{zfsBin(), "destroy", "-r", work})
+	return z.retryBusy(ctx, "destroy", work, []string{zfs.Bin(), "destroy", "-r", work})
 }
 
 // Tag implements Local.

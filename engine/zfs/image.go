@@ -18,6 +18,7 @@ import (
 	gozfs "github.com/mistifyio/go-zfs/v4"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Config is an image's metadata, stored as JSON in zocker:config.
@@ -83,7 +84,7 @@ func (s *Store) ImportTarball(ctx context.Context, src ImportSource, cfg Config)
 		return "", errors.New("import tarball: give exactly one of path and url")
 	}
 	want := strings.ToLower(src.SHA256)
-	if want != "" && !idRe.MatchString(want) {
+	if want != "" && image.ValidID(want) != nil {
 		return "", fmt.Errorf("import tarball: sha256 %q is not 64 hex digits", src.SHA256)
 	}
 	path := src.Path
@@ -256,7 +257,7 @@ func (s *Store) NewWork(ctx context.Context, fromID string) (*Work, error) {
 	if fromID == "" {
 		ds, err = gozfs.CreateFilesystem(name, props)
 	} else {
-		if err := ValidID(fromID); err != nil {
+		if err := image.ValidID(fromID); err != nil {
 			return nil, err
 		}
 		snap := &gozfs.Dataset{Name: s.imageDS(fromID) + "@" + ImageSnapshot, Type: gozfs.DatasetSnapshot}
@@ -281,11 +282,11 @@ func (s *Store) Discard(ctx context.Context, w *Work) {
 // cfg.Parent (the builder's FROM). extra are more zocker:* properties.
 // When the image already exists the work is discarded and ErrExists returned.
 func (s *Store) Publish(ctx context.Context, w *Work, id string, cfg Config, extra map[string]string) error {
-	if err := ValidID(id); err != nil {
+	if err := image.ValidID(id); err != nil {
 		return err
 	}
 	if cfg.Parent != "" {
-		if err := ValidID(cfg.Parent); err != nil {
+		if err := image.ValidID(cfg.Parent); err != nil {
 			return fmt.Errorf("publish image %s: parent: %w", id, err)
 		}
 	}

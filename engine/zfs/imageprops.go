@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // PropInputs records on an image what the reconciler last made it from
@@ -12,7 +14,7 @@ const PropInputs = "zocker:inputs"
 
 // SetImageProps sets zocker:* properties on a published, managed image.
 func (s *Store) SetImageProps(ctx context.Context, id string, props map[string]string) error {
-	if err := ValidID(id); err != nil {
+	if err := image.ValidID(id); err != nil {
 		return err
 	}
 	return s.setOwnProps(ctx, s.imageDS(id), KindImage, "image "+id, props)

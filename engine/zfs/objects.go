@@ -9,15 +9,16 @@ import (
 	"strings"
 
 	gozfs "github.com/mistifyio/go-zfs/v4"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Tag points tag at image id: one `zfs set zocker:tag.<tag>=<id>` on
 // ROOT/images, so moving a tag is atomic and a tag can never name two images.
 func (s *Store) Tag(ctx context.Context, tag, id string) error {
-	if err := ValidName("tag", tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return err
 	}
-	if err := ValidID(id); err != nil {
+	if err := image.ValidID(id); err != nil {
 		return err
 	}
 	ok, err := s.imageExists(ctx, id)
@@ -36,7 +37,7 @@ func (s *Store) Tag(ctx context.Context, tag, id string) error {
 
 // Untag removes a tag; the image stays.
 func (s *Store) Untag(ctx context.Context, tag string) error {
-	if err := ValidName("tag", tag); err != nil {
+	if err := image.ValidName("tag", tag); err != nil {
 		return err
 	}
 	if err := s.inheritProp(ctx, s.imagesDS(), PropTagPrefix+tag); err != nil {
@@ -51,7 +52,7 @@ func (st *State) Resolve(ref string) (string, error) {
 	if id, ok := st.Tags[ref]; ok {
 		return id, nil
 	}
-	if idRe.MatchString(ref) {
+	if image.ValidID(ref) == nil {
 		if _, ok := st.Image(ref); ok {
 			return ref, nil
 		}
@@ -87,10 +88,10 @@ func (s *Store) Resolve(ctx context.Context, ref string) (string, error) {
 // (writable), with the ownership marks and the caller's zocker:* properties
 // (manifest, spec-hash, spec, ip, ...) set atomically by the clone itself.
 func (s *Store) CreateContainer(ctx context.Context, name, imageID string, props map[string]string) (*Container, error) {
-	if err := ValidName("container", name); err != nil {
+	if err := image.ValidName("container", name); err != nil {
 		return nil, err
 	}
-	if err := ValidID(imageID); err != nil {
+	if err := image.ValidID(imageID); err != nil {
 		return nil, fmt.Errorf("create container %s: %w", name, err)
 	}
 	if err := checkProps(props); err != nil {
@@ -129,7 +130,7 @@ func (s *Store) CreateContainer(ctx context.Context, name, imageID string, props
 // SetContainerProps sets zocker:* properties on a managed container, one
 // atomic zfs set each.
 func (s *Store) SetContainerProps(ctx context.Context, name string, props map[string]string) error {
-	if err := ValidName("container", name); err != nil {
+	if err := image.ValidName("container", name); err != nil {
 		return err
 	}
 	return s.setOwnProps(ctx, s.containerDS(name), KindContainer, "container "+name, props)
@@ -137,7 +138,7 @@ func (s *Store) SetContainerProps(ctx context.Context, name string, props map[st
 
 // DestroyContainer destroys a managed container's clone with its snapshots.
 func (s *Store) DestroyContainer(ctx context.Context, name string) error {
-	if err := ValidName("container", name); err != nil {
+	if err := image.ValidName("container", name); err != nil {
 		return err
 	}
 	ds := s.containerDS(name)
@@ -177,7 +178,7 @@ type VolumeSpec struct {
 // in line with spec in place (a changed quota or property is set; data is
 // kept). props are extra zocker:* properties.
 func (s *Store) EnsureVolume(ctx context.Context, name string, spec VolumeSpec, props map[string]string) error {
-	if err := ValidName("volume", name); err != nil {
+	if err := image.ValidName("volume", name); err != nil {
 		return err
 	}
 	if err := checkProps(props); err != nil {
@@ -241,7 +242,7 @@ func (s *Store) EnsureVolume(ctx context.Context, name string, spec VolumeSpec, 
 // DestroyVolume destroys a managed volume and its data. Only called when asked
 // explicitly (reclaimPolicy Delete, or by hand): nothing else destroys volumes.
 func (s *Store) DestroyVolume(ctx context.Context, name string) error {
-	if err := ValidName("volume", name); err != nil {
+	if err := image.ValidName("volume", name); err != nil {
 		return err
 	}
 	ds := s.volumeDS(name)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Dataset is what Observe reports about any dataset of the tree.
@@ -97,7 +98,7 @@ type record struct {
 // get runs `zfs get -H -p [-r] -o name,property,value,source PROPS DS` and
 // groups the lines by dataset.
 func (s *Store) get(ctx context.Context, props, ds string, recursive bool) (map[string]*record, error) {
-	argv := []string{zfsBin(), "get", "-H", "-p"}
+	argv := []string{Bin(), "get", "-H", "-p"}
 	if recursive {
 		argv = append(argv, "-r")
 	}
@@ -228,12 +229,12 @@ func (s *Store) state(recs map[string]*record) *State {
 		case nested && dir == "tmp" && !strings.Contains(leaf, "/"):
 			st.Tmp = append(st.Tmp, n)
 			continue
-		case nested && dir == "images" && managed && kind == KindImage && idRe.MatchString(leaf) && hasImageSnap(n):
+		case nested && dir == "images" && managed && kind == KindImage && image.ValidID(leaf) == nil && hasImageSnap(n):
 			im := Image{Dataset: rec.dataset(n), ID: leaf, Parent: rec.own[PropParent]}
 			im.Config, im.ConfigErr = decodeConfig(rec.own[PropConfig])
 			st.Images = append(st.Images, im)
 			continue
-		case nested && dir == "containers" && managed && kind == KindContainer && nameRe.MatchString(leaf):
+		case nested && dir == "containers" && managed && kind == KindContainer && image.NameRegexp.MatchString(leaf):
 			st.Containers = append(st.Containers, Container{
 				Dataset: rec.dataset(n), ContainerName: leaf,
 				ImageID: rec.own[PropImage], Manifest: rec.own[PropManifest],
@@ -241,7 +242,7 @@ func (s *Store) state(recs map[string]*record) *State {
 				Snapshots: snaps[n],
 			})
 			continue
-		case nested && dir == "volumes" && managed && kind == KindVolume && nameRe.MatchString(leaf):
+		case nested && dir == "volumes" && managed && kind == KindVolume && image.NameRegexp.MatchString(leaf):
 			st.Volumes = append(st.Volumes, Volume{Dataset: rec.dataset(n), VolumeName: leaf})
 			continue
 		}

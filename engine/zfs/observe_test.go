@@ -13,6 +13,7 @@ import (
 	gozfs "github.com/mistifyio/go-zfs/v4"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // countingRunner answers every command with canned output and counts them.
@@ -143,14 +144,14 @@ func TestResolve(t *testing.T) {
 
 func TestValidation(t *testing.T) {
 	for _, bad := range []string{"", "Web", "a_b", "x;rm -rf /", "../x", "-a", "a-", strings.Repeat("a", 64)} {
-		if ValidName("container", bad) == nil {
+		if image.ValidName("container", bad) == nil {
 			t.Errorf("name %q accepted", bad)
 		}
 	}
-	if ValidName("container", strings.Repeat("a", 63)) != nil || ValidName("tag", "web-1") != nil {
+	if image.ValidName("container", strings.Repeat("a", 63)) != nil || image.ValidName("tag", "web-1") != nil {
 		t.Error("valid names refused")
 	}
-	if ValidID(strings.Repeat("A", 64)) == nil || ValidID("abc") == nil || ValidID(strings.Repeat("0", 64)) != nil {
+	if image.ValidID(strings.Repeat("A", 64)) == nil || image.ValidID("abc") == nil || image.ValidID(strings.Repeat("0", 64)) != nil {
 		t.Error("ID validation wrong")
 	}
 	if checkProps(map[string]string{"quota": "1"}) == nil || checkProps(map[string]string{"zocker:x": "a\nb"}) == nil || checkProps(map[string]string{"zocker:ip": "1.2.3.4"}) != nil {

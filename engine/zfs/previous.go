@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ var previousRe = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\.([0-
 // KeepPrevious moves the (stopped) container's clone aside as a previous
 // clone and returns its ID. The container name is free afterwards.
 func (s *Store) KeepPrevious(ctx context.Context, name string) (string, error) {
-	if err := ValidName("container", name); err != nil {
+	if err := image.ValidName("container", name); err != nil {
 		return "", err
 	}
 	if err := s.requireManaged(ctx, s.containerDS(name), KindContainer); err != nil {
@@ -100,7 +101,7 @@ func (s *Store) DestroyPrevious(ctx context.Context, id string) error {
 
 // ClearContainerProps removes zocker:* properties from a managed container.
 func (s *Store) ClearContainerProps(ctx context.Context, name string, keys ...string) error {
-	if err := ValidName("container", name); err != nil {
+	if err := image.ValidName("container", name); err != nil {
 		return err
 	}
 	ds := s.containerDS(name)

@@ -69,33 +69,14 @@ var BusyTimeout = 45 * time.Second
 var CommandTimeout = 2 * time.Minute
 
 var (
-	nameRe    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	idRe      = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	datasetRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9][A-Za-z0-9_.:-]*)*$`)
 	propKeyRe = regexp.MustCompile(`^zocker:[a-z0-9][a-z0-9_.:-]*$`)
 )
 
-// ValidName checks a container, volume or tag name (it becomes a dataset and
-// jail name).
-func ValidName(what, name string) error {
-	if !nameRe.MatchString(name) {
-		return fmt.Errorf("invalid %s name %q: want lowercase letters, digits and inner dashes, at most 63 characters", what, name)
-	}
-	return nil
-}
-
-// ValidID checks an image ID: 64 lowercase hex digits.
-func ValidID(id string) error {
-	if !idRe.MatchString(id) {
-		return fmt.Errorf("invalid image ID %q: want 64 lowercase hex digits", id)
-	}
-	return nil
-}
-
-// zfsBin is the zfs the observation command runs: an absolute path on FreeBSD
+// Bin is the zfs binary the commands run: an absolute path on FreeBSD
 // (ARCHITECTURE section 2); elsewhere the one on PATH, so the zfs-fuse adapter
 // of the test substrate applies.
-func zfsBin() string {
+func Bin() string {
 	if runtime.GOOS == "freebsd" {
 		return "/sbin/zfs"
 	}
@@ -381,7 +362,7 @@ func (s *Store) setProp(ctx context.Context, ds, key, value string) error {
 
 // inheritProp removes a user property from ds (go-zfs has no inherit).
 func (s *Store) inheritProp(ctx context.Context, ds, key string) error {
-	_, err := s.r.Run(ctx, runner.Cmd{Argv: []string{zfsBin(), "inherit", key, ds}, Timeout: CommandTimeout})
+	_, err := s.r.Run(ctx, runner.Cmd{Argv: []string{Bin(), "inherit", key, ds}, Timeout: CommandTimeout})
 	if err != nil {
 		return fmt.Errorf("remove %s from dataset %s: %w", key, ds, classify(err))
 	}

@@ -1,0 +1,64 @@
+// Package image is the vocabulary every layer shares about images and
+// names: what an image ID looks like and how it is shortened for people,
+// and the name rule that object names and image tags follow (they become
+// ZFS dataset names, jail names and file names). It imports nothing of this
+// module, so manifests, reconcile and the engine can all use it.
+package image
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// NameRegexp is what object names and tags must match: short DNS labels.
+var NameRegexp = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// nameRule says NameRegexp in words.
+const nameRule = "use lower-case letters, digits and '-', starting and ending with a letter or digit"
+
+var idRegexp = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// ValidName checks an object name or tag; what ("container", "tag") names it
+// in the error, "" for a plain "name".
+func ValidName(what, s string) error {
+	label := "name"
+	if what != "" {
+		label = what + " name"
+	}
+	switch {
+	case s == "":
+		return fmt.Errorf("%s is empty", label)
+	case len(s) > 63:
+		return fmt.Errorf("%s %q is %d characters long, the limit is 63", label, s, len(s))
+	case !NameRegexp.MatchString(s) && what == "":
+		return fmt.Errorf("name %q is invalid: %s", s, nameRule)
+	case !NameRegexp.MatchString(s):
+		return fmt.Errorf("invalid %s name %q: %s", what, s, nameRule)
+	}
+	return nil
+}
+
+// ValidID checks an image ID: 64 lowercase hex digits (the sha256 the store
+// and the repositories name images by).
+func ValidID(id string) error {
+	if !idRegexp.MatchString(id) {
+		return fmt.Errorf("invalid image ID %q: want 64 lowercase hex digits", id)
+	}
+	return nil
+}
+
+// Short shortens an image ID (or an inputs digest) for people: the first 12
+// hex digits, without a "sha256:" prefix, as docker and zocker print them;
+// "none" for no ID. It never panics on a short or empty string.
+func Short(id string) string {
+	if i := len("sha256:"); len(id) > i && id[:i] == "sha256:" {
+		id = id[i:]
+	}
+	if len(id) > 12 {
+		return id[:12]
+	}
+	if id == "" {
+		return "none"
+	}
+	return id
+}

@@ -1,0 +1,57 @@
+package image
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidName(t *testing.T) {
+	for _, ok := range []string{"a", "web", "web-1", "0", strings.Repeat("a", 63)} {
+		if err := ValidName("container", ok); err != nil {
+			t.Errorf("ValidName(%q): %v", ok, err)
+		}
+	}
+	for bad, want := range map[string]string{
+		"":                      `tag name is empty`,
+		strings.Repeat("a", 64): `is 64 characters long, the limit is 63`,
+		"Web":                   `invalid tag name "Web": use lower-case letters`,
+		"-web":                  `invalid tag name`,
+		"web-":                  `invalid tag name`,
+		"a/b":                   `invalid tag name`,
+		"a.b":                   `invalid tag name`,
+		"../x":                  `invalid tag name`,
+	} {
+		if err := ValidName("tag", bad); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ValidName(%q) = %v, want an error containing %q", bad, err, want)
+		}
+	}
+	if err := ValidName("", "A"); err == nil || !strings.HasPrefix(err.Error(), `name "A" is invalid`) {
+		t.Errorf("plain name: %v", err)
+	}
+}
+
+func TestValidID(t *testing.T) {
+	if err := ValidID(strings.Repeat("0", 64)); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []string{"", "abc", strings.Repeat("A", 64), strings.Repeat("0", 65), "sha256:" + strings.Repeat("0", 64), strings.Repeat("0", 63) + "/"} {
+		if ValidID(bad) == nil {
+			t.Errorf("ValidID(%q): want an error", bad)
+		}
+	}
+}
+
+func TestShort(t *testing.T) {
+	id := "0123456789abcdef" + strings.Repeat("0", 48)
+	for in, want := range map[string]string{
+		id:                   "0123456789ab",
+		"sha256:" + id:       "0123456789ab",
+		"build:deadbeef0123": "build:deadbe",
+		"abc":                "abc",
+		"":                   "none",
+	} {
+		if got := Short(in); got != want {
+			t.Errorf("Short(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
