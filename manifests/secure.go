@@ -55,7 +55,9 @@ func openEntry(dirfd int, name string, beforeOpen func(string)) (entry, error) {
 		beforeOpen(name)
 	}
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ELOOP) {
+	// A symlink put there since the look: ELOOP on Linux, EMLINK on FreeBSD
+	// (open(2): "O_NOFOLLOW was specified and the target is a symbolic link").
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EMLINK) {
 		return entry{}, errSymlink
 	}
 	if err != nil {
