@@ -764,15 +764,9 @@ func Resolve(ctx context.Context, repoURL, tag string) (id string, err error) {
 	return ResolveWith(ctx, repoURL, tag, Options{})
 }
 
-// ResolveWith is Resolve with options (an SSH command, a logger).
+// ResolveWith is Resolve with options (an SSH command, a logger, a
+// policy: see ResolveSigned).
 func ResolveWith(ctx context.Context, repoURL, tag string, opts Options) (string, error) {
-	if err := image.ValidName("tag", tag); err != nil {
-		return "", err
-	}
-	r, err := Open(ctx, repoURL, opts)
-	if err != nil {
-		return "", err
-	}
-	defer r.Close()
-	return r.Resolve(ctx, tag)
+	id, _, err := ResolveSigned(ctx, repoURL, tag, opts)
+	return id, err
 }
