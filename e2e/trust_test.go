@@ -64,7 +64,7 @@ func TestServeSignedPull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(testenv.Tool(t, "ssh-keygen"), "-Y", "verify", "-f", allowedA, "-I", "ops@example", "-n", "zocker-image",
+	cmd := exec.Command(testenv.Tool(t, "ssh-keygen", "openssh-client"), "-Y", "verify", "-f", allowedA, "-I", "ops@example", "-n", "zocker-image",
 		"-s", filepath.Join(repoDir, "images", idA1, "meta.json.sig"))
 	cmd.Stdin = bytes.NewReader(meta)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -142,7 +142,7 @@ func newGitRepo(t *testing.T, base string) *gitRepo {
 
 func (g *gitRepo) git(dir string, args ...string) string {
 	g.t.Helper()
-	cmd := exec.Command(testenv.Tool(g.t, "git"), append([]string{"-C", dir, "-c", "user.name=ops", "-c", "user.email=ops@example"}, args...)...)
+	cmd := exec.Command(testenv.Tool(g.t, "git", "git"), append([]string{"-C", dir, "-c", "user.name=ops", "-c", "user.email=ops@example"}, args...)...)
 	cmd.Env = g.env
 	out, err := cmd.CombinedOutput()
 	if err != nil {

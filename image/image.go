@@ -1,6 +1,6 @@
 // Package image is the vocabulary every layer shares about images and
-// names: what an image ID looks like and how it is shortened for people,
-// and the name rule that object names and image tags follow (they become
+// names: what an image ID looks like and how it and image sizes are written
+// for people, and the name rule that object names and image tags follow (they become
 // ZFS dataset names, jail names and file names). It imports nothing of this
 // module, so manifests, reconcile and the engine can all use it.
 package image
@@ -10,7 +10,8 @@ import (
 	"regexp"
 )
 
-// NameRegexp is what object names and tags must match: short DNS labels.
+// NameRegexp is what object names and tags must match: short DNS labels
+// (and not all digits: see ValidName).
 var NameRegexp = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // nameRule says NameRegexp in words.
@@ -34,8 +35,23 @@ func ValidName(what, s string) error {
 		return fmt.Errorf("name %q is invalid: %s", s, nameRule)
 	case !NameRegexp.MatchString(s):
 		return fmt.Errorf("invalid %s name %q: %s", what, s, nameRule)
+	case allDigits(s):
+		// jail(8) (config.c load_config), jexec, jls -j and libjail's
+		// jail_getid() read an all-digit name as a jail ID: "3" would act
+		// on whatever jail has jid 3 (security review M6).
+		return fmt.Errorf("%s %q is invalid: it needs at least one letter (jail(8) reads an all-digit name as a jail ID)", label, s)
 	}
 	return nil
+}
+
+// allDigits reports whether s is a non-empty string of ASCII digits.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // ValidID checks an image ID: 64 lowercase hex digits (the sha256 the store
@@ -61,4 +77,21 @@ func Short(id string) string {
 		return "none"
 	}
 	return id
+}
+
+// Size writes a byte count (an image, a dataset, a transfer) for people, in
+// the binary units the manifests' quantities use: 512B, 1.5K, 10.0G. ZFS
+// counts in uint64, the repositories in int64; a negative count is 0.
+func Size[N ~int64 | ~uint64](count N) string {
+	const unit = 1024
+	n := uint64(max(count, 0))
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%c", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -6,7 +6,7 @@ import (
 )
 
 func TestValidName(t *testing.T) {
-	for _, ok := range []string{"a", "web", "web-1", "0", strings.Repeat("a", 63)} {
+	for _, ok := range []string{"a", "web", "web-1", "0a", strings.Repeat("a", 63)} {
 		if err := ValidName("container", ok); err != nil {
 			t.Errorf("ValidName(%q): %v", ok, err)
 		}
@@ -20,6 +20,7 @@ func TestValidName(t *testing.T) {
 		"a/b":                   `invalid tag name`,
 		"a.b":                   `invalid tag name`,
 		"../x":                  `invalid tag name`,
+		"3":                     `tag name "3" is invalid: it needs at least one letter`,
 	} {
 		if err := ValidName("tag", bad); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ValidName(%q) = %v, want an error containing %q", bad, err, want)
@@ -53,5 +54,19 @@ func TestShort(t *testing.T) {
 		if got := Short(in); got != want {
 			t.Errorf("Short(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestSize(t *testing.T) {
+	for n, want := range map[int64]string{0: "0B", 1023: "1023B", 1024: "1.0K", 1536 << 20: "1.5G", 10 << 30: "10.0G", 12900000: "12.3M"} {
+		if got := Size(n); got != want {
+			t.Errorf("Size(%d) = %s, want %s", n, got, want)
+		}
+	}
+	if got := Size(uint64(3) << 30); got != "3.0G" {
+		t.Errorf("Size(uint64 3G) = %s", got)
+	}
+	if got := Size(int64(-5)); got != "0B" {
+		t.Errorf("Size(-5) = %s, want 0B", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/zocker-reconcile/zocker-reconcile/image"
+	"github.com/zocker-reconcile/zocker-reconcile/manifests/jailparam"
 )
 
 // validator checks one decoded, defaulted object, reporting each problem
@@ -45,17 +46,17 @@ func (v *validator) image(o *Image) {
 	v.meta(&o.Metadata)
 	s := &o.Spec
 	n := 0
-	for _, set := range []bool{s.Tarball != nil, s.Build != nil, s.Pull != nil} {
+	for _, set := range []bool{s.Tarball != nil, s.Build != nil, s.Pull != nil, s.OCI != nil} {
 		if set {
 			n++
 		}
 	}
 	switch {
 	case n == 0:
-		v.errf("spec", "an image needs exactly one source: tarball, build or pull")
+		v.errf("spec", "an image needs exactly one source: tarball, build, pull or oci")
 		return
 	case n > 1:
-		v.errf("spec", "an image needs exactly one source, got %d of tarball, build and pull", n)
+		v.errf("spec", "an image needs exactly one source, got %d of tarball, build, pull and oci", n)
 		return
 	}
 	if t := s.Tarball; t != nil {
@@ -94,6 +95,9 @@ func (v *validator) image(o *Image) {
 			}
 		}
 	}
+	if o := s.OCI; o != nil {
+		v.oci(o)
+	}
 	if p := s.Pull; p != nil {
 		u, err := url.Parse(p.Repository)
 		switch {
@@ -126,6 +130,23 @@ var reservedProperties = map[string]string{
 	"canmount":   "zocker-reconcile mounts volumes itself",
 }
 
+// volumeProperties are the ZFS properties a Volume may set: how data is
+// stored and cached. Everything else is refused (review L3): exporting it
+// (sharenfs, sharesmb), what runs from it (setuid, exec, devices), pool
+// space it takes from every other dataset (reservation, refreservation),
+// jailing, swap, and user properties, whose meaning belongs to other tools.
+var volumeProperties = map[string]bool{
+	"aclinherit": true, "aclmode": true, "acltype": true, "atime": true, "casesensitivity": true,
+	"checksum": true, "compression": true, "copies": true, "dnodesize": true, "logbias": true,
+	"normalization": true, "primarycache": true, "readonly": true, "recordsize": true,
+	"redundant_metadata": true, "relatime": true, "secondarycache": true, "snapdir": true,
+	"sync": true, "utf8only": true, "xattr": true,
+}
+
+// VolumePropertyAllowed reports whether a Volume may set the ZFS property
+// name (the engine checks again before it reaches zfs).
+func VolumePropertyAllowed(name string) bool { return volumeProperties[name] }
+
 func (v *validator) volume(o *Volume) {
 	v.meta(&o.Metadata)
 	s := &o.Spec
@@ -145,6 +166,8 @@ func (v *validator) volume(o *Volume) {
 			v.errf(f, "properties under zocker: are reserved for zocker-reconcile's own records")
 		case reservedProperties[k] != "":
 			v.errf(f, "property %s cannot be set here: %s", k, reservedProperties[k])
+		case !volumeProperties[k]:
+			v.errf(f, "property %s is not one a Volume may set: allowed are %s", k, strings.Join(sortedKeys(volumeProperties), ", "))
 		}
 		if s.Properties[k] == "" {
 			v.errf(f, "property %s has an empty value", k)
@@ -154,15 +177,6 @@ func (v *validator) volume(o *Volume) {
 	if s.ReclaimPolicy != ReclaimRetain && s.ReclaimPolicy != ReclaimDelete {
 		v.errf("spec.reclaimPolicy", "reclaimPolicy %q is invalid: want Retain or Delete", s.ReclaimPolicy)
 	}
-}
-
-// managedJailParams are jail(8) parameters that the spec's own fields set;
-// jailParams may not override them.
-var managedJailParams = map[string]string{
-	"name": "metadata.name", "path": "the container's dataset", "host.hostname": "spec.hostname",
-	"ip4": "spec.network", "ip4.addr": "spec.network", "ip6": "spec.network", "ip6.addr": "spec.network",
-	"vnet": "spec.network", "vnet.interface": "spec.network", "securelevel": "spec.securelevel",
-	"persist": "zocker-reconcile", "jid": "zocker-reconcile",
 }
 
 func (v *validator) container(o *Container) {
@@ -276,17 +290,13 @@ func (v *validator) container(o *Container) {
 	for _, k := range sortedKeys(s.JailParams) {
 		f := "spec.jailParams." + k
 		val := s.JailParams[k]
-		switch {
-		case !jailParamRegexp.MatchString(k):
-			v.errf(f, "jail parameter name %q is invalid: want lower-case letters, digits, '_' and '.'", k)
-		case strings.HasPrefix(k, "exec.") || strings.HasPrefix(k, "mount."):
-			v.errf(f, "jail parameter %s is not allowed: exec.* and mount.* run commands or mount file systems on the host", k)
-		case managedJailParams[k] != "":
-			v.errf(f, "jail parameter %s is set from %s and cannot be overridden", k, managedJailParams[k])
-		}
 		if strings.ContainsAny(val, "\"\\;{}\n\r\x00") {
 			v.errf(f, "value %q must not contain quotes, backslashes, ';', '{', '}' or line breaks (it is written into jail.conf)", val)
+			continue
 		}
+		// jailparam reads the name as jail(8) does ("noexec.prestart" is
+		// exec.prestart) and accepts only its allow-list.
+		v.check(f, jailparam.Check(k, val))
 	}
 }
 
@@ -356,7 +366,7 @@ func (v *validator) resources(r *Resources) {
 	}
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

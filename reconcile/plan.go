@@ -74,6 +74,9 @@ func Diff(d Desired, o Observed, opts Options) Plan {
 	p.linkStops()
 
 	plan := Plan{Actions: p.order(), Blocked: p.blocked, Revision: set.Revision}
+	if opts.Only != nil {
+		plan = plan.restrict(opts.Only)
+	}
 	slices.SortFunc(plan.Blocked, func(a, b Blocked) int {
 		if c := KindRank(a.Kind) - KindRank(b.Kind); c != 0 {
 			return c
@@ -85,6 +88,33 @@ func Diff(d Desired, o Observed, opts Options) Plan {
 	})
 	plan.InSync = len(plan.Actions) == 0 && !slices.ContainsFunc(plan.Blocked, func(b Blocked) bool { return !b.Settled() })
 	return plan
+}
+
+// restrict keeps the actions and holds of the objects in only. An action
+// that depends on an action left out is held instead (it would fail
+// without it), and so are the ones depending on it in turn.
+func (plan Plan) restrict(only map[string]bool) Plan {
+	out := Plan{Revision: plan.Revision, Partial: true}
+	dropped := map[string]bool{}
+	for _, a := range plan.Actions {
+		if !only[a.Key()] {
+			dropped[a.Key()] = true
+			continue
+		}
+		if dep := slices.IndexFunc(a.DependsOn, func(k string) bool { return dropped[k] }); dep >= 0 {
+			dropped[a.Key()] = true
+			out.Blocked = append(out.Blocked, Blocked{Kind: a.Kind, Name: a.Name, Op: a.Op, Reason: BlockedOutsideSelection,
+				Message: fmt.Sprintf("needs %s, which is not among the objects given (apply the whole directory, or that object's file first)", a.DependsOn[dep])})
+			continue
+		}
+		out.Actions = append(out.Actions, a)
+	}
+	for _, b := range plan.Blocked {
+		if only[b.Key()] && b.Reason != BlockedEmptyManifests && b.Reason != BlockedMaxPrune {
+			out.Blocked = append(out.Blocked, b)
+		}
+	}
+	return out
 }
 
 // keptObjects lists the keys whose declaring file failed to load: the
@@ -139,13 +169,17 @@ func (p *planner) planImages() {
 		tagID, tagged := p.o.Tags[name]
 		a := &Action{Kind: manifests.KindImage, Name: name, Image: img, Manifest: p.manifestRef(manifests.KindImage, name)}
 		switch {
-		case img.Spec.Pull != nil:
+		case img.Spec.Pull != nil || img.Spec.OCI != nil:
 			a.Op = OpPull
 			remote := p.d.RemoteIDs[name]
 			a.Inputs = remote
 			switch {
 			case !tagged:
 				a.Reason = "not present"
+			case remote != "" && tagID != remote && img.Spec.OCI != nil && img.Spec.OCI.Archive != "":
+				a.Reason = fmt.Sprintf("archive holds sha256:%s (from sha256:%s)", image.Short(remote), image.Short(tagID))
+			case remote != "" && tagID != remote && img.Spec.OCI != nil:
+				a.Reason = fmt.Sprintf("registry tag moved to sha256:%s (from sha256:%s)", image.Short(remote), image.Short(tagID))
 			case remote != "" && tagID != remote:
 				a.Reason = fmt.Sprintf("repository tag moved to %s (from %s)", image.Short(remote), image.Short(tagID))
 			default:
@@ -212,8 +246,11 @@ func (p *planner) planContainers() {
 		c := p.set.Containers[name]
 		oc, ok := p.o.Containers[name]
 		if holder, foreign := p.o.Foreign[name]; foreign {
-			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Reason: BlockedNameConflict,
-				Message: fmt.Sprintf("name %s is held by %s, not managed by zocker: it is never taken over", name, holder)})
+			msg := fmt.Sprintf("name %s is held by %s, not managed by zocker: it is never taken over", name, holder)
+			if holder == HolderRun {
+				msg = fmt.Sprintf("name in use by %s: it is never taken over (zocker-reconcile rm %s frees it)", HolderRun, name)
+			}
+			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Reason: BlockedNameConflict, Message: msg})
 			continue
 		}
 		if ok && !oc.Managed {
@@ -372,7 +409,7 @@ func (p *planner) planUndeclared(dup map[string]bool, kept map[string]string) (p
 				Message: fmt.Sprintf("%s failed to load: volume %s is kept as it is", ref, name)})
 			continue
 		}
-		if reclaimPolicyOr(ov.ReclaimPolicy) != manifests.ReclaimDelete {
+		if manifests.ReclaimPolicyOrDefault(ov.ReclaimPolicy) != manifests.ReclaimDelete {
 			// Retain: removing the manifest never destroys data.
 			continue
 		}
@@ -394,6 +431,13 @@ func (p *planner) keepContainer(oc ObservedContainer, ref string) {
 	}
 	p.specs[oc.Name] = infoOf(&applied.Spec)
 	if op, reason := driftOp(applied.Spec.State, oc); op != "" {
+		if op == OpStart && hasEnvDigests(applied.Spec) {
+			// The applied spec records env values as digests only (no
+			// secret in ZFS): it cannot start the container again.
+			p.block(Blocked{Kind: manifests.KindContainer, Name: oc.Name, Reason: BlockedInvalidManifest,
+				Message: fmt.Sprintf("container %s is not running and cannot be started from its last applied spec (its env values are not stored): fix %s", oc.Name, ref)})
+			return
+		}
 		p.add(&Action{Kind: manifests.KindContainer, Name: oc.Name, Op: op, Reason: reason + " (last applied spec kept)",
 			Container: applied, Manifest: oc.Manifest, SpecHash: oc.SpecHash})
 	}
@@ -421,9 +465,10 @@ func (p *planner) guardPrunes(pruneC, pruneV []*Action) {
 		}
 		reason = BlockedEmptyManifests
 		msg = fmt.Sprintf("the manifest directory is %s while managed objects exist: nothing is pruned without --allow-empty", what)
-	case maxPrune > 0 && len(pruneC) > maxPrune:
+	case maxPrune > 0 && len(all) > maxPrune:
+		// Volume destructions count: they lose data, containers do not (M8).
 		reason = BlockedMaxPrune
-		msg = fmt.Sprintf("%d container prunes exceed --max-prune %d: nothing is pruned", len(pruneC), maxPrune)
+		msg = fmt.Sprintf("%d prunes (%d containers, %d volumes destroyed) exceed --max-prune %d: nothing is pruned", len(all), len(pruneC), len(pruneV), maxPrune)
 	}
 	if reason != "" {
 		for _, a := range all {

@@ -19,8 +19,8 @@ import (
 // allowed_signers file: A's commit accepted, B's and an unsigned one
 // refused with their reasons; in a SHA-1 and a SHA-256 repository.
 func TestCommitVerifierAgreesWithGit(t *testing.T) {
-	gitBin := testenv.Tool(t, "git")
-	testenv.Tool(t, "ssh-keygen")
+	gitBin := testenv.Tool(t, "git", "git")
+	testenv.Tool(t, "ssh-keygen", "openssh-client")
 	keys := t.TempDir()
 	privA, pubA := testenv.SSHKey(t, keys, "a", "ed25519")
 	privB, _ := testenv.SSHKey(t, keys, "b", "rsa")

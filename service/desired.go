@@ -29,6 +29,8 @@ type LoaderOptions struct {
 	// Verified reports whether pulls from a source are signature-checked
 	// (engine.PullPolicy.Verified); nil means none is.
 	Verified func(src *manifests.PullSource) bool
+	// ResolveOCI reads the image ID an oci source names now.
+	ResolveOCI func(ctx context.Context, src *manifests.OCISource) (string, error)
 	// Log defaults to slog.Default().
 	Log *slog.Logger
 }
@@ -62,7 +64,7 @@ func NewLoader(opts LoaderOptions) *Loader {
 	return &Loader{
 		opts:    opts,
 		inputs:  in,
-		remotes: &Remotes{Interval: opts.PullInterval, Resolve: opts.Resolve},
+		remotes: &Remotes{Interval: opts.PullInterval, Resolve: opts.Resolve, ResolveOCI: opts.ResolveOCI},
 		log:     log,
 	}
 }

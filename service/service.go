@@ -60,6 +60,12 @@ type Config struct {
 	Workers int
 	Resync  time.Duration
 	Log     *slog.Logger
+	// Deadlines bound each action (--action-timeout).
+	Deadlines Deadlines
+	// Supervisors, when set, reads the supervisors' reports (a directory
+	// listing, no command) every second between passes, so that a crash
+	// loop or a failing health check shows at once.
+	Supervisors func() ([]supervisor.Status, error)
 	// Commits, when set, applies a manifest revision only when its git HEAD
 	// commit is signed by an allowed signer (serve --verify-commits).
 	Commits *CommitVerifier
@@ -74,6 +80,8 @@ type Service struct {
 	ctrl *controller.Controller[reconcile.Desired, engine.Detail]
 	gate *revisionGate // nil without --verify-commits
 
+	flights inFlight
+
 	mu          sync.Mutex
 	revision    string
 	known       map[string]bool // object keys with per-object series
@@ -87,7 +95,7 @@ func New(cfg Config) *Service {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &Service{cfg: cfg, m: cfg.Metrics, log: cfg.Log, book: NewStatusBook(time.Now)}
+	s := &Service{cfg: cfg, m: cfg.Metrics, log: cfg.Log, book: NewStatusBook(time.Now), flights: inFlight{now: time.Now}}
 	m, log := cfg.Metrics, cfg.Log
 	if cfg.Commits != nil {
 		s.gate = newRevisionGate(cfg.Commits, cfg.Registry)
@@ -134,7 +142,9 @@ func (s *Service) Reload(reason string) {
 }
 
 // Handler serves /metrics, /healthz, /readyz and /status. /healthz fails
-// when the loop has not gone round for a few resync periods.
+// when the loop has not gone round for a few resync periods, or while an
+// action runs past its deadline (its context was cancelled and it did not
+// stop: a pinned worker).
 func (s *Service) Handler() httpapi.Options {
 	maxAge := 3*s.cfg.Resync + 2*time.Minute
 	return httpapi.Options{
@@ -142,6 +152,9 @@ func (s *Service) Handler() httpapi.Options {
 		Live: func() error {
 			if age := time.Since(s.ctrl.LastProgress()); age > maxAge {
 				return fmt.Errorf("the reconcile loop has not progressed for %s", age.Round(time.Second))
+			}
+			if late := s.flights.overdue(); late != "" {
+				return fmt.Errorf("an action ignores its deadline: %s", late)
 			}
 			return nil
 		},
@@ -168,6 +181,9 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- httpapi.Serve(ctx, ln, httpapi.NewHandler(s.Handler())) }()
+	if s.cfg.Supervisors != nil {
+		go s.watchRuntime(ctx)
+	}
 	runErr := s.ctrl.Run(ctx)
 	return errors.Join(runErr, <-httpDone)
 }
@@ -186,7 +202,7 @@ func (s *Service) observe(ctx context.Context) (engine.Detail, error) {
 	}
 	s.lastSampled = time.Now()
 	for _, st := range d.Supervisors {
-		if !st.Alive || st.State != supervisor.StateRunning {
+		if !st.Running() {
 			continue
 		}
 		usage, err := u.Usage(ctx, st.Name)
@@ -216,12 +232,7 @@ func (s *Service) loadDir(ctx context.Context, dir string) (reconcile.Desired, e
 		return d, err
 	}
 	set := d.Set
-	invalid := 0
-	for _, f := range set.Files {
-		if f.Failed {
-			invalid++
-		}
-	}
+	invalid := set.InvalidFiles()
 	for _, p := range set.Problems {
 		s.log.Warn("manifest problem", "problem", p.String())
 	}
@@ -243,13 +254,7 @@ func (s *Service) plan(d reconcile.Desired, o engine.Detail) []controller.Item {
 	opts.Now = time.Now()
 	p := reconcile.Diff(d, o.Observed, opts)
 	s.book.Planned(p, d, o.Observed)
-	for name, err := range s.cfg.Loader.RemoteErrors() {
-		reason := sign.ReasonOf(err) // a refused signature says why
-		if reason == "" {
-			reason = "RepositoryUnreachable"
-		}
-		s.book.SetCondition(reconcile.Key(manifests.KindImage, name), ConditionReady, false, reason, err.Error(), "")
-	}
+	ReportRemoteErrors(s.book, d, s.cfg.Loader.RemoteErrors())
 	s.recordObserved(p, o)
 	s.mu.Lock()
 	s.acted = false
@@ -300,8 +305,7 @@ func (s *Service) recordObserved(p reconcile.Plan, o engine.Detail) {
 		up, healthy, restarts := false, false, 0
 		if i, ok := bySup[name]; ok {
 			st := o.Supervisors[i]
-			up = st.Alive && st.State == supervisor.StateRunning
-			healthy = st.Health.Status == supervisor.HealthHealthy
+			up, healthy = containerGauges(st)
 			restarts = st.Restarts
 		}
 		s.m.ContainerState(name, up, healthy, restarts)
@@ -367,4 +371,30 @@ func (s *Service) passDone(trigger string, err error) {
 		s.mu.Unlock()
 		s.book.Converged(rev)
 	}
+}
+
+// ReportRemoteErrors marks the Images whose repository, registry or archive
+// could not be read at the last load not Ready, with the reason; the image
+// and its containers stay as they are.
+func ReportRemoteErrors(book *StatusBook, d reconcile.Desired, errs map[string]error) {
+	for name, err := range errs {
+		reason := "RepositoryUnreachable"
+		if r := sign.ReasonOf(err); r != "" {
+			reason = r // a refused signature says why
+		} else if img := imageOf(d, name); img != nil && img.Spec.OCI != nil {
+			reason = "RegistryUnreachable"
+			if img.Spec.OCI.Archive != "" {
+				reason = "ArchiveUnreadable"
+			}
+		}
+		book.SetCondition(reconcile.Key(manifests.KindImage, name), ConditionReady, false, reason, err.Error(), "")
+	}
+}
+
+// imageOf is the declared Image name, or nil.
+func imageOf(d reconcile.Desired, name string) *manifests.Image {
+	if d.Set == nil {
+		return nil
+	}
+	return d.Set.Images[name]
 }

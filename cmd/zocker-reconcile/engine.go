@@ -28,6 +28,7 @@ type reconcileFlags struct {
 	insecure          bool
 	loopbackPool      string
 	loopbackInterface string
+	jailNameservers   []string
 	pullInterval      time.Duration
 	trust             trustFlags
 }
@@ -35,12 +36,13 @@ type reconcileFlags struct {
 func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "let an empty or missing manifest directory prune the managed objects")
-	fl.IntVar(&f.maxPrune, "max-prune", reconcile.DefaultMaxPrune, "refuse a pass that would remove more containers than this (negative: no limit)")
+	fl.IntVar(&f.maxPrune, "max-prune", reconcile.DefaultMaxPrune, "refuse a pass that would remove more containers and destroy more volumes, together, than this (negative: no limit)")
 	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by others or owned by another user")
 	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
+	fl.StringSliceVar(&f.jailNameservers, "jail-nameserver", nil, "FreeBSD: nameservers for loopback and alias containers when the host's resolv.conf names 127.0.0.1 or ::1 (unreachable from such a jail); repeatable")
 	f.trust.add(cmd)
-	fl.DurationVar(&f.pullInterval, "pull-interval", service.DefaultPullInterval, "how often the repository tags of pull Images are checked (and on every manifest change)")
+	fl.DurationVar(&f.pullInterval, "pull-interval", service.DefaultPullInterval, "how often the repository tags of pull Images and the registry tags of oci Images are checked (and on every manifest change)")
 }
 
 func (f *reconcileFlags) options() reconcile.Options {
@@ -71,10 +73,22 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("--loopback-pool %q: %w", f.loopbackPool, err)
 	}
+	for _, n := range f.jailNameservers {
+		if _, err := netip.ParseAddr(n); err != nil {
+			return nil, fmt.Errorf("--jail-nameserver %q: %w", n, err)
+		}
+	}
 	r := &runner.Exec{Logger: log}
+	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
+	if err != nil {
+		return nil, err
+	}
 	var store *zfs.Store
 	switch mode {
 	case readOnly:
+		if _, err := checkRoot(ctx, g); err != nil {
+			return nil, err
+		}
 		store, err = zfs.Attach(g.root, r, log)
 	default:
 		if err := os.MkdirAll(g.stateDir, 0o750); err != nil {
@@ -89,22 +103,31 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
+	maxSize, err := g.imageSizeLimit()
 	if err != nil {
 		return nil, err
 	}
+	store.MaxImageSize = maxSize
+	// Env values reach zocker:spec and zocker:spec-hash only as digests
+	// under this key (review M3); a read-only command does not make it.
+	key, err := store.EnvKey(ctx, mode != readOnly)
+	if err != nil {
+		return nil, err
+	}
+	reconcile.SetEnvKey(key)
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
 	}
 	eng := &engine.Engine{
-		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log}, f.trust.policy()),
+		Pull:              engine.Pullers(engine.RepoPuller(store, r, repo.Options{Log: log, MaxImageSize: maxSize}, f.trust.policy()), engine.OCIPuller(store, log)),
 		Store:             store,
 		Driver:            driver,
 		StateDir:          g.stateDir,
 		Self:              []string{exe, SuperviseCommand},
 		LoopbackPool:      pool,
 		LoopbackInterface: f.loopbackInterface,
+		JailNameservers:   f.jailNameservers,
 		Log:               log,
 	}
 	eng.Build = eng.ZockerfileBuilder()
@@ -113,10 +136,16 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	}
 	if mode == owner {
 		// Build jails of a build the process did not finish.
-		if removed, err := build.RemoveLeftoverJails(ctx, driver); err != nil {
+		tmp, err := store.TmpMountpoint(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if removed, err := build.RemoveLeftoverJails(ctx, driver, tmp); err != nil {
 			log.Warn("remove leftover build jails", "err", err)
 		} else if len(removed) > 0 {
 			log.Info("removed leftover build jails", "jails", removed)
+			// What their inits held busy can go now.
+			store.SweepTmp(ctx)
 		}
 	}
 	return eng, nil
@@ -127,7 +156,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 func newLoader(f *reconcileFlags, log *slog.Logger, eng *engine.Engine) *service.Loader {
 	pol := f.trust.policy()
 	opts := service.LoaderOptions{Insecure: f.insecure, PullInterval: f.pullInterval, Resolve: pol.Resolver(repo.Options{Log: log}),
-		Verified: pol.Verified, Log: log}
+		Verified: pol.Verified, ResolveOCI: engine.OCIResolver(log), Log: log}
 	if eng != nil {
 		opts.Tags = eng.Tags()
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -51,7 +52,11 @@ func openRepoWith(ctx context.Context, g *globals, url, tag string, opts repo.Op
 	if err != nil {
 		return nil, err
 	}
-	opts.Out, opts.Log = g.stdout, log
+	maxSize, err := g.imageSizeLimit()
+	if err != nil {
+		return nil, err
+	}
+	opts.Out, opts.Log, opts.MaxImageSize = g.stdout, log, maxSize
 	return repo.Open(ctx, url, opts)
 }
 
@@ -71,14 +76,20 @@ func openLocal(ctx context.Context, g *globals) (repo.Local, error) {
 
 func newPushCmd(g *globals) *cobra.Command {
 	var url, signKey string
+	var of ociFlags
 	cmd := &cobra.Command{
-		Use:   "push TAG",
+		Use:   "push TAG [docker://REGISTRY/REPO:TAG]",
 		Short: "Send an image and the ancestors the repository lacks, then move the tag there",
 		Long: `Push sends the image TAG points at to the repository: every ancestor the
 repository does not have yet, oldest first, each as a ZFS stream incremental
 on its parent (full for a root image), then moves the repository's TAG.
 Files appear under their final names only complete, and the tag moves last:
 an interrupted push leaves the repository valid, and pushing again completes it.
+
+With docker://REGISTRY/REPO:TAG the image goes to an OCI registry instead:
+each image of its local chain becomes one gzip layer (the difference to its
+parent, whiteouts for deletions) with an OCI config made from the image's;
+layers the registry has are not sent again.
 
 With --sign-key, each image record is signed (images/ID/meta.json.sig, an
 SSHSIG in the namespace zocker-image that ssh-keygen -Y verify checks) and
@@ -91,9 +102,16 @@ unencrypted private key.
 ` + repoLocations,
 		Example: `  zocker-reconcile push apache --repository ssh://zocker@repo.example.com/zocker_images
   ZOCKER_REPOSITORY=file:///mnt/nfs/images zocker-reconcile push base
+  zocker-reconcile push apache docker://registry.example.com/web/apache:2.4
   zocker-reconcile push apache --sign-key ~/.ssh/id_ed25519 --repository file:///mnt/nfs/images`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 {
+				if signKey != "" {
+					return fmt.Errorf("--sign-key signs zocker repositories, not OCI registries")
+				}
+				return pushOCI(cmd.Context(), g, args[0], args[1], of)
+			}
 			var opts repo.Options
 			if signKey != "" {
 				k, err := sign.LoadKey(signKey)
@@ -126,6 +144,7 @@ unencrypted private key.
 		},
 	}
 	repoFlag(cmd, &url)
+	of.add(cmd, false)
 	cmd.Flags().StringVar(&signKey, "sign-key", envOr("ZOCKER_SIGN_KEY", ""), "SSH private key (or, with KEY.pub, an ssh-agent key) that signs the image records and the tag (env ZOCKER_SIGN_KEY)")
 	return cmd
 }
@@ -189,6 +208,7 @@ received; otherwise nothing is.
 
 func newSearchCmd(g *globals) *cobra.Command {
 	var url string
+	var output *format
 	cmd := &cobra.Command{
 		Use:   "search [PATTERN]",
 		Short: "List the repository's tags (TAG, IMAGE ID, SIZE, CREATED)",
@@ -215,6 +235,17 @@ made.
 			if err != nil {
 				return err
 			}
+			if *output == formatJSON {
+				rows := []searchRow{}
+				for _, t := range tags {
+					row := searchRow{Tag: t.Tag, ID: t.ID, Size: t.Size, Created: &t.Created}
+					if t.Err != nil {
+						row = searchRow{Tag: t.Tag, Error: t.Err.Error()}
+					}
+					rows = append(rows, row)
+				}
+				return printJSON(g.stdout, rows)
+			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 0, 3, ' ', 0)
 			fmt.Fprintln(tw, "TAG\tIMAGE ID\tSIZE\tCREATED")
 			for _, t := range tags {
@@ -222,13 +253,23 @@ made.
 					fmt.Fprintf(tw, "%s\t-\t-\t%v\n", t.Tag, t.Err)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, image.Short(t.ID), humanBytes(uint64(t.Size)), t.Created.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, image.Short(t.ID), image.Size(t.Size), t.Created.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()
 		},
 	}
 	repoFlag(cmd, &url)
+	output = addOutput(cmd)
 	return cmd
+}
+
+// searchRow is one tag as search -o json prints it.
+type searchRow struct {
+	Tag     string     `json:"tag"`
+	ID      string     `json:"id,omitempty"`
+	Size    int64      `json:"sizeBytes,omitempty"`
+	Created *time.Time `json:"created,omitempty"`
+	Error   string     `json:"error,omitempty"`
 }
 
 func newDelCmd(g *globals) *cobra.Command {

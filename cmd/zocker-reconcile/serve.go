@@ -15,6 +15,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics/httpapi"
 	"github.com/zocker-reconcile/zocker-reconcile/service"
@@ -22,9 +23,12 @@ import (
 
 type serveFlags struct {
 	reconcileFlags
-	listen        string
-	workers       int
-	resync        time.Duration
+	listen  string
+	init    bool
+	timeout string
+	workers int
+	resync  time.Duration
+	// verifyCommits is the allowed_signers file of --verify-commits.
 	verifyCommits string
 }
 
@@ -62,6 +66,8 @@ containers keep running, and the next start adopts them.`,
 		f.add(cmd)
 		fl := cmd.Flags()
 		fl.StringVar(&f.listen, "listen", envOr("ZOCKER_LISTEN", httpapi.DefaultListen), "address of /metrics, /healthz, /readyz and /status (env ZOCKER_LISTEN)")
+		fl.BoolVar(&f.init, "init", false, "create --root when it does not exist (its parent must)")
+		fl.StringVar(&f.timeout, "action-timeout", service.DefaultDeadlines, "deadline of each action: DURATION for all, OP=DURATION for one (import, build, pull, create, start, stop, replace, prune, ...); /healthz fails while an action runs past it")
 		fl.IntVar(&f.workers, "workers", 2, "actions run at once (image builds and pulls run one at a time)")
 		fl.DurationVar(&f.resync, "resync", 30*time.Second, "period of the full passes that also repair drift (±10% jitter)")
 		fl.StringVar(&f.verifyCommits, "verify-commits", envOr("ZOCKER_VERIFY_COMMITS", ""),
@@ -87,6 +93,10 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 	if err := httpapi.CheckListen(f.listen, explicitListen, log); err != nil {
 		return err
 	}
+	deadlines, err := service.ParseDeadlines(f.timeout)
+	if err != nil {
+		return err
+	}
 	// A policy file that cannot be read stops the start, not a later pull.
 	if files := f.trust.files(); files.Enabled() {
 		if _, err := files.Load(); err != nil {
@@ -107,9 +117,25 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	m.BuildInfo(version, runtime.Version())
+	// One writer per root: taken before the engine sweeps ROOT/tmp, which
+	// would otherwise destroy another service's work in progress.
+	lock, err := claimRoot(ctx, g, f.init, "serve", f.listen)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+			log.Warn("release the root", "err", err)
+		}
+	}()
 	eng, err := newEngine(ctx, g, &f.reconcileFlags, log, owner)
 	if err != nil {
 		return err
+	}
+	if cleaned, err := cleanupSelftests(ctx, g, log); err != nil {
+		log.Warn("clean up interrupted selftests", "err", err)
+	} else if len(cleaned) > 0 {
+		log.Info("removed the leftovers of interrupted selftests", "ids", cleaned)
 	}
 	usage, _ := eng.Driver.(service.UsageReader)
 	svc := service.New(service.Config{
@@ -122,13 +148,18 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 		Registry:  reg,
 		Workers:   f.workers,
 		Resync:    f.resync,
+		Deadlines: deadlines,
 		Log:       log,
-		Commits:   commits,
+		Supervisors: func() ([]supervisor.Status, error) {
+			return supervisor.List(g.stateDir)
+		},
+		Commits: commits,
 	})
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}
+	go retrySweep(ctx, eng.Store, f.resync, log)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -107,7 +107,7 @@ func (r *Repository) metaBytes(ctx context.Context, id string) ([]byte, error) {
 func (r *Repository) decodeMeta(id string, b []byte) (Meta, error) {
 	var m Meta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Meta{}, fmt.Errorf("decode record of image %s in repository %s: %w: %w", id, r.loc, ErrCorrupt, err)
+		return Meta{}, fmt.Errorf("decode record of image %s in repository %s: not a JSON record (%d bytes): %w", id, r.loc, len(b), ErrCorrupt)
 	}
 	if err := m.check(id); err != nil {
 		return Meta{}, fmt.Errorf("repository %s: %w", r.loc, err)

@@ -116,7 +116,7 @@ func TestIntegrationSignedChain(t *testing.T) {
 			os.WriteFile(allowedA, []byte("ops@example "+pubA+"\n"), 0o600)
 			for _, id := range []string{base, mid, app} {
 				meta, _ := os.ReadFile(filepath.Join(dir, "images", id, "meta.json"))
-				cmd := exec.Command(testenv.Tool(t, "ssh-keygen"), "-Y", "verify", "-f", allowedA, "-I", "ops@example", "-n", "zocker-image",
+				cmd := exec.Command(testenv.Tool(t, "ssh-keygen", "openssh-client"), "-Y", "verify", "-f", allowedA, "-I", "ops@example", "-n", "zocker-image",
 					"-s", filepath.Join(dir, "images", id, "meta.json.sig"))
 				cmd.Stdin = bytes.NewReader(meta)
 				if out, err := cmd.CombinedOutput(); err != nil {

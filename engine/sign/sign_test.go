@@ -29,7 +29,7 @@ func keygenVerify(t *testing.T, allowed, principal, namespace, sigFile string, m
 	if revoked != "" {
 		args = append(args, "-r", revoked)
 	}
-	cmd := exec.Command(testenv.Tool(t, "ssh-keygen"), args...)
+	cmd := exec.Command(testenv.Tool(t, "ssh-keygen", "openssh-client"), args...)
 	cmd.Stdin = bytes.NewReader(msg)
 	out, err := cmd.CombinedOutput()
 	return err == nil, string(out)
@@ -71,7 +71,7 @@ func TestWeVerifyOpenSSHSignatures(t *testing.T) {
 			dir := t.TempDir()
 			priv, pub := testenv.SSHKey(t, dir, "a", typ)
 			msgFile := writeFile(t, filepath.Join(dir, "meta.json"), []byte("hello image\n"))
-			if out, err := exec.Command(testenv.Tool(t, "ssh-keygen"), "-Y", "sign", "-f", priv, "-n", NamespaceImage, msgFile).CombinedOutput(); err != nil {
+			if out, err := exec.Command(testenv.Tool(t, "ssh-keygen", "openssh-client"), "-Y", "sign", "-f", priv, "-n", NamespaceImage, msgFile).CombinedOutput(); err != nil {
 				t.Fatalf("ssh-keygen -Y sign: %v: %s", err, out)
 			}
 			sig, err := os.ReadFile(msgFile + ".sig")
@@ -275,11 +275,11 @@ func TestTagFile(t *testing.T) {
 // TestAgentKey: a passphrase-protected key is refused from its file with a
 // hint, and used through ssh-agent when the agent holds it.
 func TestAgentKey(t *testing.T) {
-	agentBin := testenv.Tool(t, "ssh-agent")
-	addBin := testenv.Tool(t, "ssh-add")
+	agentBin := testenv.Tool(t, "ssh-agent", "openssh-client")
+	addBin := testenv.Tool(t, "ssh-add", "openssh-client")
 	dir := t.TempDir()
 	priv := filepath.Join(dir, "locked")
-	if out, err := exec.Command(testenv.Tool(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "secret-pass", "-C", "locked", "-f", priv).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testenv.Tool(t, "ssh-keygen", "openssh-client"), "-q", "-t", "ed25519", "-N", "secret-pass", "-C", "locked", "-f", priv).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	t.Setenv("SSH_AUTH_SOCK", "")

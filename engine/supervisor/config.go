@@ -76,6 +76,13 @@ type Config struct {
 	// Annotations are opaque to the supervisor and copied into the status
 	// (the service records the image ID, spec hash and the like there).
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// ExitWhenDone makes the supervisor remove the jail and exit, recording
+	// the state exited, once the command has ended and the restart policy
+	// says not to run it again. The ad-hoc containers of `run -d` and
+	// `start` use it: nothing else would ever stop them, and Zocker's "down"
+	// container holds no process. Declared containers keep their supervisor
+	// (the reconciler reads a live one as "running as declared").
+	ExitWhenDone bool `json:"exitWhenDone,omitempty"`
 }
 
 // Healthcheck is a command run inside the jail while the container's command runs.
@@ -242,26 +249,4 @@ func ReadConfig(stateDir, name string) (Config, error) {
 		return c, fmt.Errorf("parse config of container %s: %w", name, err)
 	}
 	return c, nil
-}
-
-// writeFileAtomic writes b to path through a temporary file and a rename, so
-// readers never see a half-written file.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -116,9 +116,11 @@ func (s *Store) CreateContainer(ctx context.Context, name, imageID string, props
 	snap := &gozfs.Dataset{Name: s.imageDS(imageID) + "@" + ImageSnapshot, Type: gozfs.DatasetSnapshot}
 	ds, err := snap.Clone(s.containerDS(name), all)
 	if err != nil {
-		return nil, fmt.Errorf("create container %s: clone image %s: %w", name, imageID, classify(err))
+		return nil, fmt.Errorf("create container %s: clone image %s: %w", name, imageID, redactValues(classify(err), all, PropSpec))
 	}
-	s.log.Info("created container", "container", name, "image", imageID, "dataset", ds.Name, "action", "create")
+	// The engine logs "created container" once the clone has its properties;
+	// this is the store-level detail.
+	s.log.Debug("cloned image", "container", name, "image", imageID, "dataset", ds.Name)
 	delete(all, "readonly")
 	return &Container{
 		Dataset:       Dataset{Name: ds.Name, Mountpoint: ds.Mountpoint, Origin: ds.Origin, Used: ds.Used, Referenced: ds.Referenced, Props: all},
@@ -273,9 +275,10 @@ func (st *State) users(id string, imagesDS string) (containers, children []strin
 	return containers, children
 }
 
-// RemoveImage removes a tag (when ref is a tag) or all tags of an image (when
-// ref is an ID), and destroys the image when no tag remains. It refuses while a
-// container or a child image uses the image, naming it.
+// RemoveImage removes a tag (when ref is a tag) or an image with all its
+// tags (when ref is an ID). Removing one tag of several is always allowed;
+// removing the last tag, or an ID, destroys the image, so it is refused while
+// a container or a child image uses it. Every refusal comes before any change.
 func (s *Store) RemoveImage(ctx context.Context, ref string) (removed bool, err error) {
 	st, err := s.Observe(ctx)
 	if err != nil {
@@ -285,10 +288,6 @@ func (s *Store) RemoveImage(ctx context.Context, ref string) (removed bool, err 
 	if err != nil {
 		return false, fmt.Errorf("remove image: %w", err)
 	}
-	containers, children := st.users(id, s.imagesDS())
-	if len(containers) > 0 {
-		return false, fmt.Errorf("remove image %s: in use by container %s", ref, strings.Join(containers, ", "))
-	}
 	var tags []string
 	for t, tid := range st.Tags {
 		if tid == id {
@@ -296,27 +295,38 @@ func (s *Store) RemoveImage(ctx context.Context, ref string) (removed bool, err 
 		}
 	}
 	sort.Strings(tags)
-	if _, isTag := st.Tags[ref]; isTag {
-		tags = []string{ref}
+	if _, isTag := st.Tags[ref]; isTag && len(tags) > 1 {
+		// The image keeps its other tags: nothing that uses it is affected.
+		if err := s.Untag(ctx, ref); err != nil {
+			return false, fmt.Errorf("remove image %s: %w", ref, err)
+		}
+		return false, nil
+	}
+	containers, children := st.users(id, s.imagesDS())
+	if len(containers) > 0 {
+		return false, fmt.Errorf("remove image %s: in use by container %s", ref, strings.Join(containers, ", "))
+	}
+	if len(children) > 0 {
+		return false, fmt.Errorf("remove image %s: image %s is the parent of image %s", ref, image.Short(id), strings.Join(shortIDs(children), ", "))
 	}
 	for _, t := range tags {
 		if err := s.Untag(ctx, t); err != nil {
 			return false, fmt.Errorf("remove image %s: %w", ref, err)
 		}
 	}
-	for t, tid := range st.Tags {
-		if tid == id && !contains(tags, t) {
-			return false, nil // still tagged: only the tag went
-		}
-	}
-	if len(children) > 0 {
-		return false, fmt.Errorf("remove image %s: image %s is the parent of image %s", ref, id, strings.Join(children, ", "))
-	}
 	if err := s.destroy(ctx, s.imageDS(id), true, true); err != nil {
 		return false, fmt.Errorf("remove image %s: %w", ref, err)
 	}
 	s.log.Info("removed image", "image", id, "action", "destroy")
 	return true, nil
+}
+
+func shortIDs(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = image.Short(id)
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

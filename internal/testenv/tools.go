@@ -8,24 +8,12 @@ import (
 	"testing"
 )
 
-// Tool returns the path of an external program a test needs (ssh-keygen,
-// git, ssh-agent), skipping the test (failing it under CI=true) when it is
-// not installed.
-func Tool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		missing(t, "%s is not installed", name)
-	}
-	return p
-}
-
 // SSHKey makes a key pair with ssh-keygen in dir (typ: ed25519, ecdsa or
 // rsa; no passphrase) and returns the private key's path (the public key is
 // PATH.pub) and the public key line.
 func SSHKey(t testing.TB, dir, name, typ string) (path, pub string) {
 	t.Helper()
-	keygen := Tool(t, "ssh-keygen")
+	keygen := Tool(t, "ssh-keygen", "openssh-client")
 	path = filepath.Join(dir, name)
 	args := []string{"-q", "-t", typ, "-N", "", "-C", name, "-f", path}
 	if typ == "rsa" {
