@@ -43,7 +43,8 @@ func fingerprint(t *testing.T, priv string) string {
 // accepts; serve --allowed-signers pulls the signed image (plan names the
 // signer); when the tag moves to an image signed by a key not allowed,
 // nothing is received, the Image is not Ready with the reason, and the
-// container keeps its pid.
+// container keeps its pid. save --sign-key and load --allowed-signers carry
+// and check the same signatures.
 func TestServeSignedPull(t *testing.T) {
 	t.Parallel()
 	privA, privB, allowedA := signers(t)
@@ -119,6 +120,27 @@ func TestServeSignedPull(t *testing.T) {
 	}
 	if after := datasets(t, b.root); !slices.Equal(before, after) {
 		t.Errorf("refused pull: datasets changed:\nbefore %v\nafter  %v", before, after)
+	}
+
+	// save archives carry the signatures: load --allowed-signers refuses
+	// an unsigned archive, receiving nothing, and loads a signed one.
+	a.must("tag", "base", "copy")
+	tars := t.TempDir()
+	a.must("save", "-o", filepath.Join(tars, "unsigned.tar"), "copy")
+	a.must("save", "-o", filepath.Join(tars, "signed.tar"), "--sign-key", privA, "copy")
+	res = b.run("load", "-i", filepath.Join(tars, "unsigned.tar"), "--allowed-signers", allowedA)
+	if res.code == 0 || !strings.Contains(res.stderr, "tag copy is unsigned") {
+		t.Errorf("load of an unsigned archive under a policy: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if after := datasets(t, b.root); !slices.Equal(before, after) {
+		t.Errorf("refused load: datasets changed:\nbefore %v\nafter  %v", before, after)
+	}
+	if out := b.must("load", "-i", filepath.Join(tars, "signed.tar"), "--allowed-signers", allowedA); strings.TrimSpace(out) != "copy" {
+		t.Errorf("load of the signed archive printed %q", out)
+	}
+	idA2, _ := a.imageID("base")
+	if id, why := b.imageID("copy"); id != idA2 {
+		t.Errorf("loaded copy is %q (%s), want %s", id, why, idA2)
 	}
 }
 
