@@ -249,6 +249,9 @@ func TestServeVerifyCommits(t *testing.T) {
 			return true, ""
 		})
 		verified(0)
+		if res := h.run("status", "--listen", h.srv.addr); res.code != 1 || !strings.Contains(res.stdout, "Revision "+rev+" NOT applied ("+c.reason+")") {
+			t.Errorf("%s: status exit %d:\n%s%s", c.name, res.code, res.stdout, res.stderr)
+		}
 		srv.sighupPass(t)
 		if kept := h.waitRunning("web", argv(1), converge); kept.PID != first.PID {
 			t.Errorf("%s: web pid %d became %d", c.name, first.PID, kept.PID)
