@@ -72,7 +72,7 @@ func TestPullImageDeclaredInManifests(t *testing.T) {
 
 	b := secondPoolHost(t, a)
 	// Creates B's root, so that plan can read it.
-	b.must("images")
+	b.must("init")
 	b.write("base.yaml", pullImageYAML("base", repoURL, "base"))
 	argv := []string{"/bin/sleep", "100071"}
 	b.write("p1.yaml", strings.Replace(containerYAML("p1", argv...), "image: bb", "image: base", 1))

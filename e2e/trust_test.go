@@ -73,7 +73,7 @@ func TestServeSignedPull(t *testing.T) {
 	}
 
 	b := secondPoolHost(t, a)
-	b.must("images")
+	b.must("init")
 	b.write("base.yaml", pullImageYAML("base", repoURL, "base"))
 	argv := []string{"/bin/sleep", "100141"}
 	b.write("p1.yaml", strings.Replace(containerYAML("p1", argv...), "image: bb", "image: base", 1))
