@@ -74,7 +74,8 @@ func (f Files) Load() (*Policy, error) {
 }
 
 func readPolicyFile(name string) ([]byte, error) {
-	f, err := os.Open(name)
+	// O_NONBLOCK: a FIFO put in its place is refused below, not waited on.
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
