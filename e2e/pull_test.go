@@ -9,7 +9,6 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
-	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
 
 // secondPoolHost makes a host whose root is on a pool of its own (a sparse
@@ -73,7 +72,7 @@ func TestPullImageDeclaredInManifests(t *testing.T) {
 
 	b := secondPoolHost(t, a)
 	// Creates B's root, so that plan can read it.
-	b.must("images")
+	b.must("init")
 	b.write("base.yaml", pullImageYAML("base", repoURL, "base"))
 	argv := []string{"/bin/sleep", "100071"}
 	b.write("p1.yaml", strings.Replace(containerYAML("p1", argv...), "image: bb", "image: base", 1))
@@ -126,22 +125,7 @@ func TestPullImageDeclaredInManifests(t *testing.T) {
 	srv := b.start("--pull-interval", "2s")
 	srv.waitReady(t, converge)
 	b.write("base.yaml", pullImageYAML("base", "file:///nonexistent-"+testenv.RandomHex(4), "base"))
-	poll(t, converge, "Image/base not Ready: RepositoryUnreachable", func() (bool, string) {
-		st, why := b.statusJSON()
-		if why != "" {
-			return false, why
-		}
-		o, ok := objectStatus(st, "Image", "base")
-		if !ok {
-			return false, fmt.Sprintf("no Image/base in %+v", st.Objects)
-		}
-		ready, _ := o.Condition(service.ConditionReady)
-		if ready.Status || ready.Reason != "RepositoryUnreachable" || !strings.Contains(ready.Message, "nonexistent") {
-			return false, fmt.Sprintf("Ready %+v", ready)
-		}
-		t.Logf("unreachable: %s", ready.Message)
-		return true, ""
-	})
+	t.Logf("unreachable: %s", b.waitNotReady("Image", "base", "RepositoryUnreachable", "nonexistent"))
 	srv.sighupPass(t)
 	if kept := b.waitRunning("p1", argv, 5*time.Second); kept.PID != second.PID {
 		t.Errorf("unreachable repository: container pid %d became %d", second.PID, kept.PID)

@@ -188,12 +188,12 @@ func TestServeUpdateRollsBackExitingCommand(t *testing.T) {
 	h.write("job.yaml", containerYAML("job", "/bin/sleep", "2000")+policy)
 	poll(t, time.Minute, "plan shows the discarded writes", func() (bool, string) {
 		res := h.run("plan")
-		return res.code == 2 && strings.Contains(res.stdout, "~ replace container job: spec.command changed; discards 5.") &&
+		return res.code == 2 && strings.Contains(res.stdout, "~ replace container job: spec.command, spec.env changed; discards 5.") &&
 			strings.Contains(res.stdout, "MiB written outside volumes"), res.stdout + res.stderr
 	})
 	h.write("job.yaml", containerYAML("job", "/bin/sleep", "2000")+"\n  update: {healthTimeout: 20s, protectWrites: true}\n")
 	res = h.run("plan")
-	if res.code != 2 || !strings.Contains(res.stdout, "! replace container job: spec.command changed; discards 5.") ||
+	if res.code != 2 || !strings.Contains(res.stdout, "! replace container job: spec.command, spec.env changed; discards 5.") ||
 		!strings.Contains(res.stdout, "(protect-writes)") {
 		t.Errorf("plan with protectWrites: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
 	}

@@ -10,20 +10,23 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 )
 
 // Save writes the images tags point at, with all their ancestors, to w as
 // one archive: they are pushed into a file:// repository in a private
 // temporary directory, which is then written as a tar (repo.WriteArchive).
-// tmpDir is where that directory goes ("" for the system's).
-func (e *Engine) Save(ctx context.Context, r runner.Runner, tags []string, w io.Writer, tmpDir string) error {
+// tmpDir is where that directory goes ("" for the system's). With key, the
+// image records and tags are signed as a signing push signs them, and the
+// archive carries the signatures.
+func (e *Engine) Save(ctx context.Context, r runner.Runner, tags []string, w io.Writer, tmpDir string, key *sign.Key) error {
 	dir, err := os.MkdirTemp(tmpDir, "zocker-save-")
 	if err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	rp, err := repo.Open(ctx, "file://"+dir, repo.Options{Log: e.Log})
+	rp, err := repo.Open(ctx, "file://"+dir, repo.Options{Log: e.Log, SignKey: key})
 	if err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
@@ -43,7 +46,10 @@ func (e *Engine) Save(ctx context.Context, r runner.Runner, tags []string, w io.
 // repository code). It is all or nothing: when anything fails, the images it
 // published are destroyed and the tags it moved are put back. It returns the
 // tags it set.
-func (e *Engine) Load(ctx context.Context, r runner.Runner, rd io.Reader, tmpDir string) (tags []string, err error) {
+//
+// With policy, every tag of the archive and every image record to receive
+// must be signed by an allowed signer, checked before anything is received.
+func (e *Engine) Load(ctx context.Context, r runner.Runner, rd io.Reader, tmpDir string, policy *sign.Policy) (tags []string, err error) {
 	dir, err := os.MkdirTemp(tmpDir, "zocker-load-")
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
@@ -60,7 +66,7 @@ func (e *Engine) Load(ctx context.Context, r runner.Runner, rd io.Reader, tmpDir
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	rp, err := repo.Open(ctx, "file://"+dir, repo.Options{Log: e.Log})
+	rp, err := repo.Open(ctx, "file://"+dir, repo.Options{Log: e.Log, Policy: policy})
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}

@@ -11,12 +11,18 @@ import (
 )
 
 // RepoPuller pulls pull Images through engine/repo into the store and tags
-// them with the Image's name.
-func RepoPuller(store *zfs.Store, r runner.Runner, opts repo.Options) Puller {
+// them with the Image's name. With a policy in force (policy), nothing is
+// received unless the tag and every image record are signed by an allowed
+// signer.
+func RepoPuller(store *zfs.Store, r runner.Runner, opts repo.Options, policy PullPolicy) Puller {
 	return func(ctx context.Context, img *manifests.Image) (string, error) {
 		p := img.Spec.Pull
 		if p == nil {
 			return "", fmt.Errorf("image %s: no pull source", img.Metadata.Name)
+		}
+		opts, err := policy.policyOptions(opts, p)
+		if err != nil {
+			return "", fmt.Errorf("pull image %s: %w", img.Metadata.Name, err)
 		}
 		rp, err := repo.Open(ctx, p.Repository, opts)
 		if err != nil {

@@ -2,9 +2,9 @@ package manifests
 
 import (
 	"crypto/sha256"
-	"io/fs"
 	"sync"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Cache keeps the decoded documents of the manifest files of the last load,
@@ -55,20 +55,18 @@ type statKey struct {
 	dev, ino         uint64
 	size             int64
 	mtimeNs, ctimeNs int64
-	mode             fs.FileMode
+	mode             uint32
 	uid              uint32
 	valid            bool
 }
 
-func statKeyOf(info fs.FileInfo) statKey {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return statKey{}
-	}
+// statKeyOf is the key of an opened file's fstat. A zero key (valid false)
+// never matches, so such a file is always read.
+func statKeyOf(st *unix.Stat_t) statKey {
 	return statKey{
 		dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size,
-		mtimeNs: info.ModTime().UnixNano(), ctimeNs: ctimeNs(st),
-		mode: info.Mode(), uid: st.Uid, valid: true,
+		mtimeNs: st.Mtim.Nano(), ctimeNs: st.Ctim.Nano(),
+		mode: uint32(st.Mode), uid: st.Uid, valid: true,
 	}
 }
 

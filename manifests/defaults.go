@@ -59,6 +59,9 @@ func Default(obj any, dir string) {
 		if p := s.Pull; p != nil && p.Tag == "" {
 			p.Tag = o.Metadata.Name
 		}
+		if p := s.Pull; p != nil {
+			p.AllowedSigners = absolute(p.AllowedSigners, dir)
+		}
 	case *Volume:
 		o.Spec.ReclaimPolicy = ReclaimPolicyOrDefault(o.Spec.ReclaimPolicy)
 	case *Container:

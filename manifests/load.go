@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -14,8 +15,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
@@ -29,13 +31,16 @@ type LoadOptions struct {
 	// MaxAttempts bounds the reloads when the root's symlink target changes
 	// during a load; 0 means 5.
 	MaxAttempts int
-
 	// Cache, when set, keeps decoded files from one load to the next: an
-	// unchanged file is not decoded again (see Cache). The service keeps one.
+	// unchanged file is not read or decoded again (see Cache). The service
+	// keeps one.
 	Cache *Cache
 
 	// afterFile, when set, runs after each file is read (tests swap the root there).
 	afterFile func(path string)
+	// beforeOpen, when set, runs between the look at an entry and its open
+	// (tests swap the entry there).
+	beforeOpen func(name string)
 }
 
 // ErrRootChanging is returned when the manifest root kept changing during
@@ -89,104 +94,147 @@ func (l *loaded) fail(line int, object, format string, args ...any) {
 }
 
 func loadOnce(root, resolved string, opts LoadOptions) (*Set, error) {
-	fi, err := os.Stat(resolved)
-	if err != nil {
-		return nil, fmt.Errorf("read manifest root %s: %w", root, err)
+	if resolved == string(filepath.Separator) {
+		return nil, fmt.Errorf("manifest root %s: / itself cannot be the manifest directory", root)
 	}
 	if !opts.Insecure {
-		if err := checkAncestors(root, resolved); err != nil {
+		if err := checkLinkAncestors(root); err != nil {
 			return nil, err
 		}
 	}
-	var files []*loaded
-	digest := sha256.New()
-	rd := &fileReader{opts: opts}
+	parent, err := openDirPath(filepath.Dir(resolved))
+	if err != nil {
+		return nil, fmt.Errorf("read manifest root %s: %w", root, err)
+	}
+	defer parent.close()
+	if !opts.Insecure {
+		if err := checkOpenedAncestors(root, filepath.Dir(resolved), parent); err != nil {
+			return nil, err
+		}
+	}
+	top, err := openEntry(parent.fd, filepath.Base(resolved), nil)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest root %s: %w", root, err)
+	}
+	defer top.close()
+	w := &treeReader{root: root, resolved: resolved, opts: opts, digest: sha256.New(), rd: &fileReader{opts: opts}}
 	if opts.Cache != nil {
 		var next map[string]*cachedFile
-		rd.prev, next = opts.Cache.begin()
-		rd.next = next
-		defer func() { opts.Cache.end(next, rd.stats) }()
+		w.rd.prev, next = opts.Cache.begin()
+		w.rd.next = next
+		defer func() { opts.Cache.end(next, w.rd.stats) }()
 	}
-	if !fi.IsDir() {
+	if !top.isDir() {
 		l := &loaded{display: root, res: FileResult{Path: resolved, Rel: filepath.Base(resolved)}}
-		sum := rd.read(l, resolved, fi)
-		digest.Write(sum[:])
-		files = append(files, l)
+		sum := w.rd.read(l, resolved, top)
+		w.digest.Write(sum[:])
+		w.files = append(w.files, l)
 	} else {
-		// badDirs are directories failing the permission check: their files
-		// are listed (so their objects are kept, not pruned) but not read.
-		var badDirs []string
-		ignore, err := readIgnore(resolved)
-		if err != nil {
-			return nil, fmt.Errorf("read manifest root %s: %w", root, err)
+		if w.ignore, err = readIgnore(root, top, opts); err != nil {
+			return nil, err
 		}
-		err = filepath.WalkDir(resolved, func(p string, d fs.DirEntry, err error) error {
-			rel, _ := filepath.Rel(resolved, p)
-			display := filepath.Join(root, rel)
-			if err != nil {
-				if p == resolved {
-					return err
-				}
-				l := &loaded{display: display, res: FileResult{Path: p, Rel: rel}}
-				l.fail(0, "", "cannot read: %s", errors.Unwrap(err))
-				files = append(files, l)
-				return nil
-			}
-			if p != resolved && (skipName(d.Name(), d.IsDir()) || ignored(ignore, rel)) {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.IsDir() {
-				if !opts.Insecure {
-					if info, err := d.Info(); err == nil {
-						if why := insecure(display, info); why != "" {
-							badDirs = append(badDirs, p+string(filepath.Separator))
-							files = append(files, &loaded{display: display, res: FileResult{Path: p, Rel: rel},
-								problems: []Problem{{File: display, Severity: SeverityError, Message: why}}})
-						}
-					}
-				}
-				return nil
-			}
-			l := &loaded{display: display, res: FileResult{Path: p, Rel: rel}}
-			files = append(files, l)
-			for _, b := range badDirs {
-				if strings.HasPrefix(p, b) {
-					l.fail(0, "", "not read: directory %s is not secure", filepath.Join(root, strings.TrimSuffix(b[len(resolved):], "/")))
-					return nil
-				}
-			}
-			if !d.Type().IsRegular() {
-				l.fail(0, "", "not a regular file (symbolic links inside the manifest directory are not followed)")
-				return nil
-			}
-			info, err := d.Info()
-			if err != nil {
-				l.fail(0, "", "cannot read: %s", err)
-				return nil
-			}
-			sum := rd.read(l, p, info)
-			digest.Write([]byte(rel))
-			digest.Write([]byte{0})
-			digest.Write(sum[:])
-			if opts.afterFile != nil {
-				opts.afterFile(p)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read manifest root %s: %w", root, err)
-		}
+		w.dir(top, "", "")
 	}
-	set := assemble(files)
+	set := assemble(w.files)
 	set.Root, set.Resolved = root, resolved
 	set.Revision = revision(resolved)
 	if set.Revision == "" {
-		set.Revision = "sha256:" + hex.EncodeToString(digest.Sum(nil))
+		set.Revision = "sha256:" + hex.EncodeToString(w.digest.Sum(nil))
 	}
 	return set, nil
+}
+
+// treeReader reads a manifest directory tree through descriptors.
+type treeReader struct {
+	root, resolved string
+	opts           LoadOptions
+	ignore         []string
+	files          []*loaded
+	digest         hash.Hash
+	rd             *fileReader
+}
+
+// dir reads the directory d (rel below the root); bad, when set, names an
+// insecure directory above: its files are listed (their objects are kept,
+// not pruned) but not read.
+func (w *treeReader) dir(d entry, rel, bad string) {
+	display := filepath.Join(w.root, rel)
+	if !w.opts.Insecure && bad == "" {
+		if why := insecureStat(display, &d.st); why != "" {
+			bad = display
+			w.files = append(w.files, &loaded{display: display, res: FileResult{Path: filepath.Join(w.resolved, rel), Rel: rel},
+				problems: []Problem{{File: display, Severity: SeverityError, Message: why}}})
+		}
+	}
+	names, err := readNames(d)
+	if err != nil {
+		l := &loaded{display: display, res: FileResult{Path: filepath.Join(w.resolved, rel), Rel: rel}}
+		l.fail(0, "", "cannot read: %s", err)
+		w.files = append(w.files, l)
+		return
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		crel := filepath.Join(rel, name)
+		p := filepath.Join(w.resolved, crel)
+		cdisplay := filepath.Join(w.root, crel)
+		var st unix.Stat_t
+		if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+			continue // removed meanwhile
+		}
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if skipName(name, isDir) || ignored(w.ignore, crel) {
+			continue
+		}
+		if isDir {
+			sub, err := openEntry(d.fd, name, w.opts.beforeOpen)
+			if err != nil {
+				l := &loaded{display: cdisplay, res: FileResult{Path: p, Rel: crel}}
+				l.fail(0, "", "cannot read: %s", err)
+				w.files = append(w.files, l)
+				continue
+			}
+			if !sub.isDir() {
+				// Replaced by a file between the look and the open: read it
+				// on the next pass, not as a directory now.
+				sub.close()
+				l := &loaded{display: cdisplay, res: FileResult{Path: p, Rel: crel}}
+				l.fail(0, "", "cannot read: replaced while being opened")
+				w.files = append(w.files, l)
+				continue
+			}
+			w.dir(sub, crel, bad)
+			sub.close()
+			continue
+		}
+		l := &loaded{display: cdisplay, res: FileResult{Path: p, Rel: crel}}
+		w.files = append(w.files, l)
+		if bad != "" {
+			l.fail(0, "", "not read: directory %s is not secure", bad)
+			continue
+		}
+		f, err := openEntry(d.fd, name, w.opts.beforeOpen)
+		if err == nil && f.isDir() {
+			f.close()
+			err = errors.New("replaced while being opened")
+		}
+		if err != nil {
+			if errors.Is(err, errSymlink) || errors.Is(err, errNotRegular) {
+				l.fail(0, "", "%s", err)
+			} else {
+				l.fail(0, "", "cannot read: %s", err)
+			}
+			continue
+		}
+		sum := w.rd.read(l, p, f)
+		f.close()
+		w.digest.Write([]byte(crel))
+		w.digest.Write([]byte{0})
+		w.digest.Write(sum[:])
+		if w.opts.afterFile != nil {
+			w.opts.afterFile(p)
+		}
+	}
 }
 
 // IgnoreFile names the file, at the top of a manifest directory, that lists
@@ -198,13 +246,35 @@ func loadOnce(root, resolved string, opts LoadOptions) (*Set, error) {
 // broken manifests.
 const IgnoreFile = ".zockerignore"
 
-func readIgnore(dir string) ([]string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, IgnoreFile))
-	if errors.Is(err, fs.ErrNotExist) {
+// maxIgnoreFile bounds the .zockerignore file.
+const maxIgnoreFile = 64 << 10
+
+// readIgnore reads the ignore file of the root directory top. It gets the
+// manifests' own checks (security review M2): whoever can write it can hide
+// a manifest, and a hidden Volume with reclaimPolicy Delete is destroyed.
+// An insecure, oversized or non-regular one fails the whole load.
+func readIgnore(root string, top entry, opts LoadOptions) ([]string, error) {
+	display := filepath.Join(root, IgnoreFile)
+	e, err := openEntry(top.fd, IgnoreFile, opts.beforeOpen)
+	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
+	if err == nil && e.isDir() {
+		e.close()
+		err = errNotRegular
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s: %w", display, err)
+	}
+	defer e.close()
+	if !opts.Insecure {
+		if why := insecureStat(display, &e.st); why != "" {
+			return nil, fmt.Errorf("%s: %s", display, why)
+		}
+	}
+	data, err := readAllFD(e, maxIgnoreFile)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", display, err)
 	}
 	var patterns []string
 	for _, line := range strings.Split(string(data), "\n") {
@@ -219,6 +289,27 @@ func readIgnore(dir string) ([]string, error) {
 		patterns = append(patterns, line)
 	}
 	return patterns, nil
+}
+
+// readAllFD reads an opened file, refusing more than limit bytes.
+func readAllFD(e entry, limit int64) ([]byte, error) {
+	if e.st.Size > limit {
+		return nil, fmt.Errorf("file is %d bytes, larger than the %d byte limit", e.st.Size, limit)
+	}
+	fd, err := unix.Dup(e.fd)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "")
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("file is larger than the %d byte limit", limit)
+	}
+	return data, nil
 }
 
 func ignored(patterns []string, rel string) bool {
@@ -264,48 +355,43 @@ type fileReader struct {
 	stats      CacheStats
 }
 
-// read reads and decodes one file into l, returning the sha256 of its
-// content (zero when it could not be read). A file whose stat (or content)
-// is that of the last load is not decoded again.
-func (rd *fileReader) read(l *loaded, p string, info fs.FileInfo) [sha256.Size]byte {
+// read checks, reads and decodes the opened file e into l, returning the
+// sha256 of its content (zero when it could not be read). The checks are on
+// the descriptor's fstat: what is checked is what is read. A file whose
+// fstat (or content) is that of the last load is not decoded again.
+func (rd *fileReader) read(l *loaded, p string, e entry) [sha256.Size]byte {
 	var sum [sha256.Size]byte
 	if !rd.opts.Insecure {
-		if why := insecure(l.display, info); why != "" {
+		if why := insecureStat(l.display, &e.st); why != "" {
 			l.fail(0, "", "%s", why)
 			return sum
 		}
 	}
-	if info.Size() > MaxFileSize {
-		l.fail(0, "", "file is %d bytes, larger than the 1 MiB limit", info.Size())
+	if e.st.Size > MaxFileSize {
+		l.fail(0, "", "file is %d bytes, larger than the 1 MiB limit", e.st.Size)
 		return sum
 	}
-	key := statKeyOf(info)
+	key := statKeyOf(&e.st)
 	cached := rd.prev[p]
 	if cached != nil && (cached.display != l.display || cached.numCPU != rd.opts.NumCPU) {
 		cached = nil
 	}
-	if cached != nil && key.valid && cached.stat == key {
+	if cached != nil && cached.stat == key {
 		rd.stats.Unchanged++
 		rd.use(l, p, cached)
 		return cached.sum
 	}
-	f, err := os.Open(p)
+	data, err := readAllFD(e, MaxFileSize)
 	if err != nil {
-		l.fail(0, "", "cannot read: %s", err)
-		return sum
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		l.fail(0, "", "cannot read: %s", err)
-		return sum
-	}
-	if len(data) > MaxFileSize {
-		l.fail(0, "", "file is larger than the 1 MiB limit")
+		if strings.Contains(err.Error(), "limit") {
+			l.fail(0, "", "file is larger than the 1 MiB limit")
+		} else {
+			l.fail(0, "", "cannot read: %s", err)
+		}
 		return sum
 	}
 	sum = sha256.Sum256(data)
-	if time.Since(info.ModTime()) < racyWindow || time.Since(time.Unix(0, key.ctimeNs)) < racyWindow {
+	if time.Since(time.Unix(0, key.mtimeNs)) < racyWindow || time.Since(time.Unix(0, key.ctimeNs)) < racyWindow {
 		// Changed just now: a second write within the file system's
 		// timestamp granularity would leave the stat as it is. Compare the
 		// content next time (as git does with racily clean index entries).
@@ -321,7 +407,7 @@ func (rd *fileReader) read(l *loaded, p string, info fs.FileInfo) [sha256.Size]b
 	rd.stats.Decoded++
 	docs, problems := decodeFile(l.display, filepath.Dir(p), data, DecodeOptions{NumCPU: rd.opts.NumCPU})
 	if rd.next != nil {
-		// The key is the stat taken before the read: a write during the
+		// The key is the fstat taken before the read: a write during the
 		// read changes ctime, so the next load reads the file again.
 		rd.next[p] = &cachedFile{stat: key, sum: sum, display: l.display, numCPU: rd.opts.NumCPU,
 			docs: docsCopy(docs), problems: slices.Clone(problems)}
@@ -333,54 +419,11 @@ func (rd *fileReader) read(l *loaded, p string, info fs.FileInfo) [sha256.Size]b
 
 // use fills l from a cached decode and keeps it for the next load.
 func (rd *fileReader) use(l *loaded, p string, c *cachedFile) {
-	rd.next[p] = c
+	if rd.next != nil {
+		rd.next[p] = c
+	}
 	l.docs = docsCopy(c.docs)
 	l.problems = append(l.problems, c.problems...)
-}
-
-// insecure says why a manifest file or directory may not be trusted, and how
-// to fix it, or returns "". Whoever can write a manifest can run anything as
-// root on this host, so, like sshd's StrictModes, only root (or the user the
-// service runs as) may be able to write one.
-func insecure(display string, info fs.FileInfo) string {
-	what := "file"
-	if info.IsDir() {
-		what = "directory"
-	}
-	if info.Mode().Perm()&0o022 != 0 {
-		return fmt.Sprintf("insecure %s: writable by group or others, who could then run anything as root (fix: chmod go-w %s, or --insecure-manifests)", what, display)
-	}
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		if uid := int(st.Uid); uid != 0 && uid != os.Geteuid() {
-			return fmt.Sprintf("insecure %s: owned by uid %d, neither root nor this service's user (fix: chown root %s, or --insecure-manifests)", what, uid, display)
-		}
-	}
-	return ""
-}
-
-// checkAncestors refuses a root below a directory that others may write
-// without the sticky bit: they could rename the manifest directory (or the
-// symlink to it) away and put their own in its place. It checks both the
-// path as given (where a symlink lives) and the resolved one.
-func checkAncestors(root, resolved string) error {
-	abs, err := filepath.Abs(root)
-	if err != nil {
-		abs = root
-	}
-	seen := map[string]bool{}
-	for _, start := range []string{filepath.Dir(abs), filepath.Dir(resolved)} {
-		for dir := start; !seen[dir]; dir = filepath.Dir(dir) {
-			seen[dir] = true
-			fi, err := os.Stat(dir)
-			if err != nil {
-				return fmt.Errorf("check manifest root %s: %w", root, err)
-			}
-			if m := fi.Mode(); m.Perm()&0o002 != 0 && m&fs.ModeSticky == 0 {
-				return fmt.Errorf("insecure manifest root %s: its ancestor %s is writable by others without the sticky bit, so they could replace it (fix: chmod o-w %s, or --insecure-manifests)", root, dir, dir)
-			}
-		}
-	}
-	return nil
 }
 
 // gitRevision matches the names git-sync gives its worktrees: the commit

@@ -270,7 +270,7 @@ func TestPermissions(t *testing.T) {
 		os.Mkdir(root, 0o755)
 		write(t, root, map[string]string{"a.yaml": container("a")})
 		_, err := Load(root, LoadOptions{})
-		if err == nil || !strings.Contains(err.Error(), "chmod o-w "+parent) {
+		if err == nil || !strings.Contains(err.Error(), "chmod go-w "+parent) {
 			t.Errorf("Load under a world-writable parent: %v", err)
 		}
 		os.Chmod(parent, 0o777|os.ModeSticky)

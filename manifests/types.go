@@ -90,6 +90,11 @@ type PullSource struct {
 	Repository string `json:"repository"`
 	// Tag is the tag to pull (default: the Image's name).
 	Tag string `json:"tag,omitempty"`
+	// AllowedSigners is an OpenSSH allowed_signers file (relative to the
+	// manifest's directory) that the tag and every image record must be
+	// signed under; it replaces the service's --allowed-signers for this
+	// Image.
+	AllowedSigners string `json:"allowedSigners,omitempty"`
 }
 
 // Volume declares a managed ZFS dataset that containers mount.

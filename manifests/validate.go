@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 
@@ -106,6 +108,16 @@ func (v *validator) image(o *Image) {
 		}
 		if err := image.ValidName("", p.Tag); err != nil {
 			v.errf("spec.pull.tag", "tag: %s", err)
+		}
+		if a := p.AllowedSigners; a != "" {
+			switch {
+			case strings.ContainsRune(a, 0):
+				v.errf("spec.pull.allowedSigners", "path must not contain NUL")
+			case slices.Contains(strings.Split(filepath.ToSlash(a), "/"), ".."):
+				v.errf("spec.pull.allowedSigners", "path %q must not contain '..'", a)
+			case strings.HasSuffix(a, "/"):
+				v.errf("spec.pull.allowedSigners", "path %q names a directory: want an allowed_signers file", a)
+			}
 		}
 	}
 }

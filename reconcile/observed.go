@@ -158,6 +158,9 @@ type Desired struct {
 	// RemoteIDs maps a pull Image's name to the image ID its remote tag
 	// points at, when known.
 	RemoteIDs map[string]string
+	// RemoteSigners maps a pull Image's name to who signed its remote tag,
+	// when a signature policy verified it (plan shows it).
+	RemoteSigners map[string]string
 	// BuildBases maps a build Image's name to the image its Zockerfile
 	// starts FROM; when that is a declared Image being made in the same
 	// pass, the build waits for it.

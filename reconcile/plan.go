@@ -185,6 +185,9 @@ func (p *planner) planImages() {
 			default:
 				continue
 			}
+			if signer := p.d.RemoteSigners[name]; signer != "" {
+				a.Reason += ", signed by " + signer
+			}
 		default:
 			a.Op = OpImport
 			if img.Spec.Build != nil {

@@ -132,6 +132,19 @@ func planCases() []planCase {
 			want: []string{"pull image/base: repository tag moved to id9 (from id1)"},
 		},
 		{
+			name: "pull reason names the verified signer of the tag",
+			world: func(t *testing.T) (Desired, Observed, Options) {
+				img := img("base", func(i *manifests.Image) {
+					i.Spec = manifests.ImageSpec{Pull: &manifests.PullSource{Repository: "ssh://repo/z"}}
+				})
+				d := desired(newSet(img))
+				d.RemoteIDs = map[string]string{"base": "id9"}
+				d.RemoteSigners = map[string]string{"base": "ops@example (ED25519 SHA256:abc)"}
+				return d, observed(), Options{}
+			},
+			want: []string{"pull image/base: repository tag moved to id9 (from id1), signed by ops@example (ED25519 SHA256:abc)"},
+		},
+		{
 			name: "oci image whose registry tag moved is pulled; its container waits",
 			world: func(t *testing.T) (Desired, Observed, Options) {
 				img := img("base", func(i *manifests.Image) {

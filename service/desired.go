@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/build"
@@ -21,8 +23,12 @@ type LoaderOptions struct {
 	// Tags resolves an image tag as last observed, for the base image of a
 	// build; nil leaves builds out of the inputs (their containers wait).
 	Tags func(ref string) (string, bool)
-	// Resolve reads the ID a repository tag points to (repo.Resolve).
-	Resolve func(ctx context.Context, url, tag string) (string, error)
+	// Resolve reads the ID a pull source's tag points to, and its signer
+	// when verified (engine.PullPolicy.Resolver).
+	Resolve func(ctx context.Context, src *manifests.PullSource) (id, signer string, err error)
+	// Verified reports whether pulls from a source are signature-checked
+	// (engine.PullPolicy.Verified); nil means none is.
+	Verified func(src *manifests.PullSource) bool
 	// ResolveOCI reads the image ID an oci source names now.
 	ResolveOCI func(ctx context.Context, src *manifests.OCISource) (string, error)
 	// Log defaults to slog.Default().
@@ -42,6 +48,8 @@ type Loader struct {
 	// remoteErrs are the pull Images whose repository could not be read at
 	// the last load; they stay as they are and are reported not Ready.
 	remoteErrs map[string]error
+	// warnedUnverified is set once the "pulls are unverified" warning is out.
+	warnedUnverified bool
 }
 
 // NewLoader makes a Loader.
@@ -77,14 +85,31 @@ func (l *Loader) Load(ctx context.Context, dir string) (reconcile.Desired, error
 	for name, err := range errs {
 		l.log.Warn("cannot compute image inputs; its containers wait", "image", name, "err", err)
 	}
-	ids, rerrs := l.remotes.Compute(ctx, set)
+	ids, signers, rerrs := l.remotes.Compute(ctx, set)
 	for name, err := range rerrs {
-		l.log.Warn("cannot read the repository; the image stays as it is", "image", name, "err", err)
+		l.log.Warn("cannot read the repository, or its signature is refused; the image stays as it is", "image", name, "err", err)
 	}
 	l.remoteErrs = rerrs
-	return reconcile.Desired{Set: set, ImageInputs: in, RemoteIDs: ids, BuildBases: bases}, nil
+	l.warnUnverified(set)
+	return reconcile.Desired{Set: set, ImageInputs: in, RemoteIDs: ids, RemoteSigners: signers, BuildBases: bases}, nil
 }
 
 // RemoteErrors are the pull Images whose repository could not be read at
 // the last Load.
 func (l *Loader) RemoteErrors() map[string]error { return l.remoteErrs }
+
+// warnUnverified logs once, at the first load declaring a pull Image that no
+// signature policy covers, that such pulls are not verified.
+func (l *Loader) warnUnverified(set *manifests.Set) {
+	if l.warnedUnverified || set == nil {
+		return
+	}
+	for _, name := range slices.Sorted(maps.Keys(set.Images)) {
+		p := set.Images[name].Spec.Pull
+		if p != nil && (l.opts.Verified == nil || !l.opts.Verified(p)) {
+			l.warnedUnverified = true
+			l.log.Warn("pulls are unverified: no --allowed-signers (or spec.pull.allowedSigners) is in force, so anyone who can write the repository decides what runs", "image", name)
+			return
+		}
+	}
+}

@@ -20,8 +20,9 @@ const DefaultPullInterval = 5 * time.Minute
 // 30 seconds.
 type Remotes struct {
 	Interval time.Duration
-	// Resolve reads the ID a repository tag points to (repo.Resolve).
-	Resolve func(ctx context.Context, url, tag string) (string, error)
+	// Resolve reads the ID a pull source's tag points to and, when its
+	// signature was verified, who signed it (engine.PullPolicy.Resolver).
+	Resolve func(ctx context.Context, src *manifests.PullSource) (id, signer string, err error)
 	// ResolveOCI reads the image ID (config digest) an oci source names
 	// now; nil leaves oci Images out (they are pulled when not present).
 	ResolveOCI func(ctx context.Context, src *manifests.OCISource) (string, error)
@@ -37,17 +38,20 @@ type Remotes struct {
 type remote struct {
 	source string // repository + tag it was resolved for
 	id     string
+	signer string
 	err    error
 	at     time.Time
 }
 
 // Compute returns image name -> remote ID for the pull Images it could
-// resolve, and the errors of those it could not (an unreachable repository:
-// the current image and its containers stay as they are).
-func (r *Remotes) Compute(ctx context.Context, set *manifests.Set) (map[string]string, map[string]error) {
-	ids, errs := map[string]string{}, map[string]error{}
+// resolve, image name -> signer for those whose tag signature was verified,
+// and the errors of those it could not resolve (an unreachable repository,
+// a refused signature: the current image and its containers stay as they
+// are).
+func (r *Remotes) Compute(ctx context.Context, set *manifests.Set) (ids, signers map[string]string, errs map[string]error) {
+	ids, signers, errs = map[string]string{}, map[string]string{}, map[string]error{}
 	if set == nil {
-		return ids, errs
+		return ids, signers, errs
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -61,16 +65,16 @@ func (r *Remotes) Compute(ctx context.Context, set *manifests.Set) (map[string]s
 	}
 	for name, img := range set.Images {
 		var src string
-		var resolve func(context.Context) (string, error)
+		var resolve func(context.Context) (string, string, error)
 		switch p, o := img.Spec.Pull, img.Spec.OCI; {
 		case p != nil:
-			src = p.Repository + "#" + p.Tag
-			resolve = func(ctx context.Context) (string, error) {
-				id, err := r.Resolve(ctx, p.Repository, p.Tag)
+			src = p.Repository + "#" + p.Tag + "#" + p.AllowedSigners
+			resolve = func(ctx context.Context) (string, string, error) {
+				id, signer, err := r.Resolve(ctx, p)
 				if err != nil {
 					err = fmt.Errorf("resolve %s in %s: %w", p.Tag, p.Repository, err)
 				}
-				return id, err
+				return id, signer, err
 			}
 		case o != nil && r.ResolveOCI != nil:
 			src = fmt.Sprintf("oci %s|%s|%s|%s|%s|%t", o.Ref, o.Archive, o.SHA256, o.Name, o.Platform, o.Insecure)
@@ -78,7 +82,7 @@ func (r *Remotes) Compute(ctx context.Context, set *manifests.Set) (map[string]s
 				ids[name] = id
 				continue
 			}
-			resolve = func(ctx context.Context) (string, error) {
+			resolve = func(ctx context.Context) (string, string, error) {
 				id, err := r.ResolveOCI(ctx, o)
 				if err == nil && manifests.OCIRefIsDigest(o.Ref) {
 					if r.pinned == nil {
@@ -86,7 +90,7 @@ func (r *Remotes) Compute(ctx context.Context, set *manifests.Set) (map[string]s
 					}
 					r.pinned[src] = id
 				}
-				return id, err
+				return id, "", err
 			}
 		default:
 			continue
@@ -94,9 +98,9 @@ func (r *Remotes) Compute(ctx context.Context, set *manifests.Set) (map[string]s
 		c, ok := r.cache[name]
 		if !ok || c.source != src || time.Since(c.at) >= interval {
 			rctx, cancel := context.WithTimeout(ctx, time.Minute)
-			id, err := resolve(rctx)
+			id, signer, err := resolve(rctx)
 			cancel()
-			c = remote{source: src, id: id, err: err, at: time.Now()}
+			c = remote{source: src, id: id, signer: signer, err: err, at: time.Now()}
 			r.cache[name] = c
 		}
 		if c.err != nil {
@@ -104,6 +108,9 @@ func (r *Remotes) Compute(ctx context.Context, set *manifests.Set) (map[string]s
 			continue
 		}
 		ids[name] = c.id
+		if c.signer != "" {
+			signers[name] = c.signer
+		}
 	}
-	return ids, errs
+	return ids, signers, errs
 }

@@ -38,7 +38,7 @@ func TestRemotesOCI(t *testing.T) {
 	}
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		ids, errs := r.Compute(ctx, ociSet("rev1", images))
+		ids, _, errs := r.Compute(ctx, ociSet("rev1", images))
 		if len(errs) != 0 || ids["a"] != "id-v1" || ids["b"] != "id-"+digest[len(digest)-2:] {
 			t.Fatalf("pass %d: ids %v errs %v", i, ids, errs)
 		}
@@ -47,7 +47,7 @@ func TestRemotesOCI(t *testing.T) {
 		t.Errorf("within the interval: calls %v, want one each", calls)
 	}
 	down = true
-	ids, errs := r.Compute(ctx, ociSet("rev2", images))
+	ids, _, errs := r.Compute(ctx, ociSet("rev2", images))
 	if calls["127.0.0.1:5000/a:v1"] != 2 || calls[digest] != 1 {
 		t.Errorf("new revision: calls %v, want the tag asked again and the digest not", calls)
 	}

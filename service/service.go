@@ -19,6 +19,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/controller"
 	"github.com/zocker-reconcile/zocker-reconcile/engine"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
@@ -65,6 +66,9 @@ type Config struct {
 	// listing, no command) every second between passes, so that a crash
 	// loop or a failing health check shows at once.
 	Supervisors func() ([]supervisor.Status, error)
+	// Commits, when set, applies a manifest revision only when its git HEAD
+	// commit is signed by an allowed signer (serve --verify-commits).
+	Commits *CommitVerifier
 }
 
 // Service runs the reconcile loop and serves its state.
@@ -74,6 +78,7 @@ type Service struct {
 	log  *slog.Logger
 	book *StatusBook
 	ctrl *controller.Controller[reconcile.Desired, engine.Detail]
+	gate *revisionGate // nil without --verify-commits
 
 	flights inFlight
 
@@ -92,6 +97,9 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{cfg: cfg, m: cfg.Metrics, log: cfg.Log, book: NewStatusBook(time.Now), flights: inFlight{now: time.Now}}
 	m, log := cfg.Metrics, cfg.Log
+	if cfg.Commits != nil {
+		s.gate = newRevisionGate(cfg.Commits, cfg.Registry)
+	}
 	s.ctrl = &controller.Controller[reconcile.Desired, engine.Detail]{
 		Root:    cfg.Manifests,
 		Load:    s.load,
@@ -208,6 +216,14 @@ func (s *Service) observe(ctx context.Context) (engine.Detail, error) {
 }
 
 func (s *Service) load(ctx context.Context, dir string) (reconcile.Desired, error) {
+	if s.gate != nil {
+		return s.gate.load(ctx, s, dir)
+	}
+	return s.loadDir(ctx, dir)
+}
+
+// loadDir loads the manifests in dir and records the load.
+func (s *Service) loadDir(ctx context.Context, dir string) (reconcile.Desired, error) {
 	d, err := s.cfg.Loader.Load(ctx, dir)
 	now := time.Now()
 	if err != nil {
@@ -365,7 +381,9 @@ func (s *Service) passDone(trigger string, err error) {
 func ReportRemoteErrors(book *StatusBook, d reconcile.Desired, errs map[string]error) {
 	for name, err := range errs {
 		reason := "RepositoryUnreachable"
-		if img := imageOf(d, name); img != nil && img.Spec.OCI != nil {
+		if r := sign.ReasonOf(err); r != "" {
+			reason = r // a refused signature says why
+		} else if img := imageOf(d, name); img != nil && img.Spec.OCI != nil {
 			reason = "RegistryUnreachable"
 			if img.Spec.OCI.Archive != "" {
 				reason = "ArchiveUnreadable"

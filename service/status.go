@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
@@ -118,11 +119,17 @@ type Status struct {
 	Files   []FileStatus `json:"files"`
 	// Objects are sorted by kind (Image, Volume, Container) and name.
 	Objects []ObjectStatus `json:"objects"`
+	// RevisionUnverified, under serve --verify-commits, is the newest
+	// revision that was refused (the last verified one stays in force).
+	RevisionUnverified *RevisionUnverified `json:"revisionUnverified,omitempty"`
 }
 
 // AllReady reports whether every object is Ready and every file loaded:
 // the `status` command's exit 0.
 func (s Status) AllReady() bool {
+	if s.RevisionUnverified != nil {
+		return false
+	}
 	for _, f := range s.Files {
 		if f.Failed {
 			return false
@@ -151,6 +158,8 @@ type StatusBook struct {
 	// of its actions succeeds, so that a later plan does not hide why it
 	// is not Ready.
 	failures map[string]failure
+	// unverified is the refused revision, nil when the newest is verified.
+	unverified *RevisionUnverified
 	// containers are the containers that should run, with what was last
 	// observed of them (for Runtime).
 	containers map[string]reconcile.ObservedContainer
@@ -159,6 +168,7 @@ type StatusBook struct {
 // failure is a failed action as the book keeps it.
 type failure struct {
 	msg        string
+	reason     string // a refused signature's reason, else ReasonFailed
 	terminal   bool
 	generation string
 }
@@ -346,7 +356,10 @@ func (b *StatusBook) Planned(p reconcile.Plan, d reconcile.Desired, o reconcile.
 			switch {
 			case failed && f.terminal && f.generation == a.Generation():
 				// Held until the spec changes: the controller does not retry it.
-				b.setAll(obj, false, false, true, ConditionStalled, ReasonFailed, f.msg, hash)
+				b.setAll(obj, false, false, true, ConditionStalled, f.reason, f.msg, hash)
+			case failed && f.reason != ReasonFailed:
+				// A refused signature: its reason stays on Ready while retried.
+				b.setAll(obj, false, true, false, ConditionReconciling, f.reason, f.msg, hash)
 			case failed:
 				b.setAll(obj, false, true, false, ConditionReconciling, ReasonRetrying, f.msg, hash)
 			default:
@@ -409,12 +422,16 @@ func (b *StatusBook) Failed(a reconcile.Action, err error, terminal bool) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.failures[a.Key()] = failure{msg: msg, terminal: terminal, generation: a.Generation()}
+	reason := ReasonFailed
+	if r := sign.ReasonOf(err); r != "" {
+		reason = r // a refused signature: Unsigned, SignerNotAllowed, SignatureExpired...
+	}
+	b.failures[a.Key()] = failure{msg: msg, reason: reason, terminal: terminal, generation: a.Generation()}
 	obj := b.object(a.Key())
-	b.set(obj, ConditionReady, false, ReasonFailed, msg, "")
+	b.set(obj, ConditionReady, false, reason, msg, "")
 	if terminal {
-		b.set(obj, ConditionReconciling, false, ReasonFailed, msg, "")
-		b.set(obj, ConditionStalled, true, ReasonFailed, msg, "")
+		b.set(obj, ConditionReconciling, false, reason, msg, "")
+		b.set(obj, ConditionStalled, true, reason, msg, "")
 		return
 	}
 	b.set(obj, ConditionReconciling, true, ReasonRetrying, msg, "")
@@ -484,6 +501,10 @@ func (b *StatusBook) Snapshot() Status {
 	defer b.mu.Unlock()
 	s := Status{Revision: b.revision, AppliedRevision: b.applied, UpdatedAt: b.updated, Missing: b.missing,
 		Files: make([]FileStatus, len(b.files)), Objects: make([]ObjectStatus, 0, len(b.objects))}
+	if b.unverified != nil {
+		ru := *b.unverified
+		s.RevisionUnverified = &ru
+	}
 	for i, f := range b.files {
 		f.Problems = slices.Clone(f.Problems)
 		s.Files[i] = f

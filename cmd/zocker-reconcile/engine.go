@@ -32,6 +32,7 @@ type reconcileFlags struct {
 	jailNameservers   []string
 	pullInterval      time.Duration
 	supervisor        string
+	trust             trustFlags
 }
 
 func (f *reconcileFlags) add(cmd *cobra.Command) {
@@ -43,6 +44,7 @@ func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
 	fl.StringSliceVar(&f.jailNameservers, "jail-nameserver", nil, "FreeBSD: nameservers for loopback and alias containers when the host's resolv.conf names 127.0.0.1 or ::1 (unreachable from such a jail); repeatable")
 	fl.StringVar(&f.supervisor, "supervisor", "", "the supervisor binary started for each container (default: "+SupervisorBinary+" beside this binary, else on PATH)")
+	f.trust.add(cmd)
 	fl.DurationVar(&f.pullInterval, "pull-interval", service.DefaultPullInterval, "how often the repository tags of pull Images and the registry tags of oci Images are checked (and on every manifest change)")
 }
 
@@ -119,7 +121,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	}
 	log.Debug("supervisor binary", "argv", self)
 	eng := &engine.Engine{
-		Pull:              engine.Pullers(engine.RepoPuller(store, r, repo.Options{Log: log, MaxImageSize: maxSize}), engine.OCIPuller(store, log)),
+		Pull:              engine.Pullers(engine.RepoPuller(store, r, repo.Options{Log: log, MaxImageSize: maxSize}, f.trust.policy()), engine.OCIPuller(store, log)),
 		Store:             store,
 		Driver:            driver,
 		StateDir:          g.stateDir,
@@ -153,7 +155,9 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 // newLoader makes the desired-state loader; eng (may be nil) lets build
 // inputs use the base image IDs it last observed.
 func newLoader(f *reconcileFlags, log *slog.Logger, eng *engine.Engine) *service.Loader {
-	opts := service.LoaderOptions{Insecure: f.insecure, PullInterval: f.pullInterval, Resolve: repo.Resolve, ResolveOCI: engine.OCIResolver(log), Log: log}
+	pol := f.trust.policy()
+	opts := service.LoaderOptions{Insecure: f.insecure, PullInterval: f.pullInterval, Resolve: pol.Resolver(repo.Options{Log: log}),
+		Verified: pol.Verified, ResolveOCI: engine.OCIResolver(log), Log: log}
 	if eng != nil {
 		opts.Tags = eng.Tags()
 	}

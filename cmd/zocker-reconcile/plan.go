@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -51,9 +53,15 @@ manifest file that does not load (the plan of the valid objects is printed).`,
 				if err != nil {
 					return err
 				}
-				d, err := newLoader(&f, log, eng).Load(ctx, sel.load)
+				loader := newLoader(&f, log, eng)
+				d, err := loader.Load(ctx, sel.load)
 				if err != nil {
 					return err
+				}
+				// A pull Image whose repository or signature is refused stays
+				// as it is; say why beside the plan.
+				for _, name := range slices.Sorted(maps.Keys(loader.RemoteErrors())) {
+					fmt.Fprintf(g.stderr, "Image/%s: stays as it is: %v\n", name, loader.RemoteErrors()[name])
 				}
 				opts := f.options()
 				opts.Only = sel.only(d.Set)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
 	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
@@ -34,6 +35,11 @@ func repoFlag(cmd *cobra.Command, url *string) {
 // openRepo checks the tag and the location before anything is opened or
 // connected, then opens the repository.
 func openRepo(ctx context.Context, g *globals, url, tag string) (*repo.Repository, error) {
+	return openRepoWith(ctx, g, url, tag, repo.Options{})
+}
+
+// openRepoWith is openRepo with a signing key or a policy in opts.
+func openRepoWith(ctx context.Context, g *globals, url, tag string, opts repo.Options) (*repo.Repository, error) {
 	if tag != "" {
 		if err := image.ValidName("tag", tag); err != nil {
 			return nil, err
@@ -50,7 +56,8 @@ func openRepo(ctx context.Context, g *globals, url, tag string) (*repo.Repositor
 	if err != nil {
 		return nil, err
 	}
-	return repo.Open(ctx, url, repo.Options{Out: g.stdout, Log: log, MaxImageSize: maxSize})
+	opts.Out, opts.Log, opts.MaxImageSize = g.stdout, log, maxSize
+	return repo.Open(ctx, url, opts)
 }
 
 // openLocal opens the ZFS engine on --root as the repository's local side.
@@ -68,7 +75,7 @@ func openLocal(ctx context.Context, g *globals) (repo.Local, error) {
 }
 
 func newPushCmd(g *globals) *cobra.Command {
-	var url string
+	var url, signKey string
 	var of ociFlags
 	cmd := &cobra.Command{
 		Use:   "push TAG [docker://REGISTRY/REPO:TAG]",
@@ -84,16 +91,37 @@ each image of its local chain becomes one gzip layer (the difference to its
 parent, whiteouts for deletions) with an OCI config made from the image's;
 layers the registry has are not sent again.
 
+With --sign-key, each image record is signed (images/ID/meta.json.sig, an
+SSHSIG in the namespace zocker-image that ssh-keygen -Y verify checks) and
+so is the tag (tags/TAG.sig: the tag, the image ID and the time, then the
+signature); images already in the repository without a signature are sent
+again, signed. When KEY.pub names a key that ssh-agent holds, the agent
+signs (the key may then be passphrase-protected); otherwise KEY must be an
+unencrypted private key.
+
 ` + repoLocations,
 		Example: `  zocker-reconcile push apache --repository ssh://zocker@repo.example.com/zocker_images
   ZOCKER_REPOSITORY=file:///mnt/nfs/images zocker-reconcile push base
-  zocker-reconcile push apache docker://registry.example.com/web/apache:2.4`,
+  zocker-reconcile push apache docker://registry.example.com/web/apache:2.4
+  zocker-reconcile push apache --sign-key ~/.ssh/id_ed25519 --repository file:///mnt/nfs/images`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 2 {
+				if signKey != "" {
+					return fmt.Errorf("--sign-key signs zocker repositories, not OCI registries")
+				}
 				return pushOCI(cmd.Context(), g, args[0], args[1], of)
 			}
-			r, err := openRepo(cmd.Context(), g, url, args[0])
+			var opts repo.Options
+			if signKey != "" {
+				k, err := sign.LoadKey(signKey)
+				if err != nil {
+					return err
+				}
+				defer k.Close()
+				opts.SignKey = k
+			}
+			r, err := openRepoWith(cmd.Context(), g, url, args[0], opts)
 			if err != nil {
 				return err
 			}
@@ -109,16 +137,21 @@ layers the registry has are not sent again.
 			if len(res.Sent) == 0 {
 				fmt.Fprintf(g.stdout, "%s: the repository has every image already\n", args[0])
 			}
+			if opts.SignKey != nil {
+				fmt.Fprintf(g.stdout, "signed by %s (%s)\n", opts.SignKey.Fingerprint(), opts.SignKey.Source)
+			}
 			return nil
 		},
 	}
 	repoFlag(cmd, &url)
 	of.add(cmd, false)
+	cmd.Flags().StringVar(&signKey, "sign-key", envOr("ZOCKER_SIGN_KEY", ""), "SSH private key (or, with KEY.pub, an ssh-agent key) that signs the image records and the tag (env ZOCKER_SIGN_KEY)")
 	return cmd
 }
 
 func newPullCmd(g *globals) *cobra.Command {
 	var url string
+	var trust trustFlags
 	cmd := &cobra.Command{
 		Use:   "pull TAG",
 		Short: "Receive an image and the ancestors missing here, then tag it locally",
@@ -128,12 +161,23 @@ ROOT/tmp while checking its size and sha256, publishes it, and finally points
 the local TAG at the image. A stream that does not match its record is
 destroyed and reported; nothing half-received remains.
 
+With --allowed-signers (OpenSSH's allowed_signers format), the tag and the
+record of every image to receive must carry a valid signature (namespace
+zocker-image) by a listed key, within its valid-after/valid-before and
+namespaces= options and not in --revoked-keys, before the first byte is
+received; otherwise nothing is.
+
 ` + repoLocations,
 		Example: `  zocker-reconcile pull apache --repository ssh://zocker@repo.example.com/zocker_images
-  zocker-reconcile --root tank/zocker pull base --repository file:///mnt/nfs/images`,
+  zocker-reconcile --root tank/zocker pull base --repository file:///mnt/nfs/images
+  zocker-reconcile pull apache --allowed-signers /usr/local/etc/zocker/allowed_signers`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo(cmd.Context(), g, url, args[0])
+			pol, err := trust.policy().For(nil)
+			if err != nil {
+				return err
+			}
+			r, err := openRepoWith(cmd.Context(), g, url, args[0], repo.Options{Policy: pol})
 			if err != nil {
 				return err
 			}
@@ -146,6 +190,11 @@ destroyed and reported; nothing half-received remains.
 			if err != nil {
 				return err
 			}
+			if pol != nil {
+				fmt.Fprintf(g.stdout, "%s: signed by %s\n", args[0], res.Signer)
+			} else {
+				fmt.Fprintf(g.stderr, "warning: %s was not verified: no --allowed-signers\n", args[0])
+			}
 			if len(res.Received) == 0 {
 				fmt.Fprintf(g.stdout, "%s: image %s is here already\n", args[0], image.Short(res.ID))
 			}
@@ -153,6 +202,7 @@ destroyed and reported; nothing half-received remains.
 		},
 	}
 	repoFlag(cmd, &url)
+	trust.add(cmd)
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
 )
 
 func init() {
@@ -19,7 +20,7 @@ func init() {
 }
 
 func newSaveCmd(g *globals) *cobra.Command {
-	var output string
+	var output, signKey string
 	cmd := &cobra.Command{
 		Use:   "save [-o FILE] TAG...",
 		Short: "Write images and their ancestors to an archive (Zocker's save)",
@@ -56,7 +57,14 @@ so load checks it exactly as pull checks a repository.`,
 			if err != nil {
 				return err
 			}
-			if err := eng.Save(ctx, &runner.Exec{Logger: log}, args, w, ""); err != nil {
+			var key *sign.Key
+			if signKey != "" {
+				if key, err = sign.LoadKey(signKey); err != nil {
+					return err
+				}
+				defer key.Close()
+			}
+			if err := eng.Save(ctx, &runner.Exec{Logger: log}, args, w, "", key); err != nil {
 				return err
 			}
 			if f != nil {
@@ -74,11 +82,13 @@ so load checks it exactly as pull checks a repository.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "the archive file (default: standard output)")
+	cmd.Flags().StringVar(&signKey, "sign-key", envOr("ZOCKER_SIGN_KEY", ""), "SSH private key (or, with KEY.pub, an ssh-agent key) that signs the image records and tags in the archive, as push --sign-key does (env ZOCKER_SIGN_KEY)")
 	return cmd
 }
 
 func newLoadCmd(g *globals) *cobra.Command {
 	var input string
+	var trust trustFlags
 	cmd := &cobra.Command{
 		Use:   "load [-i FILE]",
 		Short: "Read images from an archive made by save (Zocker's load)",
@@ -87,7 +97,9 @@ images it lacks, oldest first, and sets the archive's tags, printing them.
 Every check of pull applies (stream sizes and sha256, names, the stream
 checks of the repository code); the archive may hold nothing but the
 repository layout. All or nothing: when anything fails, no image and no tag
-of the archive stays.`,
+of the archive stays. With --allowed-signers, every tag of the archive and
+every image record to receive must be signed by an allowed signer (save
+--sign-key signs them) before anything is received.`,
 		Example: `  zocker-reconcile load -i apache.tar
   ssh otherhost zocker-reconcile save apache | zocker-reconcile load`,
 		Args: cobra.NoArgs,
@@ -106,7 +118,11 @@ of the archive stays.`,
 			if err != nil {
 				return err
 			}
-			tags, err := eng.Load(ctx, &runner.Exec{Logger: log}, r, "")
+			pol, err := trust.policy().For(nil)
+			if err != nil {
+				return err
+			}
+			tags, err := eng.Load(ctx, &runner.Exec{Logger: log}, r, "", pol)
 			if err != nil {
 				return err
 			}
@@ -117,5 +133,6 @@ of the archive stays.`,
 		},
 	}
 	cmd.Flags().StringVarP(&input, "input", "i", "", "the archive file (default: standard input)")
+	trust.add(cmd)
 	return cmd
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zocker-reconcile/zocker-reconcile/controller"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics/httpapi"
@@ -27,6 +29,8 @@ type serveFlags struct {
 	timeout string
 	workers int
 	resync  time.Duration
+	// verifyCommits is the allowed_signers file of --verify-commits.
+	verifyCommits string
 }
 
 func init() {
@@ -41,6 +45,14 @@ SIGHUP, and every --resync (jittered) to repair drift. It serves /metrics,
 /healthz, /readyz and /status on --listen (127.0.0.1:9847 by default; a
 non-loopback address must be given explicitly, and /status then exposes the
 container specs to that network).
+
+With --allowed-signers, pulled images must be signed (see pull). With
+--verify-commits FILE, the manifest directory must be a git worktree (as
+git-sync makes them) whose HEAD commit is signed with an SSH key listed in
+FILE (git -c gpg.format=ssh commit -S); an unsigned or wrongly signed
+revision changes nothing: /status shows revisionUnverified with the commit
+and the reason, zocker_manifest_revision_verified is 0, and the last
+verified revision stays in force until a verified one arrives.
 
 SIGTERM and SIGINT stop the service after the actions in flight finish;
 containers keep running, and the next start adopts them.`,
@@ -59,6 +71,8 @@ containers keep running, and the next start adopts them.`,
 		fl.StringVar(&f.timeout, "action-timeout", service.DefaultDeadlines, "deadline of each action: DURATION for all, OP=DURATION for one (import, build, pull, create, start, stop, replace, prune, ...); /healthz fails while an action runs past it")
 		fl.IntVar(&f.workers, "workers", controller.DefaultWorkers, "actions run at once (image builds and pulls run one at a time)")
 		fl.DurationVar(&f.resync, "resync", 30*time.Second, "period of the full passes that also repair drift (±10% jitter)")
+		fl.StringVar(&f.verifyCommits, "verify-commits", envOr("ZOCKER_VERIFY_COMMITS", ""),
+			"OpenSSH allowed_signers file: a new manifest revision (git worktree) is applied only when its HEAD commit is SSH-signed (gpg.format=ssh) by a key it lists; otherwise the last verified one stays in force (env ZOCKER_VERIFY_COMMITS)")
 		return cmd
 	})
 }
@@ -83,6 +97,20 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 	deadlines, err := service.ParseDeadlines(f.timeout)
 	if err != nil {
 		return err
+	}
+	// A policy file that cannot be read stops the start, not a later pull.
+	if files := f.trust.files(); files.Enabled() {
+		if _, err := files.Load(); err != nil {
+			return fmt.Errorf("--allowed-signers: %w", err)
+		}
+	}
+	var commits *service.CommitVerifier
+	if f.verifyCommits != "" {
+		commits = &service.CommitVerifier{Files: sign.Files{AllowedSigners: f.verifyCommits, RevokedKeys: f.trust.revokedKeys},
+			Runner: &runner.Exec{Logger: log}}
+		if _, err := commits.Files.Load(); err != nil {
+			return fmt.Errorf("--verify-commits: %w", err)
+		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -126,6 +154,7 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 		Supervisors: func() ([]supervisor.Status, error) {
 			return supervisor.List(g.stateDir)
 		},
+		Commits: commits,
 	})
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {

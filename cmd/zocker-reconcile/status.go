@@ -99,6 +99,9 @@ func printStatus(g *globals, st service.Status, source string) {
 	if st.Missing {
 		fmt.Fprintln(g.stdout, "The manifest directory does not exist.")
 	}
+	if ru := st.RevisionUnverified; ru != nil {
+		fmt.Fprintf(g.stdout, "Revision %s NOT applied (%s): %s; the last verified revision stays in force.\n", dash(ru.Commit), ru.Reason, ru.Message)
+	}
 	for _, f := range st.Files {
 		for _, p := range f.Problems {
 			fmt.Fprintln(g.stdout, p.String())

@@ -8,6 +8,7 @@
 //	images/<id>/stream     zfs send stream: full for a root image, incremental on the parent otherwise
 //	images/<id>/meta.json  Meta: ID, parent, config, stream size and sha256, created
 //	tags/<tag>             an image ID and a newline
+//	images/<id>/meta.json.sig, tags/<tag>.sig: SSH signatures (signatures.go)
 //
 // Every file is written under a temporary name (.tmp-*) and renamed into
 // place. An image is present once its meta.json is (written after its
@@ -33,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/sign"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
@@ -140,6 +142,13 @@ type Options struct {
 	ProgressEvery time.Duration
 	// Now is the clock for Created fields (nil: time.Now).
 	Now func() time.Time
+	// SignKey, when set, signs every image record a push writes and the
+	// tag it moves (see signatures.go).
+	SignKey *sign.Key
+	// Policy, when set, is what a pull (and Resolve) requires: a tag and
+	// image records signed by an allowed signer, checked before anything
+	// is received.
+	Policy *sign.Policy
 	// MaxImageSize bounds one image's stream (0: DefaultMaxImageSize): a
 	// record saying more is refused before any byte is read.
 	MaxImageSize int64
@@ -199,8 +208,14 @@ func metaPath(id string) string   { return "images/" + id + "/meta.json" }
 func tagPath(tag string) string   { return "tags/" + tag }
 
 // Resolve returns the ID the repository's tag points at; the reconciler
-// compares it with the local images to decide a pull.
+// compares it with the local images to decide a pull. With a policy, it is
+// the ID of the signed tag statement (ResolveSigned).
 func (r *Repository) Resolve(ctx context.Context, tag string) (string, error) {
+	id, _, err := r.ResolveSigned(ctx, tag)
+	return id, err
+}
+
+func (r *Repository) resolveUnsigned(ctx context.Context, tag string) (string, error) {
 	if err := image.ValidName("tag", tag); err != nil {
 		return "", err
 	}
@@ -243,27 +258,11 @@ func (r *Repository) readAll(name string, limit int64) ([]byte, error) {
 // Meta returns an image's record (ErrNotFound wrapped when the image is not,
 // or not completely, in the repository).
 func (r *Repository) Meta(ctx context.Context, id string) (Meta, error) {
-	if err := image.ValidID(id); err != nil {
-		return Meta{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return Meta{}, err
-	}
-	b, err := r.readAll(metaPath(id), 1<<20)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Meta{}, fmt.Errorf("image %s in repository %s: %w", id, r.loc, ErrNotFound)
-	}
+	b, err := r.metaBytes(ctx, id)
 	if err != nil {
-		return Meta{}, fmt.Errorf("read record of image %s in repository %s: %w", id, r.loc, err)
+		return Meta{}, err
 	}
-	var m Meta
-	if err := json.Unmarshal(b, &m); err != nil {
-		return Meta{}, fmt.Errorf("decode record of image %s in repository %s: not a JSON record (%d bytes): %w", id, r.loc, len(b), ErrCorrupt)
-	}
-	if err := m.check(id); err != nil {
-		return Meta{}, fmt.Errorf("repository %s: %w", r.loc, err)
-	}
-	return m, nil
+	return r.decodeMeta(id, b)
 }
 
 // maxChain bounds parent walks, so a cycle written by hand cannot loop forever.
@@ -297,8 +296,11 @@ func (r *Repository) Push(ctx context.Context, local Local, tag string) (PushRes
 			return res, fmt.Errorf("push %s: parent chain longer than %d: a cycle?", tag, maxChain)
 		}
 		_, err := r.Meta(ctx, cur)
-		if err == nil {
+		if err == nil && (r.opts.SignKey == nil || r.signedInRepo(cur)) {
 			break
+		}
+		if err == nil {
+			err = ErrNotFound // present but unsigned: send it again, signed
 		}
 		if !errors.Is(err, ErrNotFound) {
 			return res, fmt.Errorf("push %s: %w", tag, err)
@@ -325,6 +327,9 @@ func (r *Repository) Push(ctx context.Context, local Local, tag string) (PushRes
 	}
 	if err := r.f.MkdirAll("tags"); err != nil {
 		return res, fmt.Errorf("push %s: create tags directory in %s: %w", tag, r.loc, err)
+	}
+	if err := r.pushTagSignature(tag, id); err != nil {
+		return res, fmt.Errorf("push %s: %w", tag, err)
 	}
 	if err := writeAtomic(r.f, tagPath(tag), func(w io.Writer) error {
 		_, err := io.WriteString(w, id+"\n")
@@ -381,8 +386,19 @@ func (r *Repository) pushImage(ctx context.Context, local Local, img Image) (Met
 	if err != nil {
 		return Meta{}, err
 	}
+	b = append(b, '\n')
+	if r.opts.SignKey != nil {
+		// The signature goes first: the record makes the image present.
+		sig, err := r.opts.SignKey.Sign(sign.NamespaceImage, b)
+		if err != nil {
+			return Meta{}, fmt.Errorf("sign record of image %s: %w", img.ID, err)
+		}
+		if err := r.writeSig(metaSigPath(img.ID), sig); err != nil {
+			return Meta{}, fmt.Errorf("push signature of image %s to %s: %w", img.ID, r.loc, err)
+		}
+	}
 	if err := writeAtomic(r.f, metaPath(img.ID), func(w io.Writer) error {
-		_, err := w.Write(append(b, '\n'))
+		_, err := w.Write(b)
 		return err
 	}); err != nil {
 		return Meta{}, fmt.Errorf("push record of image %s to %s: %w", img.ID, r.loc, err)
@@ -435,6 +451,8 @@ type PullResult struct {
 	ID string
 	// Received are the images received, oldest first.
 	Received []Meta
+	// Signer signed the tag (zero without a policy).
+	Signer sign.Signer
 }
 
 // Pull resolves tag in the repository, walks parents back to an image the
@@ -445,11 +463,11 @@ func (r *Repository) Pull(ctx context.Context, local Local, tag string) (PullRes
 	if err := image.ValidName("tag", tag); err != nil {
 		return PullResult{}, err
 	}
-	id, err := r.Resolve(ctx, tag)
+	id, signer, err := r.ResolveSigned(ctx, tag)
 	if err != nil {
 		return PullResult{}, fmt.Errorf("pull %s: %w", tag, err)
 	}
-	res := PullResult{ID: id}
+	res := PullResult{ID: id, Signer: signer}
 	var missing []Meta
 	for cur := id; cur != ""; {
 		if len(missing) > maxChain {
@@ -462,7 +480,12 @@ func (r *Repository) Pull(ctx context.Context, local Local, tag string) (PullRes
 		if ok && cur != id {
 			break // a parent: pullImage checks its snapshot is the stream's base
 		}
-		m, err := r.Meta(ctx, cur)
+		var m Meta
+		if r.opts.Policy != nil && !ok {
+			m, err = r.verifiedMeta(ctx, cur)
+		} else {
+			m, err = r.Meta(ctx, cur)
+		}
 		if err != nil {
 			return res, fmt.Errorf("pull %s: %w", tag, err)
 		}
@@ -704,6 +727,9 @@ func (r *Repository) Del(ctx context.Context, tag string) ([]string, error) {
 		}
 		return nil, fmt.Errorf("del %s: remove tag in %s: %w", tag, r.loc, err)
 	}
+	if err := r.f.Remove(tagSigPath(tag)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("del %s: remove tag signature in %s: %w", tag, r.loc, err)
+	}
 	r.log.Info("removed tag", "tag", tag, "action", "del")
 	removed, err := r.collect(ctx)
 	if err != nil {
@@ -770,7 +796,7 @@ func (r *Repository) collect(ctx context.Context) ([]string, error) {
 // present before its stream goes.
 func (r *Repository) removeImage(id string) error {
 	dir := imageDir(id)
-	for _, name := range []string{metaPath(id), streamPath(id)} {
+	for _, name := range []string{metaPath(id), metaSigPath(id), streamPath(id)} {
 		if err := r.f.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove %s in %s: %w", name, r.loc, err)
 		}
@@ -822,13 +848,6 @@ func Resolve(ctx context.Context, repoURL, tag string) (id string, err error) {
 
 // ResolveWith is Resolve with options (an SSH command, a logger).
 func ResolveWith(ctx context.Context, repoURL, tag string, opts Options) (string, error) {
-	if err := image.ValidName("tag", tag); err != nil {
-		return "", err
-	}
-	r, err := Open(ctx, repoURL, opts)
-	if err != nil {
-		return "", err
-	}
-	defer r.Close()
-	return r.Resolve(ctx, tag)
+	id, _, err := ResolveSigned(ctx, repoURL, tag, opts)
+	return id, err
 }

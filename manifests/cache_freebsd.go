@@ -1,5 +1,0 @@
-package manifests
-
-import "syscall"
-
-func ctimeNs(st *syscall.Stat_t) int64 { return st.Ctimespec.Nano() }
