@@ -79,3 +79,31 @@ func TestPlanApplyAndNoopCost(t *testing.T) {
 		h.waitRunning(fmt.Sprintf("p%d", i), argv(i), converge)
 	}
 }
+
+// TestInvalidFileFailsPlanAndApply: a directory with one invalid file is
+// planned and converged for its valid objects, and plan and apply exit 1
+// saying how many files were invalid, so that a CI job notices.
+func TestInvalidFileFailsPlanAndApply(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	h.write("images.yaml", h.imageYAML())
+	h.write("good.yaml", containerYAML("good", "/bin/sleep", "100301"))
+	h.write("broken.yaml", "apiVersion: zocker/v1\nkind: Container\nmetadata: {name: broken}\nspec:\n  image: bb\n  comand: [/bin/true]\n")
+
+	res := h.run("plan")
+	if res.code != 1 || !strings.Contains(res.stdout, "+ import image bb") || !strings.Contains(res.stdout, "container good") ||
+		!strings.Contains(res.stderr, "broken.yaml") || !strings.Contains(res.stderr, "1 manifest file is invalid") {
+		t.Fatalf("plan: exit %d, want 1 with the plan of the valid objects and the problem\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+	res = h.run("apply")
+	if res.code != 1 || !strings.Contains(res.stdout, "Converged the valid objects") ||
+		!strings.Contains(res.stderr, "1 manifest file is invalid (problems above): the objects it declares were left as they are") {
+		t.Fatalf("apply: exit %d, want 1 after converging good\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+	h.waitRunning("good", []string{"/bin/sleep", "100301"}, converge)
+
+	h.write("broken.yaml", containerYAML("broken", "/bin/sleep", "100302"))
+	if res := h.run("apply"); res.code != 0 || !strings.Contains(res.stdout, "Converged on revision") {
+		t.Fatalf("apply once fixed: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+}

@@ -191,10 +191,7 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 			oc.UpdateStarted = time.Unix(sec, 0)
 		}
 		if s, ok := bySup[c.ContainerName]; ok {
-			// A live supervisor is a running container from the reconciler's
-			// point of view, also while it backs off or after its command
-			// exited under OnFailure/Never: restarting is the supervisor's job.
-			oc.Running = s.Alive && s.State != supervisor.StateStopped && s.State != supervisor.StateFailed
+			oc.Running = s.Up()
 			oc.Health = observedHealth(s.Health.Status)
 			oc.HealthOutput = s.Health.LastOutput
 			oc.Restarts, oc.LastExitCode, oc.Exited = s.Restarts, s.LastExitCode, !s.LastExitAt.IsZero()
@@ -261,6 +258,11 @@ func observedHealth(s string) string {
 func imageInputs(im zfs.Image) string {
 	if v := im.Props[zfs.PropInputs]; v != "" {
 		return v
+	}
+	if !im.Local() {
+		// A pulled image's config is its repository's word: its inputs
+		// never make it count as a current build or import (H2).
+		return ""
 	}
 	if im.Config.Inputs != "" {
 		return im.Config.Inputs
@@ -354,6 +356,11 @@ func (e *Engine) importImage(ctx context.Context, a reconcile.Action) error {
 func (e *Engine) ensureVolume(ctx context.Context, a reconcile.Action) error {
 	v := a.Volume
 	spec := zfs.VolumeSpec{Properties: v.Spec.Properties}
+	for k := range v.Spec.Properties {
+		if !manifests.VolumePropertyAllowed(k) {
+			return reconcile.Terminal(fmt.Errorf("volume %s: spec.properties.%s: not a property a Volume may set", a.Name, k))
+		}
+	}
 	if v.Spec.Quota != "" {
 		n, err := manifests.ParseQuantity(v.Spec.Quota)
 		if err != nil {
@@ -361,20 +368,13 @@ func (e *Engine) ensureVolume(ctx context.Context, a reconcile.Action) error {
 		}
 		spec.QuotaBytes = uint64(n)
 	}
-	props := map[string]string{zfs.PropManifest: a.Manifest, PropReclaimPolicy: reclaim(v)}
+	props := map[string]string{zfs.PropManifest: a.Manifest, PropReclaimPolicy: manifests.ReclaimPolicyOrDefault(v.Spec.ReclaimPolicy)}
 	// The applied property values are mirrored as zocker:prop.<name> so that
 	// the next observation (one zfs get of zocker:* only) sees them.
 	for k, val := range v.Spec.Properties {
 		props["zocker:prop."+k] = val
 	}
 	return e.Store.EnsureVolume(ctx, a.Name, spec, props)
-}
-
-func reclaim(v *manifests.Volume) string {
-	if v.Spec.ReclaimPolicy == "" {
-		return manifests.ReclaimRetain
-	}
-	return v.Spec.ReclaimPolicy
 }
 
 // createClone clones the container's image with its properties; address is

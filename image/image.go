@@ -1,6 +1,6 @@
 // Package image is the vocabulary every layer shares about images and
-// names: what an image ID looks like and how it is shortened for people,
-// and the name rule that object names and image tags follow (they become
+// names: what an image ID looks like and how it and image sizes are written
+// for people, and the name rule that object names and image tags follow (they become
 // ZFS dataset names, jail names and file names). It imports nothing of this
 // module, so manifests, reconcile and the engine can all use it.
 package image
@@ -61,4 +61,21 @@ func Short(id string) string {
 		return "none"
 	}
 	return id
+}
+
+// Size writes a byte count (an image, a dataset, a transfer) for people, in
+// the binary units the manifests' quantities use: 512B, 1.5K, 10.0G. ZFS
+// counts in uint64, the repositories in int64; a negative count is 0.
+func Size[N ~int64 | ~uint64](count N) string {
+	const unit = 1024
+	n := uint64(max(count, 0))
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%c", float64(n)/float64(div), "KMGTPE"[exp])
 }

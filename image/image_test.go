@@ -55,3 +55,17 @@ func TestShort(t *testing.T) {
 		}
 	}
 }
+
+func TestSize(t *testing.T) {
+	for n, want := range map[int64]string{0: "0B", 1023: "1023B", 1024: "1.0K", 1536 << 20: "1.5G", 10 << 30: "10.0G", 12900000: "12.3M"} {
+		if got := Size(n); got != want {
+			t.Errorf("Size(%d) = %s, want %s", n, got, want)
+		}
+	}
+	if got := Size(uint64(3) << 30); got != "3.0G" {
+		t.Errorf("Size(uint64 3G) = %s", got)
+	}
+	if got := Size(int64(-5)); got != "0B" {
+		t.Errorf("Size(-5) = %s, want 0B", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -420,14 +421,64 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// suggest names the field the user probably meant when only the case differs.
+// suggest names the field the user probably meant: one that differs only in
+// case, else the closest by edit distance when it is a near miss (a typo,
+// two letters swapped: spec.comand -> command). Ties go to the first name in
+// alphabetical order, so the message is stable.
 func suggest(key string, fields map[string]reflect.Type) string {
+	names := make([]string, 0, len(fields))
 	for f := range fields {
+		names = append(names, f)
+	}
+	slices.Sort(names)
+	best, bestDist := "", maxSuggestDistance(key)+1
+	for _, f := range names {
 		if strings.EqualFold(f, key) {
 			return fmt.Sprintf(" (did you mean %q?)", f)
 		}
+		if d := editDistance(strings.ToLower(key), strings.ToLower(f)); d < bestDist {
+			best, bestDist = f, d
+		}
 	}
-	return ""
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// maxSuggestDistance is how far a key may be from a field name to be taken
+// for a typo of it: one edit for short keys, two from five characters on.
+func maxSuggestDistance(key string) int {
+	if len(key) < 5 {
+		return 1
+	}
+	return 2
+}
+
+// editDistance is the optimal string alignment distance between a and b:
+// insertions, deletions, substitutions and swaps of adjacent bytes.
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }
 
 var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type

@@ -5,8 +5,13 @@ import (
 	"strings"
 )
 
-// Default values applied by Default.
+// Default values applied by Default (and by reconcile's normalisation
+// before hashing, so that writing a default out is not a change).
 const (
+	DefaultNetworkMode         = NetLoopback
+	DefaultRestartPolicy       = RestartAlways
+	DefaultState               = StateRunning
+	DefaultReclaimPolicy       = ReclaimRetain
 	DefaultStopSignal          = "SIGTERM"
 	DefaultStopTimeout         = "10s"
 	DefaultHealthcheckInterval = "30s"
@@ -19,6 +24,15 @@ const (
 	MaxUpdateKeepPrevious = 10
 	DefaultZockerfile     = "Zockerfile"
 )
+
+// ReclaimPolicyOrDefault is p, or DefaultReclaimPolicy when p is empty (a
+// Volume not defaulted yet, or a dataset that records no policy).
+func ReclaimPolicyOrDefault(p string) string {
+	if p == "" {
+		return DefaultReclaimPolicy
+	}
+	return p
+}
 
 // Default fills in the defaults of an *Image, *Container or *Volume, in this
 // one place, and makes relative paths (tarball.path, build.context, and
@@ -42,16 +56,14 @@ func Default(obj any, dir string) {
 			p.Tag = o.Metadata.Name
 		}
 	case *Volume:
-		if o.Spec.ReclaimPolicy == "" {
-			o.Spec.ReclaimPolicy = ReclaimRetain
-		}
+		o.Spec.ReclaimPolicy = ReclaimPolicyOrDefault(o.Spec.ReclaimPolicy)
 	case *Container:
 		s := &o.Spec
 		if s.Hostname == "" {
 			s.Hostname = o.Metadata.Name
 		}
 		if s.Network.Mode == "" {
-			s.Network.Mode = NetLoopback
+			s.Network.Mode = DefaultNetworkMode
 		}
 		for i := range s.Volumes {
 			if h := s.Volumes[i].HostPath; strings.HasPrefix(h, "./") || strings.HasPrefix(h, "../") || h == "." || h == ".." {
@@ -59,10 +71,10 @@ func Default(obj any, dir string) {
 			}
 		}
 		if s.RestartPolicy == "" {
-			s.RestartPolicy = RestartAlways
+			s.RestartPolicy = DefaultRestartPolicy
 		}
 		if s.State == "" {
-			s.State = StateRunning
+			s.State = DefaultState
 		}
 		if s.StopSignal == "" {
 			s.StopSignal = DefaultStopSignal

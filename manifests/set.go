@@ -65,3 +65,15 @@ type Set struct {
 	// Missing is true when the root did not exist (distinct from an empty one).
 	Missing bool `json:"missing,omitempty"`
 }
+
+// InvalidFiles is the number of files that failed to load: their objects are
+// not in the Set and are left as they are.
+func (s *Set) InvalidFiles() int {
+	n := 0
+	for _, f := range s.Files {
+		if f.Failed {
+			n++
+		}
+	}
+	return n
+}

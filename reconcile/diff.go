@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/zocker-reconcile/zocker-reconcile/image"
@@ -63,7 +62,7 @@ func SpecChanges(applied, desired manifests.ContainerSpec) []string {
 func replaceReason(oc ObservedContainer, desired *manifests.Container, desiredSpec manifests.ContainerSpec, imageID string) string {
 	var parts []string
 	if applied, err := DecodeAppliedSpec(oc.Name, oc.Spec); err == nil {
-		if ch := SpecChanges(applied.Spec, desiredSpec); len(ch) > 0 {
+		if ch := SpecChanges(applied.Spec, RedactEnv(desiredSpec)); len(ch) > 0 {
 			parts = append(parts, strings.Join(ch, ", ")+" changed")
 		}
 	} else {
@@ -82,7 +81,7 @@ func replaceReason(oc ObservedContainer, desired *manifests.Container, desiredSp
 // volumeChanges names what differs between a declared Volume and its dataset.
 func volumeChanges(v *manifests.Volume, ov ObservedVolume) []string {
 	var out []string
-	want, err := parseQuantity(v.Spec.Quota)
+	want, err := quota(v)
 	if err != nil || want != ov.Quota {
 		// An unparsable quota is left to validation; it shows as a change so
 		// that it is noticed rather than silently ignored.
@@ -98,39 +97,17 @@ func volumeChanges(v *manifests.Volume, ov ObservedVolume) []string {
 			out = append(out, "spec.properties."+k)
 		}
 	}
-	if reclaimPolicy(v) != reclaimPolicyOr(ov.ReclaimPolicy) {
+	if manifests.ReclaimPolicyOrDefault(v.Spec.ReclaimPolicy) != manifests.ReclaimPolicyOrDefault(ov.ReclaimPolicy) {
 		out = append(out, "spec.reclaimPolicy")
 	}
 	return out
 }
 
-// reclaimPolicy is v's policy with its default, Retain.
-func reclaimPolicy(v *manifests.Volume) string { return reclaimPolicyOr(v.Spec.ReclaimPolicy) }
-
-func reclaimPolicyOr(p string) string {
-	if p == "" {
-		return manifests.ReclaimRetain
-	}
-	return p
-}
-
-// parseQuantity reads a binary quantity as ZFS writes it ("512M", "10G",
-// "1.5T", a plain byte count); "" and "none" are 0.
-func parseQuantity(q string) (int64, error) {
-	q = strings.TrimSpace(q)
-	if q == "" || q == "none" {
+// quota is v's quota in bytes, 0 for none (the grammar of
+// manifests.ParseQuantity, which validation already applied).
+func quota(v *manifests.Volume) (int64, error) {
+	if v.Spec.Quota == "" {
 		return 0, nil
 	}
-	num := strings.TrimRight(q, "BbiKkMmGgTtPpEe")
-	unit := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(q[len(num):], "B"), "i"))
-	shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
-	s, ok := shift[unit]
-	if !ok {
-		return 0, fmt.Errorf("parse quantity %q: unknown unit %q", q, q[len(num):])
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 {
-		return 0, fmt.Errorf("parse quantity %q: not a non-negative number", q)
-	}
-	return int64(f * float64(uint64(1)<<s)), nil
+	return manifests.ParseQuantity(v.Spec.Quota)
 }

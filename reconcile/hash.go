@@ -1,11 +1,14 @@
 package reconcile
 
 import (
+	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"slices"
 	"sync"
 	"time"
@@ -13,44 +16,32 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
-// Defaults applied before hashing and comparing, so that writing a default
-// out explicitly ("restartPolicy: Always") is not a change.
-const (
-	defaultNetworkMode   = manifests.NetLoopback
-	defaultRestartPolicy = manifests.RestartAlways
-	defaultState         = manifests.StateRunning
-	defaultStopSignal    = "SIGTERM"
-	defaultStopTimeout   = "10s"
-	defaultHCInterval    = "30s"
-	defaultHCTimeout     = "5s"
-	defaultHCRetries     = 3
-)
-
 // hashVersion is mixed into every spec hash; bump it when normalization
 // changes meaning, which replaces every container once.
 const hashVersion = "zocker-spec-v1"
 
-// NormalizeSpec returns a copy of c's spec with defaults applied, empty maps
-// and lists made nil, dependsOn sorted and durations in Go's canonical form.
-// The input is not modified.
+// NormalizeSpec returns a copy of c's spec with the manifests defaults
+// applied (so that writing a default out, "restartPolicy: Always", is not a
+// change), empty maps and lists made nil, dependsOn sorted and durations in
+// Go's canonical form. The input is not modified.
 func NormalizeSpec(c *manifests.Container) manifests.ContainerSpec {
 	s := c.Spec
 	if s.Network.Mode == "" {
-		s.Network.Mode = defaultNetworkMode
+		s.Network.Mode = manifests.DefaultNetworkMode
 	}
 	if s.RestartPolicy == "" {
-		s.RestartPolicy = defaultRestartPolicy
+		s.RestartPolicy = manifests.DefaultRestartPolicy
 	}
 	if s.State == "" {
-		s.State = defaultState
+		s.State = manifests.DefaultState
 	}
 	if s.Hostname == "" {
 		s.Hostname = c.Metadata.Name
 	}
 	if s.StopSignal == "" {
-		s.StopSignal = defaultStopSignal
+		s.StopSignal = manifests.DefaultStopSignal
 	}
-	s.StopTimeout = canonicalDuration(s.StopTimeout, defaultStopTimeout)
+	s.StopTimeout = canonicalDuration(s.StopTimeout, manifests.DefaultStopTimeout)
 	if len(s.Command.Argv) == 0 {
 		s.Command.Argv = nil
 	}
@@ -76,10 +67,10 @@ func NormalizeSpec(c *manifests.Container) manifests.ContainerSpec {
 	}
 	if s.Healthcheck != nil {
 		hc := *s.Healthcheck
-		hc.Interval = canonicalDuration(hc.Interval, defaultHCInterval)
-		hc.Timeout = canonicalDuration(hc.Timeout, defaultHCTimeout)
+		hc.Interval = canonicalDuration(hc.Interval, manifests.DefaultHealthcheckInterval)
+		hc.Timeout = canonicalDuration(hc.Timeout, manifests.DefaultHealthcheckTimeout)
 		if hc.Retries == 0 {
-			hc.Retries = defaultHCRetries
+			hc.Retries = manifests.DefaultHealthcheckRetries
 		}
 		if len(hc.Command.Argv) == 0 {
 			hc.Command.Argv = nil
@@ -137,7 +128,7 @@ func specSum(name string, s manifests.ContainerSpec, imageID string) [sha256.Siz
 	e.str(imageID)
 	e.str(s.Image)
 	e.command(s.Command)
-	e.strMap(s.Env)
+	e.env(s.Env)
 	e.str(s.User)
 	e.str(s.Workdir)
 	e.str(s.Hostname)
@@ -177,6 +168,33 @@ func specSum(name string, s manifests.ContainerSpec, imageID string) [sha256.Siz
 type hashEncoder struct {
 	buf  []byte
 	keys []string
+	// env digests the env map under the env key (see secret.go); kept
+	// with the key it was made for, reset per use.
+	mac    hash.Hash
+	macKey []byte
+	envBuf []byte
+}
+
+// env writes the env map as one keyed digest: a spec hash must not let
+// anyone test guesses of a value against it (review M3). One HMAC per
+// container keeps the no-op pass within its budget.
+func (e *hashEncoder) env(m map[string]string) {
+	e.num(len(m))
+	if len(m) == 0 {
+		return
+	}
+	key := currentEnvKey()
+	if e.mac == nil || !bytes.Equal(e.macKey, key) {
+		e.mac, e.macKey = hmac.New(sha256.New, key), append([]byte(nil), key...)
+	}
+	saved := e.buf
+	e.buf = e.envBuf[:0]
+	e.strMap(m)
+	e.envBuf = e.buf
+	e.buf = saved
+	e.mac.Reset()
+	e.mac.Write(e.envBuf)
+	e.buf = e.mac.Sum(e.buf)
 }
 
 // encoders recycles hash buffers: Diff hashes every container of every pass.
@@ -236,9 +254,11 @@ func (e *hashEncoder) strMap(m map[string]string) {
 }
 
 // AppliedSpec is the JSON to store in zocker:spec when c is created or
-// replaced: its normalized spec. DecodeAppliedSpec reads it back.
+// replaced: its normalized spec, env values replaced by their digests
+// (RedactEnv: no secret in a world-readable property). DecodeAppliedSpec
+// reads it back.
 func AppliedSpec(c *manifests.Container) (string, error) {
-	b, err := json.Marshal(NormalizeSpec(c))
+	b, err := json.Marshal(RedactEnv(NormalizeSpec(c)))
 	if err != nil {
 		return "", fmt.Errorf("marshal applied spec of container %s: %w", c.Metadata.Name, err)
 	}

@@ -88,11 +88,9 @@ func TestAppliedSpecRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ch := SpecChanges(back.Spec, NormalizeSpec(c)); len(ch) > 0 {
+	// Env values come back as their digests (M3), everything else as is.
+	if ch := SpecChanges(back.Spec, RedactEnv(NormalizeSpec(c))); len(ch) > 0 {
 		t.Errorf("round trip changed %v\n%s", ch, js)
-	}
-	if SpecHash(back, "id1") != SpecHash(c, "id1") {
-		t.Error("round trip changes the hash")
 	}
 	if _, err := DecodeAppliedSpec("web", "{not json"); err == nil || !strings.Contains(err.Error(), "container web") {
 		t.Errorf("bad json: err = %v", err)
@@ -118,23 +116,6 @@ func TestSpecFieldsCoverContainerSpec(t *testing.T) {
 	}
 	if len(specFields) != typ.NumField()-len(notReplacing) {
 		t.Errorf("specFields has %d entries for %d fields", len(specFields), typ.NumField()-len(notReplacing))
-	}
-}
-
-func TestParseQuantity(t *testing.T) {
-	for in, want := range map[string]int64{
-		"": 0, "none": 0, "512": 512, "1K": 1024, "512M": 512 << 20, "10G": 10 << 30,
-		"10GiB": 10 << 30, "1.5T": 3 << 39, "2g": 2 << 30,
-	} {
-		got, err := parseQuantity(in)
-		if err != nil || got != want {
-			t.Errorf("parseQuantity(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"10X", "abc", "-1G"} {
-		if _, err := parseQuantity(bad); err == nil {
-			t.Errorf("parseQuantity(%q) gave no error", bad)
-		}
 	}
 }
 

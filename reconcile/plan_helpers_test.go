@@ -69,12 +69,12 @@ func applied(t testing.TB, c *manifests.Container, id string, mut ...func(*Obser
 // appliedVolume is the observed state of v as created.
 func appliedVolume(t testing.TB, v *manifests.Volume, mut ...func(*ObservedVolume)) ObservedVolume {
 	t.Helper()
-	q, err := parseQuantity(v.Spec.Quota)
+	q, err := quota(v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ov := ObservedVolume{Name: v.Metadata.Name, Managed: true, Manifest: v.Metadata.Name + ".yaml",
-		Quota: q, Properties: v.Spec.Properties, ReclaimPolicy: reclaimPolicy(v)}
+		Quota: q, Properties: v.Spec.Properties, ReclaimPolicy: manifests.ReclaimPolicyOrDefault(v.Spec.ReclaimPolicy)}
 	for _, m := range mut {
 		m(&ov)
 	}

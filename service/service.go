@@ -178,7 +178,7 @@ func (s *Service) observe(ctx context.Context) (engine.Detail, error) {
 	}
 	s.lastSampled = time.Now()
 	for _, st := range d.Supervisors {
-		if !st.Alive || st.State != supervisor.StateRunning {
+		if !st.Running() {
 			continue
 		}
 		usage, err := u.Usage(ctx, st.Name)
@@ -200,12 +200,7 @@ func (s *Service) load(ctx context.Context, dir string) (reconcile.Desired, erro
 		return d, err
 	}
 	set := d.Set
-	invalid := 0
-	for _, f := range set.Files {
-		if f.Failed {
-			invalid++
-		}
-	}
+	invalid := set.InvalidFiles()
 	for _, p := range set.Problems {
 		s.log.Warn("manifest problem", "problem", p.String())
 	}
@@ -280,7 +275,7 @@ func (s *Service) recordObserved(p reconcile.Plan, o engine.Detail) {
 		up, healthy, restarts := false, false, 0
 		if i, ok := bySup[name]; ok {
 			st := o.Supervisors[i]
-			up = st.Alive && st.State == supervisor.StateRunning
+			up = st.Running()
 			healthy = st.Health.Status == supervisor.HealthHealthy
 			restarts = st.Restarts
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,7 +22,9 @@ func init() {
 			Short: "Converge once on the manifests, then exit",
 			Long: `apply loads the manifests (DIR, else --manifests) and runs converging passes
 (observe, plan, act) until nothing is left to do, then exits: 0 when the host
-matches the manifests, 1 otherwise. The same guards as serve apply:
+matches the manifests, 1 otherwise. A manifest file that does not load
+makes the exit status 1 too: the valid objects are converged, the objects of
+the invalid file are left as they are. The same guards as serve apply:
 --allow-empty, --max-prune.`,
 			Example: `  zocker-reconcile apply
   zocker-reconcile apply ./examples/demo --root tank/zocker`,
@@ -56,10 +59,18 @@ matches the manifests, 1 otherwise. The same guards as serve apply:
 					}
 					fmt.Fprintf(g.stdout, "%s %s (%s)\n", sign, r.Action, r.Took.Round(time.Millisecond))
 				})
+				invalid := invalidFiles(d.Set)
 				if err != nil {
-					return withCode(1, fmt.Errorf("not converged: %w", err))
+					return withCode(1, errors.Join(fmt.Errorf("not converged: %w", err), invalid))
 				}
-				fmt.Fprintf(g.stdout, "Converged on revision %s in %s.\n", p.Revision, time.Since(start).Round(time.Millisecond))
+				what := "Converged"
+				if invalid != nil {
+					what = "Converged the valid objects"
+				}
+				fmt.Fprintf(g.stdout, "%s on revision %s in %s.\n", what, p.Revision, time.Since(start).Round(time.Millisecond))
+				if invalid != nil {
+					return withCode(1, invalid)
+				}
 				return nil
 			},
 		}

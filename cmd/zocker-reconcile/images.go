@@ -25,7 +25,16 @@ func openStore(ctx context.Context, g *globals) (*zfs.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return zfs.OpenShared(ctx, g.root, &runner.Exec{Logger: log}, log)
+	maxSize, err := g.imageSizeLimit()
+	if err != nil {
+		return nil, err
+	}
+	s, err := zfs.OpenShared(ctx, g.root, &runner.Exec{Logger: log}, log)
+	if err != nil {
+		return nil, err
+	}
+	s.MaxImageSize = maxSize
+	return s, nil
 }
 
 func init() {
@@ -189,23 +198,9 @@ func printImages(w io.Writer, rows []imageRow) {
 		if r.Parent != "" {
 			parent = image.Short(r.Parent)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\t%s\n", tag, image.Short(r.ID), r.Created.Local().Format("2006-01-02 15:04"), humanBytes(r.Referenced), humanBytes(r.Used), parent)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\t%s\n", tag, image.Short(r.ID), r.Created.Local().Format("2006-01-02 15:04"), image.Size(r.Referenced), image.Size(r.Used), parent)
 	}
 	tw.Flush()
-}
-
-// humanBytes prints a size with binary units, as the quantities of the manifests.
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%c", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func newTagCmd(g *globals) *cobra.Command {

@@ -40,11 +40,3 @@ func TestImagesTable(t *testing.T) {
 		t.Errorf("foreign images = %v", got)
 	}
 }
-
-func TestHumanBytes(t *testing.T) {
-	for n, want := range map[uint64]string{0: "0B", 1023: "1023B", 1024: "1.0K", 10 << 30: "10.0G", 1536 << 20: "1.5G"} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %s, want %s", n, got, want)
-		}
-	}
-}

@@ -23,7 +23,8 @@ reason, like terraform plan:
   +  create         ~  replace, update, build, pull
   -  prune          >  start     .  stop     !  blocked (and why)
 
-Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
+Exit status: 0 in sync, 2 changes pending (or held back), 1 error or a
+manifest file that does not load (the plan of the valid objects is printed).`,
 			Example: `  zocker-reconcile plan
   zocker-reconcile plan ./staging -o json`,
 			Args: cobra.MaximumNArgs(1),
@@ -63,6 +64,9 @@ Exit status: 0 in sync, 2 changes pending (or held back), 1 error.`,
 				}
 				if err != nil {
 					return err
+				}
+				if err := invalidFiles(d.Set); err != nil {
+					return withCode(1, err)
 				}
 				if code := p.ExitCode(); code != 0 {
 					return withCode(code, nil)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -39,6 +40,8 @@ type psRow struct {
 	ExitCode *int   `json:"exitCode,omitempty"`
 	PID      int    `json:"pid,omitempty"`
 	Message  string `json:"message,omitempty"`
+	// up is supervisor.Status.Up: what ps lists without -a.
+	up bool
 }
 
 // containerRows joins the clones under the root with their supervisors.
@@ -65,6 +68,7 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 		}
 		if s, ok := bySup[c.ContainerName]; ok {
 			r.State, r.Restarts, r.Health, r.PID, r.Message = string(s.State), s.Restarts, s.Health.Status, s.PID, s.Message
+			r.up = s.Up()
 			switch {
 			case s.State == supervisor.StateExited && !s.LastExitAt.IsZero():
 				// Zocker's "down": the command ended (its supervisor may be
@@ -87,6 +91,17 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 	return rows
 }
 
+// previousRows lists the previous clones kept by health-gated updates
+// (spec.update): state "previous", the clone's ID as the message.
+func previousRows(st *zfs.State) []psRow {
+	var rows []psRow
+	for _, c := range st.Previous {
+		rows = append(rows, psRow{Name: c.ContainerName, Image: image.Short(c.ImageID), Created: c.Created,
+			State: "previous", Used: c.Used, Managed: true, Message: "previous clone " + c.PreviousID})
+	}
+	return rows
+}
+
 // observeRoot reads the state under --root without changing anything.
 func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 	log, err := g.logger()
@@ -104,13 +119,9 @@ func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 	return st, err
 }
 
-func running(r psRow) bool {
-	return r.State == string(supervisor.StateRunning) || r.State == string(supervisor.StateBackoff) || r.State == string(supervisor.StateStarting)
-}
-
 func init() {
 	register(func(g *globals) *cobra.Command {
-		var all bool
+		var all, previous bool
 		var output string
 		cmd := &cobra.Command{
 			Use:   "ps",
@@ -119,9 +130,11 @@ func init() {
 state, IP, restarts, health, space used, origin (the manifest file that
 declares it, or cli for a container made by run or create) and command. -a
 adds the ones that do not run: created, stopped, and exited with the
-command's exit code (Zocker's "down").`,
+command's exit code (Zocker's "down"); --previous adds the previous clones
+that health-gated updates keep (spec.update).`,
 			Example: `  zocker-reconcile ps
-  zocker-reconcile ps -a -o json`,
+  zocker-reconcile ps -a -o json
+  zocker-reconcile ps -a --previous`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				st, err := observeRoot(cmd.Context(), g)
@@ -134,9 +147,12 @@ command's exit code (Zocker's "down").`,
 				}
 				var rows []psRow
 				for _, r := range containerRows(st, sups, g.stateDir) {
-					if all || running(r) {
+					if all || r.up {
 						rows = append(rows, r)
 					}
+				}
+				if previous {
+					rows = append(rows, previousRows(st)...)
 				}
 				if output == "json" {
 					enc := json.NewEncoder(g.stdout)
@@ -147,12 +163,13 @@ command's exit code (Zocker's "down").`,
 				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tORIGIN\tCOMMAND")
 				for _, r := range rows {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Image, r.Created.Local().Format("2006-01-02 15:04"),
-						r.State, dash(r.IP), r.Restarts, dash(r.Health), humanBytes(r.Used), dash(r.Origin), truncateCmd(r.Command))
+						r.State, dash(r.IP), r.Restarts, dash(r.Health), image.Size(r.Used), dash(r.Origin), truncateCmd(r.Command))
 				}
 				return tw.Flush()
 			},
 		}
 		cmd.Flags().BoolVarP(&all, "all", "a", false, "also list containers that do not run")
+		cmd.Flags().BoolVar(&previous, "previous", false, "also list the previous clones kept by updates")
 		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 		return cmd
 	})
@@ -165,10 +182,29 @@ func dash(s string) string {
 	return s
 }
 
+// truncateCmd shortens a command for a table. The command may be a pulled
+// image's CMD: control characters (terminal escapes) are shown escaped,
+// never sent to root's terminal (review L10).
 func truncateCmd(argv []string) string {
-	s := strings.Join(argv, " ")
+	s := printable(strings.Join(argv, " "))
 	if len(s) > 40 {
 		s = s[:37] + "..."
 	}
 	return s
+}
+
+// printable escapes control characters (C0, DEL, C1) and invalid UTF-8.
+func printable(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], string(utf8.RuneError)):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -45,7 +45,11 @@ func openRepo(ctx context.Context, g *globals, url, tag string) (*repo.Repositor
 	if err != nil {
 		return nil, err
 	}
-	return repo.Open(ctx, url, repo.Options{Out: g.stdout, Log: log})
+	maxSize, err := g.imageSizeLimit()
+	if err != nil {
+		return nil, err
+	}
+	return repo.Open(ctx, url, repo.Options{Out: g.stdout, Log: log, MaxImageSize: maxSize})
 }
 
 // openLocal opens the ZFS engine on --root as the repository's local side.
@@ -175,7 +179,7 @@ made.
 					fmt.Fprintf(tw, "%s\t-\t-\t%v\n", t.Tag, t.Err)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, image.Short(t.ID), humanBytes(uint64(t.Size)), t.Created.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, image.Short(t.ID), image.Size(t.Size), t.Created.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()
 		},

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 func init() {
@@ -29,9 +30,9 @@ func init() {
 				for _, v := range vols {
 					quota := "none"
 					if v.Quota > 0 {
-						quota = humanBytes(v.Quota)
+						quota = image.Size(v.Quota)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.VolumeName, humanBytes(v.Used), quota, v.Created.Local().Format("2006-01-02 15:04"), v.Mountpoint)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.VolumeName, image.Size(v.Used), quota, v.Created.Local().Format("2006-01-02 15:04"), v.Mountpoint)
 				}
 				tw.Flush()
 				for _, f := range foreignUnder(st, strings.TrimSuffix(g.root, "/")+"/volumes/") {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
 )
 
 // FreeBSDOptions tune the FreeBSD driver.
@@ -163,10 +164,10 @@ func (d *FreeBSD) Create(ctx context.Context, s Spec) (err error) {
 	if err := os.MkdirAll(d.jailsDir(), 0o700); err != nil {
 		return fmt.Errorf("create jail %s: state directory: %w", s.Name, err)
 	}
-	if err := writeFileAtomic(fstabPath, fstab); err != nil {
+	if err := atomicfile.Write(fstabPath, fstab, 0o644); err != nil {
 		return fmt.Errorf("create jail %s: %w", s.Name, err)
 	}
-	if err := writeFileAtomic(confPath, conf); err != nil {
+	if err := atomicfile.Write(confPath, conf, 0o644); err != nil {
 		os.Remove(fstabPath)
 		return fmt.Errorf("create jail %s: %w", s.Name, err)
 	}
@@ -323,28 +324,4 @@ func (d *FreeBSD) Usage(ctx context.Context, name string) (Usage, error) {
 		return Usage{}, fmt.Errorf("read usage of jail %s: %w", name, err)
 	}
 	return ParseRctlUsage(out)
-}
-
-// writeFileAtomic writes data to p through a temporary file and a rename,
-// so jail(8) never reads a half-written file.
-func writeFileAtomic(p string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	_, werr := tmp.Write(data)
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp.Name(), 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), p)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", p, werr)
-	}
-	return nil
 }

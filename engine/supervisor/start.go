@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
+	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
 )
 
 // pollEvery is how often Start and Stop look at the status file and lock.
@@ -132,7 +133,7 @@ func writeConfig(stateDir string, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("encode config of container %s: %w", cfg.Name, err)
 	}
-	if err := writeFileAtomic(configPath(stateDir, cfg.Name), append(b, '\n'), 0o640); err != nil {
+	if err := atomicfile.Write(configPath(stateDir, cfg.Name), append(b, '\n'), 0o640); err != nil {
 		return fmt.Errorf("write config of container %s: %w", cfg.Name, err)
 	}
 	return nil

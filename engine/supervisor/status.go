@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,6 +36,17 @@ const (
 	// jail could not be created); Message says why. Nothing is left behind.
 	StateFailed State = "failed"
 )
+
+// Up reports whether the container is up: its supervisor is alive and keeps
+// the container going (the command runs, is starting, backs off before a
+// restart, or exited under a policy that does not restart it). This is what
+// "running" means to the reconciler and to `ps`: restarting is the
+// supervisor's job, so an up container is never started again.
+func (s Status) Up() bool { return s.Alive && s.State != StateStopped && s.State != StateFailed }
+
+// Running reports whether the container's command runs at this moment (the
+// up gauge, resource usage sampling).
+func (s Status) Running() bool { return s.Alive && s.State == StateRunning }
 
 // Health states.
 const (
@@ -101,7 +113,7 @@ func writeStatus(stateDir string, s *Status) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(statusPath(stateDir, s.Name), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(statusPath(stateDir, s.Name), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write status of container %s: %w", s.Name, err)
 	}
 	return nil

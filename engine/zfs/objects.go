@@ -116,9 +116,11 @@ func (s *Store) CreateContainer(ctx context.Context, name, imageID string, props
 	snap := &gozfs.Dataset{Name: s.imageDS(imageID) + "@" + ImageSnapshot, Type: gozfs.DatasetSnapshot}
 	ds, err := snap.Clone(s.containerDS(name), all)
 	if err != nil {
-		return nil, fmt.Errorf("create container %s: clone image %s: %w", name, imageID, classify(err))
+		return nil, fmt.Errorf("create container %s: clone image %s: %w", name, imageID, redactValues(classify(err), all, PropSpec))
 	}
-	s.log.Info("created container", "container", name, "image", imageID, "dataset", ds.Name, "action", "create")
+	// The engine logs "created container" once the clone has its properties;
+	// this is the store-level detail.
+	s.log.Debug("cloned image", "container", name, "image", imageID, "dataset", ds.Name)
 	delete(all, "readonly")
 	return &Container{
 		Dataset:       Dataset{Name: ds.Name, Mountpoint: ds.Mountpoint, Origin: ds.Origin, Used: ds.Used, Referenced: ds.Referenced, Props: all},

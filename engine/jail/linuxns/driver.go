@@ -22,6 +22,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
 )
 
 // InitCommand is the hidden subcommand of zocker-reconcile that runs the
@@ -268,11 +269,11 @@ func (l *Driver) Create(ctx context.Context, s jail.Spec) (err error) {
 	}
 	st := state{Pid: pid, StartTime: start, Root: s.Root, Hostname: hostname, PrivateNet: private, Cgroups: cgroups}
 	data, _ := json.Marshal(st)
-	if err := writeAtomic(l.stateFile(s.Name), data); err != nil {
+	if err := atomicfile.Write(l.stateFile(s.Name), data, 0o600); err != nil {
 		return fmt.Errorf("create jail %s: %w", s.Name, err)
 	}
 	// The pid file comes last: List and Remove key on it.
-	if err := writeAtomic(l.pidFile(s.Name), []byte(strconv.Itoa(pid)+"\n")); err != nil {
+	if err := atomicfile.Write(l.pidFile(s.Name), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
 		os.Remove(l.stateFile(s.Name))
 		return fmt.Errorf("create jail %s: %w", s.Name, err)
 	}
@@ -333,18 +334,6 @@ func readReady(ctx context.Context, r *os.File) (string, error) {
 		return "", fmt.Errorf("wait for init: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // load reads a jail's state; alive tells whether its init still runs (the
@@ -568,13 +557,12 @@ func lookupUser(root, user string) (uid, gid int, err error) {
 }
 
 // scanColonFile calls fn with the fields of each line of a passwd-style file
-// inside root (symlinks resolved within root) until fn returns true.
+// inside root (no symlink followed, a regular file only) until fn returns true.
 func scanColonFile(root, path string, fn func([]string) bool) error {
-	host, err := resolveIn(root, path, false)
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(host)
+	// The container runs while this reads its file: no symlink on the path
+	// (a swapped component would lead to the host), a regular file only
+	// (a FIFO would block the caller).
+	f, err := jail.OpenFileInRoot(root, path)
 	if err != nil {
 		return err
 	}
