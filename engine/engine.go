@@ -6,6 +6,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/image"
+	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
@@ -59,9 +61,12 @@ type Engine struct {
 	LoopbackPool netip.Prefix
 	// LoopbackInterface carries them (lo0, or a cloned lo1 for pf NAT).
 	LoopbackInterface string
-	Build             Builder
-	Pull              Puller
-	Log               *slog.Logger
+	// JailNameservers replace the host's loopback nameservers in loopback
+	// and alias jails (FreeBSD: such a jail cannot reach 127.0.0.1).
+	JailNameservers []string
+	Build           Builder
+	Pull            Puller
+	Log             *slog.Logger
 	// UpdateStep, when set, is called after each step of a health-gated
 	// replacement ("stopped", "kept", "created"): the crash-safety tests
 	// pause the service there and kill it (see ZOCKER_TEST_PAUSE_UPDATE).
@@ -191,10 +196,7 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 			oc.UpdateStarted = time.Unix(sec, 0)
 		}
 		if s, ok := bySup[c.ContainerName]; ok {
-			oc.Running = s.Up()
-			oc.Health = observedHealth(s.Health.Status)
-			oc.HealthOutput = s.Health.LastOutput
-			oc.Restarts, oc.LastExitCode, oc.Exited = s.Restarts, s.LastExitCode, !s.LastExitAt.IsZero()
+			ApplySupervisor(&oc, s)
 		}
 		o.Containers[oc.Name] = oc
 	}
@@ -240,7 +242,27 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 	return o
 }
 
-func observedHealth(s string) string {
+// ApplySupervisor copies a supervisor's report into the reconciler's view of
+// its container. A live supervisor is a running container from the
+// reconciler's point of view, also while it backs off or after its command
+// exited under OnFailure/Never: restarting is the supervisor's job. Why it
+// is then not Ready is in Runtime, for the status.
+func ApplySupervisor(oc *reconcile.ObservedContainer, s supervisor.Status) {
+	oc.Running = s.Up()
+	oc.Health = ObservedHealth(s.Health.Status)
+	oc.HealthOutput = s.Health.LastOutput
+	oc.Restarts, oc.LastExitCode, oc.Exited = s.Restarts, s.LastExitCode, !s.LastExitAt.IsZero()
+	oc.Runtime = reconcile.ContainerRuntime{
+		State: string(s.State), LastSignal: s.LastSignal, NextStartAt: s.NextStartAt, Message: s.Message,
+		HealthStreak: s.Health.FailingStreak, HealthExitCode: s.Health.LastExitCode,
+	}
+	if !s.Alive && s.State != supervisor.StateStopped {
+		oc.Runtime.State = "dead"
+	}
+}
+
+// ObservedHealth maps a supervisor's health status to reconcile's.
+func ObservedHealth(s string) string {
 	switch s {
 	case supervisor.HealthHealthy:
 		return reconcile.HealthHealthy
@@ -343,6 +365,10 @@ func (e *Engine) importImage(ctx context.Context, a reconcile.Action) error {
 	}
 	src := zfs.ImportSource{Path: t.Path, URL: t.URL, SHA256: t.SHA256}
 	id, err := e.Store.ImportTarball(ctx, src, zfs.Config{Inputs: a.Inputs})
+	if errors.Is(err, zfs.ErrDigestMismatch) {
+		// The user's mistake: held (Stalled) until the manifest changes.
+		return reconcile.Terminal(fmt.Errorf("import image %s: %w", a.Name, err))
+	}
 	if err != nil {
 		return fmt.Errorf("import image %s: %w", a.Name, err)
 	}
@@ -475,7 +501,7 @@ func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
 	}
 	pid, err := supervisor.Start(ctx, e.StateDir, name, e.Self, cfg)
 	if err != nil {
-		return fmt.Errorf("start container %s: %w", name, err)
+		return err // it says "start container NAME: ..."
 	}
 	e.Log.Info("started container", "container", name, "pid", pid)
 	return nil
@@ -498,6 +524,7 @@ func (e *Engine) supervisorConfig(st *zfs.State, clone *zfs.Container, c *manife
 		VolumePaths:       volumes,
 		Address:           clone.Props[PropIP],
 		LoopbackInterface: e.LoopbackInterface,
+		Nameservers:       e.JailNameservers,
 	})
 	if err != nil {
 		return cfg, reconcile.Terminal(err)
@@ -547,13 +574,23 @@ func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
 			return err
 		}
 		e.updateStep(ctx, a.Name, "stopped")
+		// The old version's env values are not in ZFS (only digests are):
+		// its supervisor config, root-only in the state directory, has them.
+		var env []string
+		if cfg, err := supervisor.ReadConfig(e.StateDir, a.Name); err == nil {
+			env = cfg.Process.Env
+		}
 		// The old version's status (its last exit) must not be read as the
 		// new version's.
 		if err := supervisor.Forget(e.StateDir, a.Name); err != nil {
 			e.Log.Warn("forget supervisor state", "container", a.Name, "err", err)
 		}
-		if _, err := e.Store.KeepPrevious(ctx, a.Name); err != nil {
+		id, err := e.Store.KeepPrevious(ctx, a.Name)
+		if err != nil {
 			return err
+		}
+		if err := e.savePreviousEnv(id, env); err != nil {
+			e.Log.Warn("keep the previous version's env for a rollback", "container", a.Name, "err", err)
 		}
 		e.updateStep(ctx, a.Name, "kept")
 	} else if err := e.remove(ctx, a.Name); err != nil {
@@ -594,12 +631,16 @@ func (e *Engine) rollback(ctx context.Context, a reconcile.Action) error {
 	if len(a.Previous) != 1 || a.Container == nil {
 		return reconcile.Terminal(fmt.Errorf("rollback container %s: no previous clone named", a.Name))
 	}
+	if missing := reconcile.RecoverEnv(a.Container.Spec.Env, e.previousEnv(a.Previous[0])); len(missing) > 0 {
+		return reconcile.Terminal(fmt.Errorf("rollback container %s: the previous version's value of %s is not recorded (env values are never stored in ZFS, and the copy in the state directory is gone): declare the version to run", a.Name, strings.Join(missing, ", ")))
+	}
 	if err := e.remove(ctx, a.Name); err != nil {
 		return err
 	}
 	if err := e.Store.RestorePrevious(ctx, a.Previous[0]); err != nil {
 		return err
 	}
+	e.forgetPreviousEnv(a.Previous[0])
 	if a.Failed != "" {
 		err := e.Store.SetContainerProps(ctx, a.Name, map[string]string{
 			zfs.PropRolledBack: a.Failed, zfs.PropRollbackReason: oneLine(a.Reason, 1000)})
@@ -626,8 +667,56 @@ func (e *Engine) confirm(ctx context.Context, a reconcile.Action) error {
 		if err := e.Store.DestroyPrevious(ctx, id); err != nil && !errors.Is(err, zfs.ErrNotFound) {
 			return err
 		}
+		e.forgetPreviousEnv(id)
 	}
 	return nil
+}
+
+// previousEnvPath is where the env of a previous clone's last run is kept:
+// root-only, in the state directory (it holds secrets; ZFS properties are
+// world-readable).
+func (e *Engine) previousEnvPath(id string) string {
+	return filepath.Join(e.StateDir, "previous", id+".env.json")
+}
+
+func (e *Engine) savePreviousEnv(id string, env []string) error {
+	if len(env) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(e.previousEnvPath(id)), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(e.previousEnvPath(id), b, 0o600)
+}
+
+// previousEnv returns the saved env of a previous clone as a map (empty
+// when none was saved).
+func (e *Engine) previousEnv(id string) map[string]string {
+	env := map[string]string{}
+	b, err := os.ReadFile(e.previousEnvPath(id))
+	if err != nil {
+		return env
+	}
+	var list []string
+	if json.Unmarshal(b, &list) != nil {
+		return env
+	}
+	for _, kv := range list {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func (e *Engine) forgetPreviousEnv(id string) {
+	if err := os.Remove(e.previousEnvPath(id)); err != nil && !os.IsNotExist(err) {
+		e.Log.Warn("remove the saved env of a previous clone", "dataset", id, "err", err)
+	}
 }
 
 // removePrevious destroys every previous clone of a pruned container.
@@ -643,6 +732,7 @@ func (e *Engine) removePrevious(ctx context.Context, name string) error {
 		if err := e.Store.DestroyPrevious(ctx, pc.PreviousID); err != nil && !errors.Is(err, zfs.ErrNotFound) {
 			return err
 		}
+		e.forgetPreviousEnv(pc.PreviousID)
 	}
 	return nil
 }

@@ -108,6 +108,27 @@ type ObservedContainer struct {
 	// the evidence.
 	RolledBack     string
 	RollbackReason string
+	// Runtime is the rest of what the supervisor last reported. The plan
+	// does not use it (restarting is the supervisor's job); the status
+	// does, to say why a running container is not Ready.
+	Runtime ContainerRuntime
+}
+
+// ContainerRuntime is the part of a supervisor's report that only the status
+// uses (with ObservedContainer's Restarts, Exited, LastExitCode and
+// HealthOutput).
+type ContainerRuntime struct {
+	// State is the supervisor's state (starting, running, exited, backoff,
+	// stopped, failed, or dead when the supervisor died); "" when none runs.
+	State      string
+	LastSignal string
+	// NextStartAt is when a command in backoff starts again.
+	NextStartAt time.Time
+	// Message is the supervisor's explanation (a start failure).
+	Message string
+	// HealthStreak and HealthExitCode describe the failing health checks.
+	HealthStreak   int
+	HealthExitCode int
 }
 
 // ObservedVolume is one volume dataset.

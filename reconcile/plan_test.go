@@ -132,6 +132,40 @@ func planCases() []planCase {
 			want: []string{"pull image/base: repository tag moved to id9 (from id1)"},
 		},
 		{
+			name: "oci image whose registry tag moved is pulled; its container waits",
+			world: func(t *testing.T) (Desired, Observed, Options) {
+				img := img("base", func(i *manifests.Image) {
+					i.Spec = manifests.ImageSpec{OCI: &manifests.OCISource{Ref: "127.0.0.1:5000/base:v1", Insecure: true}}
+				})
+				d := desired(newSet(img, web()))
+				d.RemoteIDs = map[string]string{"base": "id9"}
+				return d, observed(applied(t, web(), "id1")), Options{}
+			},
+			want: []string{"pull image/base: registry tag moved to sha256:id9 (from sha256:id1)", "blocked hold container/web: waiting-for-image"},
+		},
+		{
+			name: "oci image from an archive holding another image is pulled",
+			world: func(t *testing.T) (Desired, Observed, Options) {
+				img := img("base", func(i *manifests.Image) {
+					i.Spec = manifests.ImageSpec{OCI: &manifests.OCISource{Archive: "/var/cache/runtime.txz"}}
+				})
+				d := desired(newSet(img))
+				d.RemoteIDs = map[string]string{"base": "id9"}
+				return d, observed(), Options{}
+			},
+			want: []string{"pull image/base: archive holds sha256:id9 (from sha256:id1)"},
+		},
+		{
+			name: "oci image whose registry is unreachable stays as it is",
+			world: func(t *testing.T) (Desired, Observed, Options) {
+				img := img("base", func(i *manifests.Image) {
+					i.Spec = manifests.ImageSpec{OCI: &manifests.OCISource{Ref: "127.0.0.1:5000/base:v1"}}
+				})
+				return desired(newSet(img, web())), observed(applied(t, web(), "id1")), Options{}
+			},
+			want: []string{},
+		},
+		{
 			name: "pull image with unknown remote uses the local tag",
 			world: func(t *testing.T) (Desired, Observed, Options) {
 				img := img("base", func(i *manifests.Image) {

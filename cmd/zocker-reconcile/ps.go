@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -108,6 +107,9 @@ func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := checkRoot(ctx, g); err != nil {
+		return nil, err
+	}
 	store, err := zfs.Attach(g.root, &runner.Exec{Logger: log}, log)
 	if err != nil {
 		return nil, err
@@ -121,8 +123,8 @@ func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 
 func init() {
 	register(func(g *globals) *cobra.Command {
-		var all, previous bool
-		var output string
+		var all, quiet, previous bool
+		var output *format
 		cmd := &cobra.Command{
 			Use:   "ps",
 			Short: "List containers",
@@ -130,8 +132,8 @@ func init() {
 state, IP, restarts, health, space used, origin (the manifest file that
 declares it, or cli for a container made by run or create) and command. -a
 adds the ones that do not run: created, stopped, and exited with the
-command's exit code (Zocker's "down"); --previous adds the previous clones
-that health-gated updates keep (spec.update).`,
+command's exit code (Zocker's "down"). --previous adds the previous clones that
+health-gated updates keep (spec.update).`,
 			Example: `  zocker-reconcile ps
   zocker-reconcile ps -a -o json
   zocker-reconcile ps -a --previous`,
@@ -154,10 +156,14 @@ that health-gated updates keep (spec.update).`,
 				if previous {
 					rows = append(rows, previousRows(st)...)
 				}
-				if output == "json" {
-					enc := json.NewEncoder(g.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(rows)
+				switch {
+				case quiet:
+					for _, r := range rows {
+						fmt.Fprintln(g.stdout, r.Name)
+					}
+					return nil
+				case *output == formatJSON:
+					return printJSON(g.stdout, rows)
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 0, 3, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tORIGIN\tCOMMAND")
@@ -169,8 +175,9 @@ that health-gated updates keep (spec.update).`,
 			},
 		}
 		cmd.Flags().BoolVarP(&all, "all", "a", false, "also list containers that do not run")
+		cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the names only")
 		cmd.Flags().BoolVar(&previous, "previous", false, "also list the previous clones kept by updates")
-		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+		output = addOutput(cmd)
 		return cmd
 	})
 }

@@ -133,7 +133,8 @@ func writeConfig(stateDir string, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("encode config of container %s: %w", cfg.Name, err)
 	}
-	if err := atomicfile.Write(configPath(stateDir, cfg.Name), append(b, '\n'), 0o640); err != nil {
+	// 0600: the config holds the container's env values (secrets).
+	if err := atomicfile.Write(configPath(stateDir, cfg.Name), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write config of container %s: %w", cfg.Name, err)
 	}
 	return nil

@@ -120,6 +120,16 @@ func Run(ctx context.Context, stateDir, name string, driver jail.Driver, log *sl
 	return nil
 }
 
+// jailErr says that creating the container's jail failed, once: the
+// driver's error already names the jail, which is the container's name
+// unless the driver renamed it.
+func (s *supervisor) jailErr(err error) error {
+	if s.cfg.Jail.Name == s.cfg.Name {
+		return err
+	}
+	return fmt.Errorf("create jail of container %s: %w", s.cfg.Name, err)
+}
+
 // createJail creates the container's jail. A jail of that name left behind
 // by a dead supervisor of this container (its status file says it was not
 // stopped) is removed first: holding the lock, this supervisor owns the name.
@@ -129,20 +139,20 @@ func (s *supervisor) createJail(ctx context.Context, mayBeStale bool) error {
 	err := s.driver.Create(cctx, s.cfg.Jail)
 	if err == nil || !mayBeStale {
 		if err != nil {
-			return fmt.Errorf("create jail of container %s: %w", s.cfg.Name, err)
+			return s.jailErr(err)
 		}
 		return nil
 	}
 	infos, lerr := s.driver.List(cctx)
 	if lerr != nil || !hasJail(infos, s.cfg.Jail.Name) {
-		return fmt.Errorf("create jail of container %s: %w", s.cfg.Name, err)
+		return s.jailErr(err)
 	}
 	s.log.Warn("removing the jail left by a dead supervisor", "action", "remove")
 	if rerr := s.driver.Remove(cctx, s.cfg.Jail.Name); rerr != nil {
 		return fmt.Errorf("remove stale jail of container %s: %w", s.cfg.Name, rerr)
 	}
 	if err := s.driver.Create(cctx, s.cfg.Jail); err != nil {
-		return fmt.Errorf("create jail of container %s: %w", s.cfg.Name, err)
+		return s.jailErr(err)
 	}
 	return nil
 }
