@@ -55,9 +55,17 @@ func binary(b testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "zocker-reconcile")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/zocker-reconcile").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		// The lean supervisor goes beside it, where the service finds it.
+		// As the Makefile builds them: the supervisor static (CGO_ENABLED=0).
+		for _, pkg := range []string{"../cmd/zocker-reconcile", "../cmd/zocker-supervise"} {
+			cmd := exec.Command("go", "build", "-o", dir+"/", pkg)
+			if pkg == "../cmd/zocker-supervise" {
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+				return
+			}
 		}
 	})
 	if buildErr != nil {
@@ -139,8 +147,22 @@ func (s *service) stop(b testing.TB) {
 			<-done
 		}
 	}
-	entries, _ := os.ReadDir(filepath.Join(s.state, "containers"))
-	driver := linuxns.New(s.state, nil, &runner.Exec{}, nil)
+	stopSupervisors(b, s.state)
+	s.destroyContainers(b)
+	if b.Failed() {
+		if out, err := os.ReadFile(s.logPath); err == nil {
+			keep := filepath.Join(os.TempDir(), "zocker-bench-serve-"+testenv.RandomHex(4)+".log")
+			_ = os.WriteFile(keep, out, 0o644)
+			b.Logf("serve log kept in %s; tail:\n%s", keep, tail(out, 20))
+		}
+	}
+}
+
+// stopSupervisors stops every container of the state directory through its
+// supervisor (which removes the jail), eight at a time.
+func stopSupervisors(b testing.TB, state string) {
+	entries, _ := os.ReadDir(filepath.Join(state, "containers"))
+	driver := linuxns.New(state, nil, &runner.Exec{}, nil)
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for _, e := range entries {
@@ -150,20 +172,12 @@ func (s *service) stop(b testing.TB) {
 			defer func() { <-sem; wg.Done() }()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			if err := supervisor.Stop(ctx, s.state, name, driver); err != nil {
+			if err := supervisor.Stop(ctx, state, name, driver); err != nil {
 				b.Logf("cleanup: stop container %s: %v", name, err)
 			}
 		}(e.Name())
 	}
 	wg.Wait()
-	s.destroyContainers(b)
-	if b.Failed() {
-		if out, err := os.ReadFile(s.logPath); err == nil {
-			keep := filepath.Join(os.TempDir(), "zocker-bench-serve-"+testenv.RandomHex(4)+".log")
-			_ = os.WriteFile(keep, out, 0o644)
-			b.Logf("serve log kept in %s; tail:\n%s", keep, tail(out, 20))
-		}
-	}
 }
 
 // write publishes a manifest atomically: written beside the watched

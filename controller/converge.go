@@ -49,8 +49,16 @@ type PassResult struct {
 // next. Actions whose dependencies failed in the same pass are skipped. It is
 // what `apply` does; the service uses the Controller instead. It returns the
 // last plan, what every action did, and an error when the state did not
-// converge.
+// converge. It runs one action at a time; ConvergeWorkers runs several.
 func Converge(ctx context.Context, d reconcile.Desired, obs reconcile.Observer, exec reconcile.Executor, opts reconcile.Options, maxPasses int, onAction func(PassResult)) (reconcile.Plan, error) {
+	return ConvergeWorkers(ctx, d, obs, exec, opts, maxPasses, 1, onAction)
+}
+
+// ConvergeWorkers is Converge with up to workers actions at once: an action
+// starts as soon as the actions it depends on have succeeded, with no
+// ordering between independent ones (image builds and pulls still run one
+// at a time, DefaultClassLimits). onAction is called from one goroutine.
+func ConvergeWorkers(ctx context.Context, d reconcile.Desired, obs reconcile.Observer, exec reconcile.Executor, opts reconcile.Options, maxPasses, workers int, onAction func(PassResult)) (reconcile.Plan, error) {
 	var last reconcile.Plan
 	for pass := 0; pass < maxPasses; pass++ {
 		o, err := obs.Observe(ctx)
@@ -65,34 +73,72 @@ func Converge(ctx context.Context, d reconcile.Desired, obs reconcile.Observer, 
 		if len(last.Actions) == 0 {
 			return last, stuck(last)
 		}
-		failed := map[string]bool{}
-		var errs []error
-		for _, a := range last.Actions {
-			if err := ctx.Err(); err != nil {
-				return last, err
-			}
-			if dep := firstFailed(a.DependsOn, failed); dep != "" {
-				failed[a.Key()] = true
-				continue
-			}
-			start := time.Now()
-			err := exec.Execute(ctx, a)
-			if reconcile.IsWait(err) {
-				err = nil // not a failure: the next pass sees what it waited for
-			}
-			if onAction != nil {
-				onAction(PassResult{Action: a, Err: err, Took: time.Since(start)})
-			}
-			if err != nil {
-				failed[a.Key()] = true
-				errs = append(errs, fmt.Errorf("%s: %w", a, err))
-			}
-		}
-		if len(errs) > 0 {
-			return last, errors.Join(errs...)
+		if err := runPass(ctx, last, exec, workers, onAction); err != nil {
+			return last, err
 		}
 	}
 	return last, fmt.Errorf("not converged after %d passes", maxPasses)
+}
+
+// runPass executes the actions of one plan through a Queue and returns the
+// failures joined. A Wait is not a failure: the next pass sees what it
+// waited for (and its dependents run, as they would one after the other).
+func runPass(ctx context.Context, p reconcile.Plan, exec reconcile.Executor, workers int, onAction func(PassResult)) error {
+	if workers < 1 {
+		workers = 1
+	}
+	q := &Queue{Workers: workers, ClassLimits: DefaultClassLimits}
+	items := Items(p, exec)
+	actions := make(map[string]reconcile.Action, len(p.Actions))
+	for _, a := range p.Actions {
+		actions[a.Key()] = a
+	}
+	q.Replace(items, time.Now())
+	type result struct {
+		item Item
+		err  error
+		took time.Duration
+	}
+	done := make(chan result)
+	running := 0
+	var errs []error
+	for {
+		for ctx.Err() == nil {
+			d, ok := q.Next()
+			if !ok {
+				break
+			}
+			if d.Blocked != nil {
+				continue // a dependency failed: its error is reported
+			}
+			running++
+			go func(it Item) {
+				start := time.Now()
+				err := it.Run(ctx)
+				done <- result{it, err, time.Since(start)}
+			}(d.Item)
+		}
+		if running == 0 {
+			break
+		}
+		r := <-done
+		running--
+		err := r.err
+		if reconcile.IsWait(err) {
+			err = nil
+		}
+		q.Done(r.item.Key, err, time.Now())
+		if onAction != nil {
+			onAction(PassResult{Action: actions[r.item.Key], Err: err, Took: r.took})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", actions[r.item.Key], err))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 // stuck reports the blocked entries that are failures (not guards, not
@@ -112,15 +158,6 @@ func stuck(p reconcile.Plan) error {
 		errs = append(errs, fmt.Errorf("%s/%s: %s: %s", b.Kind, b.Name, b.Reason, b.Message))
 	}
 	return errors.Join(errs...)
-}
-
-func firstFailed(deps []string, failed map[string]bool) string {
-	for _, d := range deps {
-		if failed[d] {
-			return d
-		}
-	}
-	return ""
 }
 
 func revisionOf(d reconcile.Desired) string {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests/manifeststest"
@@ -104,3 +106,63 @@ var (
 	container = manifeststest.Container
 	newSet    = manifeststest.NewSet
 )
+
+// barrierWorld's creates wait until want of them run at once (or a
+// timeout): proof that independent actions run in parallel.
+type barrierWorld struct {
+	mu      sync.Mutex
+	inner   *fakeWorld
+	want    int
+	running int
+	peak    int
+	cond    *sync.Cond
+}
+
+func (w *barrierWorld) Observe(ctx context.Context) (reconcile.Observed, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.inner.Observe(ctx)
+}
+
+func (w *barrierWorld) Execute(ctx context.Context, a reconcile.Action) error {
+	w.mu.Lock()
+	w.running++
+	if w.running > w.peak {
+		w.peak = w.running
+	}
+	w.cond.Broadcast()
+	deadline := time.Now().Add(5 * time.Second)
+	for w.running < w.want && w.peak < w.want && time.Now().Before(deadline) {
+		go func() { time.Sleep(10 * time.Millisecond); w.cond.Broadcast() }()
+		w.cond.Wait()
+	}
+	err := w.inner.Execute(ctx, a)
+	w.running--
+	w.mu.Unlock()
+	return err
+}
+
+func TestConvergeWorkersRunsIndependentCreatesAtOnce(t *testing.T) {
+	inner := &fakeWorld{obs: emptyObserved()}
+	inner.obs.Images["id1"] = reconcile.ObservedImage{ID: "id1", Tags: []string{"base"}, Inputs: "in1"}
+	inner.obs.Tags["base"] = "id1"
+	w := &barrierWorld{inner: inner, want: 3}
+	w.cond = sync.NewCond(&w.mu)
+	app := container("app", func(c *manifests.Container) { c.Spec.DependsOn = []string{"db"} })
+	d := reconcile.Desired{Set: newSet(image("base"), container("a"), container("b"), container("db"), app),
+		ImageInputs: map[string]string{"base": "in1"}}
+	p, err := ConvergeWorkers(context.Background(), d, w, w, reconcile.Options{}, 5, 3, nil)
+	if err != nil || !p.InSync {
+		t.Fatalf("converge: %v (in sync %v)", err, p.InSync)
+	}
+	if w.peak < 3 {
+		t.Errorf("at most %d actions ran at once, want 3 with 3 workers", w.peak)
+	}
+	pos := map[string]int{}
+	for i, a := range inner.done {
+		pos[a] = i
+	}
+	if pos["create Container/app"] < pos["create Container/db"] {
+		t.Errorf("app ran before the db it depends on: %v", inner.done)
+	}
+}

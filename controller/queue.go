@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"time"
@@ -94,6 +95,15 @@ type keyState struct {
 	terminal bool
 	termGen  string
 	rerun    bool // planned again while in flight: the state it saw is stale
+
+	// The reverse-dependency index of the current pass: a queued key waits
+	// for pending dependencies, each of which lists it among its dependents
+	// and tells it when it ends. Nothing is ever rescanned, so a pass of N
+	// items with E dependencies costs O((N+E) log N).
+	index      int      // position in the pass's plan (dispatch order)
+	pending    int      // dependencies not ended yet
+	dependents []string // keys of this pass waiting for this one
+	blockErr   error    // why it will not run (reported once through Next)
 }
 
 // Dispatch is what Queue.Next hands out: an item to run, or (Blocked set)
@@ -112,7 +122,7 @@ type Dispatch struct {
 type Queue struct {
 	// Backoff computes retry delays after transient failures.
 	Backoff Backoff
-	// Workers bounds the items in flight (default 2).
+	// Workers bounds the items in flight (default DefaultWorkers).
 	Workers int
 	// ClassLimits bounds the items in flight per Item.Class; classes not
 	// listed are bounded by Workers only.
@@ -120,7 +130,10 @@ type Queue struct {
 
 	keys         map[string]*keyState
 	planned      map[string]bool // keys of the current pass
-	scan         []string        // keys that may still be queued, in plan order
+	order        []string        // keys of the current pass in plan order
+	ready        map[string]*readyHeap
+	blocked      []string // keys blocked in this pass, not reported yet
+	queued       int      // keys in phase kpQueued
 	running      int
 	classRunning map[string]int
 }
@@ -129,16 +142,22 @@ type Queue struct {
 // heavy on CPU, disk and network, and a second one rarely finishes sooner.
 var DefaultClassLimits = map[string]int{"build": 1, "pull": 1}
 
+// DefaultWorkers is how many actions run at once unless --workers says
+// otherwise: the fastest count measured for creating and starting
+// containers on the reference machine (BENCHMARKS.md).
+const DefaultWorkers = 4
+
 func (q *Queue) init() {
 	if q.keys == nil {
 		q.keys = map[string]*keyState{}
 		q.classRunning = map[string]int{}
+		q.ready = map[string]*readyHeap{}
 	}
 }
 
 func (q *Queue) workers() int {
 	if q.Workers <= 0 {
-		return 2
+		return DefaultWorkers
 	}
 	return q.Workers
 }
@@ -150,34 +169,39 @@ func (q *Queue) workers() int {
 // keys skipped as terminal (same generation) or still backing off.
 func (q *Queue) Replace(items []Item, now time.Time) (held []string) {
 	q.init()
+	// One item per key and pass: the planner merges the steps of one
+	// object; the later item wins (and takes the later place) if it did not.
+	last := make(map[string]int, len(items))
+	for i, it := range items {
+		last[it.Key] = i
+	}
 	planned := make(map[string]bool, len(items))
-	q.scan = q.scan[:0]
-	for _, it := range items {
-		if planned[it.Key] {
-			// One item per key and pass: the planner merges the steps of
-			// one object; the later item wins if it did not.
-			q.scan = removeKey(q.scan, it.Key)
+	q.order = q.order[:0]
+	for i, it := range items {
+		if last[it.Key] == i {
+			planned[it.Key] = true
+			q.order = append(q.order, it.Key)
 		}
-		planned[it.Key] = true
-		q.scan = append(q.scan, it.Key)
 	}
 	q.planned = planned
 	for key, st := range q.keys {
-		if planned[key] {
-			continue
-		}
-		if st.phase == kpInFlight {
+		st.dependents, st.pending, st.blockErr = nil, 0, nil
+		if planned[key] || st.phase == kpInFlight {
 			continue
 		}
 		delete(q.keys, key)
 	}
-	// Later duplicates overwrite earlier ones here too.
-	for _, it := range items {
-		st := q.keys[it.Key]
+	q.ready = map[string]*readyHeap{}
+	q.blocked = q.blocked[:0]
+	q.queued = 0
+	for idx, key := range q.order {
+		it := items[last[key]]
+		st := q.keys[key]
 		if st == nil {
 			st = &keyState{}
-			q.keys[it.Key] = st
+			q.keys[key] = st
 		}
+		st.index = idx
 		if st.phase == kpInFlight {
 			st.rerun = true
 			continue
@@ -187,7 +211,7 @@ func (q *Queue) Replace(items []Item, now time.Time) (held []string) {
 		switch {
 		case st.terminal && st.termGen == it.Generation:
 			st.phase, st.why = kpBad, "stalled on a terminal error"
-			held = append(held, it.Key)
+			held = append(held, key)
 			continue
 		case st.terminal:
 			st.terminal, st.termGen = false, ""
@@ -198,22 +222,76 @@ func (q *Queue) Replace(items []Item, now time.Time) (held []string) {
 		}
 		if st.failures > 0 && now.Before(st.retryAt) {
 			st.phase, st.why = kpBad, fmt.Sprintf("backing off until %s", st.retryAt.Format(time.RFC3339))
-			held = append(held, it.Key)
+			held = append(held, key)
 			continue
 		}
 		st.phase = kpQueued
+		q.queued++
+	}
+	// Every phase is known: link each queued key to the dependencies it
+	// waits for, in plan order (a key blocked here blocks its dependents).
+	for _, key := range q.order {
+		st := q.keys[key]
+		if st.phase != kpQueued {
+			continue
+		}
+		for _, dep := range st.item.Deps {
+			ds := q.keys[dep]
+			if ds == nil || dep == key {
+				continue
+			}
+			switch ds.phase {
+			case kpQueued, kpInFlight:
+				st.pending++
+				ds.dependents = append(ds.dependents, key)
+			case kpBad:
+				q.block(key, reconcile.Wait(fmt.Sprintf("dependency %s: %s", dep, ds.why)))
+			case kpOK, kpNone:
+				// Converged, or not planned and not in flight.
+			}
+			if st.phase != kpQueued {
+				break
+			}
+		}
+	}
+	for _, key := range q.order {
+		if st := q.keys[key]; st.phase == kpQueued && st.pending == 0 {
+			q.pushReady(st)
+		}
 	}
 	return held
 }
 
-func removeKey(keys []string, key string) []string {
-	out := keys[:0]
-	for _, k := range keys {
-		if k != key {
-			out = append(out, k)
+// block marks a queued key as not running in this pass, to be reported by
+// Next, and its dependents with it.
+func (q *Queue) block(key string, err error) {
+	stack := []string{key}
+	errs := []error{err}
+	for len(stack) > 0 {
+		k, e := stack[len(stack)-1], errs[len(errs)-1]
+		stack, errs = stack[:len(stack)-1], errs[:len(errs)-1]
+		st := q.keys[k]
+		if st == nil || st.phase != kpQueued {
+			continue
 		}
+		st.phase, st.why, st.blockErr = kpBad, e.Error(), e
+		q.queued--
+		q.blocked = append(q.blocked, k)
+		for _, d := range st.dependents {
+			stack = append(stack, d)
+			errs = append(errs, reconcile.Wait(fmt.Sprintf("dependency %s: %s", k, st.why)))
+		}
+		st.dependents = nil
 	}
-	return out
+}
+
+func (q *Queue) pushReady(st *keyState) {
+	h := q.ready[st.item.Class]
+	if h == nil {
+		h = &readyHeap{}
+		q.ready[st.item.Class] = h
+	}
+	heap.Push(h, readyEntry{index: st.index, key: st.item.Key})
 }
 
 // Next returns the next item that may start now: queued, its dependencies
@@ -223,54 +301,55 @@ func removeKey(keys []string, key string) []string {
 func (q *Queue) Next() (d Dispatch, ok bool) {
 	q.init()
 	if q.running >= q.workers() {
-		// Blocked items are reported once a slot frees; scanning a large
-		// plan while every worker is busy would make a pass quadratic.
 		return Dispatch{}, false
 	}
-	waitingOnDeps := false
-	// One scan hands out at most one item and drops from q.scan every key
-	// that is no longer queued, so later scans only visit waiting items.
-	kept := q.scan[:0]
-	for i, key := range q.scan {
-		if ok {
-			kept = append(kept, q.scan[i:]...)
-			break
-		}
+	if len(q.blocked) > 0 {
+		key := q.blocked[0]
+		q.blocked = q.blocked[1:]
 		st := q.keys[key]
-		if st == nil || st.phase != kpQueued {
+		return Dispatch{Item: st.item, Blocked: st.blockErr}, true
+	}
+	// The ready item first in plan order among the classes with a free slot.
+	var best *readyHeap
+	for class, h := range q.ready {
+		if h.Len() == 0 || q.classFull(class) {
 			continue
 		}
-		ready, blocked := q.depsReady(st.item)
-		switch {
-		case blocked != nil:
-			st.phase, st.why = kpBad, blocked.Error()
-			d, ok = Dispatch{Item: st.item, Blocked: blocked}, true
-		case !ready:
-			waitingOnDeps = true
-			kept = append(kept, key)
-		case q.classFull(st.item.Class):
-			kept = append(kept, key)
-		default:
-			st.phase = kpInFlight
-			q.running++
-			q.classRunning[st.item.Class]++
-			d, ok = Dispatch{Item: st.item}, true
+		if best == nil || (*h)[0].index < (*best)[0].index {
+			best = h
 		}
 	}
-	q.scan = kept
-	if ok || !waitingOnDeps || q.running > 0 {
-		return d, ok
+	if best != nil {
+		e := heap.Pop(best).(readyEntry)
+		st := q.keys[e.key]
+		st.phase = kpInFlight
+		q.queued--
+		q.running++
+		q.classRunning[st.item.Class]++
+		return Dispatch{Item: st.item}, true
 	}
-	// Nothing runs, so nothing will ever satisfy the remaining items: a
-	// dependency cycle. Block one; the rest follow as blocked dependents.
-	for _, key := range q.scan {
+	if q.running > 0 || q.queued == 0 || q.anyReady() {
+		return Dispatch{}, false
+	}
+	// Nothing runs and nothing is ready, so nothing will ever satisfy the
+	// remaining items: a dependency cycle. Block the first; the rest follow
+	// as its dependents.
+	for _, key := range q.order {
 		if st := q.keys[key]; st != nil && st.phase == kpQueued {
-			err := reconcile.Wait(fmt.Sprintf("dependency cycle through %s", key))
-			st.phase, st.why = kpBad, err.Error()
-			return Dispatch{Item: st.item, Blocked: err}, true
+			q.block(key, reconcile.Wait(fmt.Sprintf("dependency cycle through %s", key)))
+			return q.Next()
 		}
 	}
 	return Dispatch{}, false
+}
+
+func (q *Queue) anyReady() bool {
+	for _, h := range q.ready {
+		if h.Len() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (q *Queue) classFull(class string) bool {
@@ -278,23 +357,23 @@ func (q *Queue) classFull(class string) bool {
 	return limited && q.classRunning[class] >= lim
 }
 
-func (q *Queue) depsReady(it Item) (ready bool, blocked error) {
-	ready = true
-	for _, dep := range it.Deps {
-		ds := q.keys[dep]
-		if ds == nil || dep == it.Key {
-			continue
-		}
-		switch ds.phase {
-		case kpQueued, kpInFlight:
-			ready = false
-		case kpBad:
-			return false, reconcile.Wait(fmt.Sprintf("dependency %s: %s", dep, ds.why))
-		case kpNone:
-			// The pass did not plan it and it is not in flight: converged.
-		}
-	}
-	return ready, nil
+// readyHeap orders ready keys by their place in the plan.
+type readyHeap []readyEntry
+
+type readyEntry struct {
+	index int
+	key   string
+}
+
+func (h readyHeap) Len() int           { return len(h) }
+func (h readyHeap) Less(i, j int) bool { return h[i].index < h[j].index }
+func (h readyHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *readyHeap) Push(x any)        { *h = append(*h, x.(readyEntry)) }
+func (h *readyHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
 
 // ItemResult is what Done decided about a finished item.
@@ -333,6 +412,22 @@ func (q *Queue) Done(key string, err error, now time.Time) ItemResult {
 		st.retryAt = now.Add(res.Retry)
 		st.phase, st.why = kpBad, "failed: "+err.Error()
 	}
+	// Tell the keys of this pass that wait for this one.
+	deps := st.dependents
+	st.dependents = nil
+	for _, d := range deps {
+		ds := q.keys[d]
+		if ds == nil || ds.phase != kpQueued {
+			continue
+		}
+		if res.Outcome == OutcomeSuccess {
+			if ds.pending--; ds.pending == 0 {
+				q.pushReady(ds)
+			}
+			continue
+		}
+		q.block(d, reconcile.Wait(fmt.Sprintf("dependency %s: %s", key, st.why)))
+	}
 	if !q.inPlan(key) && res.Outcome != OutcomeError && res.Outcome != OutcomeTerminal {
 		// The newest pass did not plan this key: nothing left to remember.
 		delete(q.keys, key)
@@ -355,16 +450,9 @@ func (q *Queue) NextRetry() (time.Time, bool) {
 	return next, found
 }
 
-// Depth is the number of items queued and not yet started.
-func (q *Queue) Depth() int {
-	n := 0
-	for _, st := range q.keys {
-		if st.phase == kpQueued {
-			n++
-		}
-	}
-	return n
-}
+// Depth is the number of items queued and not yet started (those found
+// blocked count until Next has reported them).
+func (q *Queue) Depth() int { return q.queued + len(q.blocked) }
 
 // Running is the number of items in flight.
 func (q *Queue) Running() int { return q.running }

@@ -57,7 +57,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binary returns the path of the zocker-reconcile binary built from this tree.
+// binary returns the path of the zocker-reconcile binary built from this
+// tree, with zocker-supervise beside it.
 func binary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -66,10 +67,18 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "zocker-reconcile")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/zocker-reconcile")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build ./cmd/zocker-reconcile: %v: %s", err, out)
+		// The lean supervisor goes beside it, where the service finds it.
+		// As the Makefile builds them: the supervisor static (CGO_ENABLED=0).
+		for _, pkg := range []string{"./cmd/zocker-reconcile", "./cmd/zocker-supervise"} {
+			cmd := exec.Command("go", "build", "-o", binDir+"/", pkg)
+			cmd.Dir = ".."
+			if pkg == "./cmd/zocker-supervise" {
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				binErr = fmt.Errorf("go build %s: %v: %s", pkg, err, out)
+				return
+			}
 		}
 	})
 	if binErr != nil {

@@ -215,8 +215,8 @@ func (e *Engine) AdHocConfig(ctx context.Context, name string) (supervisor.Confi
 // Annotations of an ad-hoc container's supervisor config.
 const (
 	// AnnotationRemove "true": remove the container once its command is
-	// done for good (run -d --rm); the hidden supervise command does it.
-	AnnotationRemove = "removeWhenDone"
+	// done for good (run -d --rm); the supervisor has it done when it exits.
+	AnnotationRemove = supervisor.AnnotationRemove
 	// AnnotationRoot is the root dataset the container lives under.
 	AnnotationRoot = "root"
 )

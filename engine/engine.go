@@ -323,11 +323,11 @@ func (e *Engine) Execute(ctx context.Context, a reconcile.Action) error {
 			return err
 		}
 		if wantsRunning(a.Container) {
-			return e.start(ctx, a.Container)
+			return e.start(ctx, a.Container, a.ImageID)
 		}
 		return nil
 	case reconcile.OpStart:
-		return e.start(ctx, a.Container)
+		return e.start(ctx, a.Container, a.ImageID)
 	case reconcile.OpStop:
 		if err := e.refuseAdHoc(ctx, a.Name); err != nil {
 			return err
@@ -437,11 +437,12 @@ func (e *Engine) cloneFor(ctx context.Context, c *manifests.Container, imageID s
 			return fmt.Errorf("container %s: %w", name, err)
 		}
 		defer unlock()
-		st, err := e.Store.Observe(ctx)
+		// The addresses in use, with one command over the containers only.
+		ips, err := e.Store.ContainerValues(ctx, PropIP)
 		if err != nil {
 			return err
 		}
-		address, err = e.allocate(st)
+		address, err = e.allocate(ips)
 		if err != nil {
 			return reconcile.Terminal(fmt.Errorf("container %s: %w", name, err))
 		}
@@ -456,10 +457,10 @@ func (e *Engine) cloneFor(ctx context.Context, c *manifests.Container, imageID s
 	return nil
 }
 
-func (e *Engine) allocate(st *zfs.State) (string, error) {
+func (e *Engine) allocate(ips map[string]string) (string, error) {
 	var used []netip.Addr
-	for _, c := range st.Containers {
-		if a, err := netip.ParseAddr(c.Props[PropIP]); err == nil {
+	for _, ip := range ips {
+		if a, err := netip.ParseAddr(ip); err == nil {
 			used = append(used, a)
 		}
 	}
@@ -475,14 +476,29 @@ func (e *Engine) allocate(st *zfs.State) (string, error) {
 }
 
 // start starts the container's supervisor, which creates the jail and runs
-// the command. It reads the state once more: the clone, the volumes and the
-// image may have been made earlier in this pass.
-func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
+// the command. It reads what it needs once more (the clone, its image and
+// its volumes may have been made earlier in this pass), with one targeted
+// command whatever the number of datasets (two when the image is not
+// known yet): imageID is the image the clone was just made from, or "".
+func (e *Engine) start(ctx context.Context, c *manifests.Container, imageID string) error {
 	if c == nil {
 		return reconcile.Terminal(errors.New("start: no container spec"))
 	}
 	name := c.Metadata.Name
-	st, err := e.Store.Observe(ctx)
+	objs := zfs.Objects{Containers: []string{name}}
+	for _, m := range c.Spec.Volumes {
+		if m.Volume != "" {
+			objs.Volumes = append(objs.Volumes, m.Volume)
+		}
+	}
+	if imageID != "" {
+		objs.Images = []string{imageID}
+	}
+	st, err := e.Store.ObserveObjects(ctx, objs)
+	if errors.Is(err, zfs.ErrNotFound) {
+		// Something named is missing: the whole state says what.
+		st, err = e.Store.Observe(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -494,6 +510,16 @@ func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
 	}
 	if clone == nil {
 		return fmt.Errorf("start container %s: no clone: %w", name, zfs.ErrNotFound)
+	}
+	if _, ok := st.Image(clone.ImageID); !ok && clone.ImageID != imageID && clone.ImageID != "" {
+		// The clone is of another image than the caller knew: read it too.
+		ist, err := e.Store.ObserveObjects(ctx, zfs.Objects{Images: []string{clone.ImageID}})
+		if err != nil && !errors.Is(err, zfs.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			st.Images = append(st.Images, ist.Images...)
+		}
 	}
 	cfg, err := e.supervisorConfig(st, clone, c)
 	if err != nil {
@@ -553,9 +579,12 @@ func imageConfig(c zfs.Config) ImageConfig {
 // trial, and the new one starts its trial (see reconcile.OpConfirm and
 // OpRollback).
 func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
-	st, err := e.Store.Observe(ctx)
-	if err != nil {
+	st, err := e.Store.ObserveObjects(ctx, zfs.Objects{Containers: []string{a.Name}})
+	if err != nil && !errors.Is(err, zfs.ErrNotFound) {
 		return err
+	}
+	if st == nil {
+		st = &zfs.State{}
 	}
 	address, onTrial := "", false
 	for _, c := range st.Containers {
@@ -604,7 +633,7 @@ func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
 		e.updateStep(ctx, a.Name, "created")
 	}
 	if wantsRunning(a.Container) {
-		return e.start(ctx, a.Container)
+		return e.start(ctx, a.Container, a.ImageID)
 	}
 	return nil
 }
@@ -652,7 +681,7 @@ func (e *Engine) rollback(ctx context.Context, a reconcile.Action) error {
 	}
 	e.Log.Warn("rolled back container", "container", a.Name, "reason", a.Reason)
 	if wantsRunning(a.Container) {
-		return e.start(ctx, a.Container)
+		return e.start(ctx, a.Container, a.ImageID)
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ func OCIPuller(store *zfs.Store, log *slog.Logger) Puller {
 		if o == nil {
 			return "", fmt.Errorf("image %s: no oci source", img.Metadata.Name)
 		}
-		res, err := (&oci.Puller{Store: store, Log: log}).Pull(ctx, ociSource(o))
+		res, err := (&oci.Puller{Store: store, Log: log, MaxSize: store.ImageSizeLimit()}).Pull(ctx, ociSource(o))
 		if err != nil {
 			return "", fmt.Errorf("pull image %s: %w", img.Metadata.Name, err)
 		}

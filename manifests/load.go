@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
@@ -28,6 +29,10 @@ type LoadOptions struct {
 	// MaxAttempts bounds the reloads when the root's symlink target changes
 	// during a load; 0 means 5.
 	MaxAttempts int
+
+	// Cache, when set, keeps decoded files from one load to the next: an
+	// unchanged file is not decoded again (see Cache). The service keeps one.
+	Cache *Cache
 
 	// afterFile, when set, runs after each file is read (tests swap the root there).
 	afterFile func(path string)
@@ -95,9 +100,17 @@ func loadOnce(root, resolved string, opts LoadOptions) (*Set, error) {
 	}
 	var files []*loaded
 	digest := sha256.New()
+	rd := &fileReader{opts: opts}
+	if opts.Cache != nil {
+		var next map[string]*cachedFile
+		rd.prev, next = opts.Cache.begin()
+		rd.next = next
+		defer func() { opts.Cache.end(next, rd.stats) }()
+	}
 	if !fi.IsDir() {
 		l := &loaded{display: root, res: FileResult{Path: resolved, Rel: filepath.Base(resolved)}}
-		digest.Write(readFile(l, resolved, fi, opts))
+		sum := rd.read(l, resolved, fi)
+		digest.Write(sum[:])
 		files = append(files, l)
 	} else {
 		// badDirs are directories failing the permission check: their files
@@ -154,11 +167,10 @@ func loadOnce(root, resolved string, opts LoadOptions) (*Set, error) {
 				l.fail(0, "", "cannot read: %s", err)
 				return nil
 			}
-			data := readFile(l, p, info, opts)
+			sum := rd.read(l, p, info)
 			digest.Write([]byte(rel))
 			digest.Write([]byte{0})
-			digest.Write(data)
-			digest.Write([]byte{0})
+			digest.Write(sum[:])
 			if opts.afterFile != nil {
 				opts.afterFile(p)
 			}
@@ -240,37 +252,90 @@ func skipName(name string, dir bool) bool {
 	return !strings.HasSuffix(name, ".yaml") && !strings.HasSuffix(name, ".yml")
 }
 
-// readFile reads and decodes one file into l, returning its bytes.
-func readFile(l *loaded, p string, info fs.FileInfo, opts LoadOptions) []byte {
-	if !opts.Insecure {
+// racyWindow: a file changed less than this ago is not trusted by its stat
+// alone at the next load; file system timestamps can be as coarse as a tick.
+var racyWindow = 2 * time.Second
+
+// fileReader reads and decodes the files of one load, through the cache
+// when there is one (prev: the last load's files; next: this one's).
+type fileReader struct {
+	opts       LoadOptions
+	prev, next map[string]*cachedFile
+	stats      CacheStats
+}
+
+// read reads and decodes one file into l, returning the sha256 of its
+// content (zero when it could not be read). A file whose stat (or content)
+// is that of the last load is not decoded again.
+func (rd *fileReader) read(l *loaded, p string, info fs.FileInfo) [sha256.Size]byte {
+	var sum [sha256.Size]byte
+	if !rd.opts.Insecure {
 		if why := insecure(l.display, info); why != "" {
 			l.fail(0, "", "%s", why)
-			return nil
+			return sum
 		}
 	}
 	if info.Size() > MaxFileSize {
 		l.fail(0, "", "file is %d bytes, larger than the 1 MiB limit", info.Size())
-		return nil
+		return sum
+	}
+	key := statKeyOf(info)
+	cached := rd.prev[p]
+	if cached != nil && (cached.display != l.display || cached.numCPU != rd.opts.NumCPU) {
+		cached = nil
+	}
+	if cached != nil && key.valid && cached.stat == key {
+		rd.stats.Unchanged++
+		rd.use(l, p, cached)
+		return cached.sum
 	}
 	f, err := os.Open(p)
 	if err != nil {
 		l.fail(0, "", "cannot read: %s", err)
-		return nil
+		return sum
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		l.fail(0, "", "cannot read: %s", err)
-		return nil
+		return sum
 	}
 	if len(data) > MaxFileSize {
 		l.fail(0, "", "file is larger than the 1 MiB limit")
-		return nil
+		return sum
 	}
-	docs, problems := decodeFile(l.display, filepath.Dir(p), data, DecodeOptions{NumCPU: opts.NumCPU})
+	sum = sha256.Sum256(data)
+	if time.Since(info.ModTime()) < racyWindow || time.Since(time.Unix(0, key.ctimeNs)) < racyWindow {
+		// Changed just now: a second write within the file system's
+		// timestamp granularity would leave the stat as it is. Compare the
+		// content next time (as git does with racily clean index entries).
+		key.valid = false
+	}
+	if cached != nil && cached.sum == sum {
+		rd.stats.Rehashed++
+		c := *cached
+		c.stat = key
+		rd.use(l, p, &c)
+		return sum
+	}
+	rd.stats.Decoded++
+	docs, problems := decodeFile(l.display, filepath.Dir(p), data, DecodeOptions{NumCPU: rd.opts.NumCPU})
+	if rd.next != nil {
+		// The key is the stat taken before the read: a write during the
+		// read changes ctime, so the next load reads the file again.
+		rd.next[p] = &cachedFile{stat: key, sum: sum, display: l.display, numCPU: rd.opts.NumCPU,
+			docs: docsCopy(docs), problems: slices.Clone(problems)}
+	}
 	l.docs = docs
 	l.problems = append(l.problems, problems...)
-	return data
+	return sum
+}
+
+// use fills l from a cached decode and keeps it for the next load.
+func (rd *fileReader) use(l *loaded, p string, c *cachedFile) {
+	rd.next[p] = c
+	l.docs = docsCopy(c.docs)
+	l.problems = append(l.problems, c.problems...)
 }
 
 // insecure says why a manifest file or directory may not be trusted, and how

@@ -153,6 +153,43 @@ func FuzzDecode(f *testing.F) {
 }
 
 func BenchmarkLoad1000(b *testing.B) {
+	root := write1000(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		set, err := Load(root, LoadOptions{Insecure: true})
+		if err != nil || len(set.Containers) != 1000 || len(set.Problems) != 0 {
+			b.Fatalf("load: %d containers, %v, %v", len(set.Containers), set.Problems, err)
+		}
+	}
+}
+
+// BenchmarkLoad1000Unchanged is a resync's load: 1,000 files unchanged since
+// the last load, through the cache (stat only, no read, no decode).
+func BenchmarkLoad1000Unchanged(b *testing.B) {
+	root := write1000(b)
+	old := racyWindow
+	racyWindow = 0 // the files were just written; the benchmark is about later loads
+	defer func() { racyWindow = old }()
+	cache := NewCache()
+	if _, err := Load(root, LoadOptions{Insecure: true, Cache: cache}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		set, err := Load(root, LoadOptions{Insecure: true, Cache: cache})
+		if err != nil || len(set.Containers) != 1000 || len(set.Problems) != 0 {
+			b.Fatalf("load: %d containers, %v, %v", len(set.Containers), set.Problems, err)
+		}
+		if st := cache.Stats(); st.Decoded != 0 || st.Unchanged != 1001 {
+			b.Fatalf("cache: %+v", st)
+		}
+	}
+}
+
+// write1000 writes 1,000 Container manifests in 10 directories and an Image.
+func write1000(b testing.TB) string {
 	root := filepath.Join(b.TempDir(), "zocker.d")
 	for i := range 1000 {
 		dir := filepath.Join(root, fmt.Sprintf("app%d", i%10))
@@ -178,14 +215,7 @@ spec:
 		}
 	}
 	os.WriteFile(filepath.Join(root, "base.yaml"), []byte("apiVersion: zocker/v1\nkind: Image\nmetadata: {name: base}\nspec: {tarball: {path: /b.tar}}\n"), 0o644)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		set, err := Load(root, LoadOptions{Insecure: true})
-		if err != nil || len(set.Containers) != 1000 || len(set.Problems) != 0 {
-			b.Fatalf("load: %d containers, %v, %v", len(set.Containers), set.Problems, err)
-		}
-	}
+	return root
 }
 
 // TestScalarsAsWritten guards against YAML 1.1 resolution: ZFS wants

@@ -84,6 +84,7 @@ type Metrics struct {
 	pruneBlock  *prometheus.CounterVec
 
 	restarts         *restartCollector
+	logDropped       *restartCollector
 	rollbacks        *prometheus.CounterVec
 	containerUp      *prometheus.GaugeVec
 	containerHealthy *prometheus.GaugeVec
@@ -216,9 +217,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "zocker_build_info",
 			Help: "Version of zocker-reconcile and of Go it was built with; always 1.",
 		}, []string{"version", "goversion"}),
-		restarts: newRestartCollector(),
+		restarts:   newRestartCollector(),
+		logDropped: newLogDroppedCollector(),
 	}
 	reg.MustRegister(m.restarts)
+	reg.MustRegister(m.logDropped)
 
 	for _, r := range []string{ResultSuccess, ResultError} {
 		m.manifestLoads.WithLabelValues(r).Add(0)
@@ -306,6 +309,13 @@ func (m *Metrics) ContainerState(name string, up, healthy bool, restarts int) {
 	m.restarts.observe(name, restarts)
 }
 
+// ContainerLogDropped records the supervisor's count of log lines it
+// dropped (the log's disk was full); zocker_log_dropped_lines_total is
+// derived from it like the restarts (never backwards while this process runs).
+func (m *Metrics) ContainerLogDropped(name string, dropped int64) {
+	m.logDropped.observe(name, int(dropped))
+}
+
 // ContainerUsage records the container's rctl usage (memoryuse in bytes,
 // pcpu in percent; jail.Usage.MemoryBytes and CPUPercent), sampled by the
 // loop at most once per resync and cached there. Only call it
@@ -356,6 +366,7 @@ func (m *Metrics) ForgetContainer(name string) {
 	m.containerMemory.DeleteLabelValues(name)
 	m.containerCPU.DeleteLabelValues(name)
 	m.restarts.forget(name)
+	m.logDropped.forget(name)
 	m.objectReady.DeleteLabelValues(KindContainer, name)
 	m.datasetUsed.DeleteLabelValues(KindContainer, name)
 }

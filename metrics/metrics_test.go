@@ -258,6 +258,7 @@ func TestForgetContainerRemovesEverySeries(t *testing.T) {
 	for _, name := range []string{"web", "worker"} {
 		m.ContainerState(name, true, false, 1)
 		m.ContainerUsage(name, 1024, 1)
+		m.ContainerLogDropped(name, 7)
 		m.SetObjectReady(KindContainer, name, true)
 		m.DatasetUsed(KindContainer, name, 4096)
 	}
@@ -273,6 +274,9 @@ zocker_container_healthy{name="web"} 0
 # HELP zocker_container_restarts_total Restarts of the container's command by its supervisor, never decreasing while the service runs.
 # TYPE zocker_container_restarts_total counter
 zocker_container_restarts_total{name="web"} 1
+# HELP zocker_log_dropped_lines_total Output lines of the container's command its supervisor could not write to the log (full disk) and dropped.
+# TYPE zocker_log_dropped_lines_total counter
+zocker_log_dropped_lines_total{name="web"} 7
 # HELP zocker_container_memory_bytes Memory used by the container's jail (rctl memoryuse), sampled once per resync; FreeBSD with kern.racct.enable=1 only.
 # TYPE zocker_container_memory_bytes gauge
 zocker_container_memory_bytes{name="web"} 1024
@@ -286,7 +290,7 @@ zocker_object_ready{kind="Container",name="web"} 1
 # TYPE zocker_dataset_used_bytes gauge
 zocker_dataset_used_bytes{kind="Container",name="web"} 4096
 `, "zocker_container_up", "zocker_container_healthy", "zocker_container_restarts_total",
-		"zocker_container_memory_bytes", "zocker_container_cpu_percent",
+		"zocker_log_dropped_lines_total", "zocker_container_memory_bytes", "zocker_container_cpu_percent",
 		"zocker_object_ready", "zocker_dataset_used_bytes")
 
 	// A re-created container of the same name starts its restart count afresh.

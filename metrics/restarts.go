@@ -6,8 +6,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// restartCollector exposes zocker_container_restarts_total from the restart
-// counts the supervisors report.
+// restartCollector exposes a counter per container from a count the
+// supervisors report in their status: zocker_container_restarts_total from
+// the restart counts, zocker_log_dropped_lines_total from the log lines
+// dropped on a full disk. What follows is said of restarts; dropped lines
+// behave the same way.
 //
 // Why not a plain prometheus.Counter: the source of truth is the supervisor's
 // status file, a running count since that supervisor started, which outlives
@@ -38,15 +41,23 @@ type restartState struct {
 }
 
 func newRestartCollector() *restartCollector {
+	return newStatusCounter("zocker_container_restarts_total",
+		"Restarts of the container's command by its supervisor, never decreasing while the service runs.")
+}
+
+func newLogDroppedCollector() *restartCollector {
+	return newStatusCounter("zocker_log_dropped_lines_total",
+		"Output lines of the container's command its supervisor could not write to the log (full disk) and dropped.")
+}
+
+func newStatusCounter(name, help string) *restartCollector {
 	return &restartCollector{
-		desc: prometheus.NewDesc("zocker_container_restarts_total",
-			"Restarts of the container's command by its supervisor, never decreasing while the service runs.",
-			[]string{"name"}, nil),
+		desc:   prometheus.NewDesc(name, help, []string{"name"}, nil),
 		byName: map[string]*restartState{},
 	}
 }
 
-// observe takes the supervisor's current restart count for name.
+// observe takes the supervisor's current count for name.
 func (c *restartCollector) observe(name string, count int) {
 	if count < 0 {
 		count = 0

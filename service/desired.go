@@ -35,7 +35,10 @@ type Loader struct {
 	opts    LoaderOptions
 	inputs  *Inputs
 	remotes *Remotes
-	log     *slog.Logger
+	// cache keeps the decoded manifest files: a resync decodes only the
+	// files that changed.
+	cache *manifests.Cache
+	log   *slog.Logger
 	// remoteErrs are the pull Images whose repository could not be read at
 	// the last load; they stay as they are and are reported not Ready.
 	remoteErrs map[string]error
@@ -57,6 +60,7 @@ func NewLoader(opts LoaderOptions) *Loader {
 		opts:    opts,
 		inputs:  in,
 		remotes: &Remotes{Interval: opts.PullInterval, Resolve: opts.Resolve, ResolveOCI: opts.ResolveOCI},
+		cache:   manifests.NewCache(),
 		log:     log,
 	}
 }
@@ -65,7 +69,7 @@ func NewLoader(opts LoaderOptions) *Loader {
 // remote IDs. Images whose inputs or repository cannot be read are logged
 // and left out: their containers wait, and the current image stays.
 func (l *Loader) Load(ctx context.Context, dir string) (reconcile.Desired, error) {
-	set, err := manifests.Load(dir, manifests.LoadOptions{Insecure: l.opts.Insecure})
+	set, err := manifests.Load(dir, manifests.LoadOptions{Insecure: l.opts.Insecure, Cache: l.cache})
 	if err != nil {
 		return reconcile.Desired{}, err
 	}

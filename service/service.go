@@ -286,13 +286,15 @@ func (s *Service) recordObserved(p reconcile.Plan, o engine.Detail) {
 		name := c.ContainerName
 		seen[reconcile.Key(metrics.KindContainer, name)] = true
 		s.m.DatasetUsed(metrics.KindContainer, name, c.Used)
-		up, healthy, restarts := false, false, 0
+		up, healthy, restarts, dropped := false, false, 0, int64(0)
 		if i, ok := bySup[name]; ok {
 			st := o.Supervisors[i]
 			up, healthy = containerGauges(st)
 			restarts = st.Restarts
+			dropped = st.LogDroppedLines
 		}
 		s.m.ContainerState(name, up, healthy, restarts)
+		s.m.ContainerLogDropped(name, dropped)
 	}
 	for _, v := range o.State.Volumes {
 		seen[reconcile.Key(metrics.KindVolume, v.VolumeName)] = true

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/zocker-reconcile/zocker-reconcile/controller"
+	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
 
@@ -16,9 +17,20 @@ import (
 // something keeps changing.
 const applyPasses = 5
 
+// hasBuilds tells whether the set declares an Image built from a Zockerfile.
+func hasBuilds(set *manifests.Set) bool {
+	for _, img := range set.Images {
+		if img.Spec.Build != nil {
+			return true
+		}
+	}
+	return false
+}
+
 func init() {
 	register(func(g *globals) *cobra.Command {
 		var f reconcileFlags
+		var workers int
 		var initRoot bool
 		var timeout string
 		cmd := &cobra.Command{
@@ -47,6 +59,9 @@ the service will do, or stop it first.`,
 				if err != nil {
 					return err
 				}
+				if workers < 1 {
+					return fmt.Errorf("--workers %d: want at least 1", workers)
+				}
 				deadlines, err := service.ParseDeadlines(timeout)
 				if err != nil {
 					return err
@@ -61,17 +76,24 @@ the service will do, or stop it first.`,
 				if err != nil {
 					return err
 				}
-				// One observation first: a build's inputs include its base image's ID.
-				if _, err := eng.Observe(ctx); err != nil {
-					return err
-				}
 				sel, err := selectManifests(g, args)
 				if err != nil {
 					return err
 				}
-				d, err := newLoader(&f, log, eng).Load(ctx, sel.load)
+				loader := newLoader(&f, log, eng)
+				d, err := loader.Load(ctx, sel.load)
 				if err != nil {
 					return err
+				}
+				if hasBuilds(d.Set) {
+					// A build's inputs include its base image's ID: observe
+					// once, then load again with the tags known.
+					if _, err := eng.Observe(ctx); err != nil {
+						return err
+					}
+					if d, err = loader.Load(ctx, sel.load); err != nil {
+						return err
+					}
 				}
 				for _, pr := range d.Set.Problems {
 					fmt.Fprintln(g.stderr, pr.String())
@@ -80,7 +102,7 @@ the service will do, or stop it first.`,
 				opts.Only = sel.only(d.Set)
 				fmt.Fprintln(g.stdout, sel.describe(opts.Only))
 				start := time.Now()
-				p, err := controller.Converge(ctx, d, eng, service.WithDeadlines(eng, deadlines), opts, applyPasses, func(r controller.PassResult) {
+				p, err := controller.ConvergeWorkers(ctx, d, eng, service.WithDeadlines(eng, deadlines), opts, applyPasses, workers, func(r controller.PassResult) {
 					if r.Err != nil {
 						fmt.Fprintf(g.stdout, "%s: FAILED after %s: %v\n", r.Action.Line(), r.Took.Round(time.Millisecond), r.Err)
 						return
@@ -103,6 +125,7 @@ the service will do, or stop it first.`,
 			},
 		}
 		f.add(cmd)
+		cmd.Flags().IntVar(&workers, "workers", controller.DefaultWorkers, "actions run at once (image builds and pulls run one at a time)")
 		cmd.Flags().BoolVar(&initRoot, "init", false, "create --root when it does not exist (its parent must)")
 		cmd.Flags().StringVar(&timeout, "action-timeout", service.DefaultDeadlines, "deadline of each action: DURATION for all, OP=DURATION for one (import, build, pull, create, start, ...)")
 		return cmd

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/build"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
@@ -41,10 +42,7 @@ TAG moves to the new image only when every step succeeded.`,
 			if err != nil {
 				return err
 			}
-			if newSupervisorDriver == nil {
-				return fmt.Errorf("build: no jail driver on this system")
-			}
-			driver, err := newSupervisorDriver(g.stateDir, superviseOptions{}, log)
+			driver, err := supervisor.NewDriver(g.stateDir, supervisor.DriverOptions{}, log)
 			if err != nil {
 				return fmt.Errorf("build: %w", err)
 			}

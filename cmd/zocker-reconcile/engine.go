@@ -15,6 +15,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 	"github.com/zocker-reconcile/zocker-reconcile/service"
@@ -30,6 +31,7 @@ type reconcileFlags struct {
 	loopbackInterface string
 	jailNameservers   []string
 	pullInterval      time.Duration
+	supervisor        string
 }
 
 func (f *reconcileFlags) add(cmd *cobra.Command) {
@@ -40,6 +42,7 @@ func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
 	fl.StringSliceVar(&f.jailNameservers, "jail-nameserver", nil, "FreeBSD: nameservers for loopback and alias containers when the host's resolv.conf names 127.0.0.1 or ::1 (unreachable from such a jail); repeatable")
+	fl.StringVar(&f.supervisor, "supervisor", "", "the supervisor binary started for each container (default: "+SupervisorBinary+" beside this binary, else on PATH)")
 	fl.DurationVar(&f.pullInterval, "pull-interval", service.DefaultPullInterval, "how often the repository tags of pull Images and the registry tags of oci Images are checked (and on every manifest change)")
 }
 
@@ -64,9 +67,6 @@ const (
 // newEngine opens the store under --root as mode says and builds the driver
 // and the engine.
 func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Logger, mode storeMode) (*engine.Engine, error) {
-	if newSupervisorDriver == nil {
-		return nil, fmt.Errorf("no jail driver on this system")
-	}
 	pool, err := netip.ParsePrefix(f.loopbackPool)
 	if err != nil {
 		return nil, fmt.Errorf("--loopback-pool %q: %w", f.loopbackPool, err)
@@ -77,7 +77,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		}
 	}
 	r := &runner.Exec{Logger: log}
-	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
+	driver, err := supervisor.NewDriver(g.stateDir, supervisor.DriverOptions{LoopbackInterface: f.loopbackInterface}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -113,16 +113,17 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		return nil, err
 	}
 	reconcile.SetEnvKey(key)
-	exe, err := os.Executable()
+	self, err := supervisorArgv(f.supervisor)
 	if err != nil {
-		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
+		return nil, err
 	}
+	log.Debug("supervisor binary", "argv", self)
 	eng := &engine.Engine{
 		Pull:              engine.Pullers(engine.RepoPuller(store, r, repo.Options{Log: log, MaxImageSize: maxSize}), engine.OCIPuller(store, log)),
 		Store:             store,
 		Driver:            driver,
 		StateDir:          g.stateDir,
-		Self:              []string{exe, SuperviseCommand},
+		Self:              self,
 		LoopbackPool:      pool,
 		LoopbackInterface: f.loopbackInterface,
 		JailNameservers:   f.jailNameservers,

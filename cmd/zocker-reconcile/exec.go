@@ -53,7 +53,7 @@ terminal too) are passed through. The exit status is the command's.`,
 				if workdir != "" {
 					p.Workdir = workdir
 				}
-				driver, err := newSupervisorDriver(g.stateDir, superviseOptions{}, log)
+				driver, err := supervisor.NewDriver(g.stateDir, supervisor.DriverOptions{}, log)
 				if err != nil {
 					return err
 				}

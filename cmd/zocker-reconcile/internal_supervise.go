@@ -1,36 +1,29 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"os/signal"
-	"syscall"
+	"os"
+	"os/exec"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
-	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 )
 
 // SuperviseCommand is the hidden subcommand that runs one container's
-// supervisor: `zocker-reconcile __supervise STATE_DIR NAME`. The service
-// starts it through supervisor.Start with self = [exe, SuperviseCommand].
+// supervisor in this (large) binary: `zocker-reconcile __supervise STATE_DIR
+// NAME`. The service prefers the lean zocker-supervise binary (see
+// supervisorArgv) and uses this only when that binary cannot be found.
 const SuperviseCommand = "__supervise"
 
-// superviseOptions are the hidden command's own flags.
-type superviseOptions struct {
-	loopbackInterface string
-}
-
-// newSupervisorDriver builds the jail driver a supervisor uses; it is set by
-// the per-OS files (internal_supervise_linux.go, _freebsd.go) and is nil on
-// systems without a driver.
-var newSupervisorDriver func(stateDir string, opts superviseOptions, log *slog.Logger) (jail.Driver, error)
+// SupervisorBinary is the name of the lean supervisor binary, installed
+// beside zocker-reconcile.
+const SupervisorBinary = "zocker-supervise"
 
 func init() {
 	register(func(g *globals) *cobra.Command {
-		var opts superviseOptions
+		var opts supervisor.DriverOptions
 		cmd := &cobra.Command{
 			Use:    SuperviseCommand + " STATE_DIR NAME",
 			Short:  "Run one container's supervisor (started by the service, not by people)",
@@ -41,33 +34,70 @@ func init() {
 				if err != nil {
 					return err
 				}
-				if err := runSupervisor(args[0], args[1], opts, log); err != nil {
+				if err := supervisor.Main(args[0], args[1], opts, log); err != nil {
+					return withCode(1, err)
+				}
+				return removeWhenDone(g, args[0], args[1], log)
+			},
+		}
+		cmd.Flags().StringVar(&opts.LoopbackInterface, "loopback-interface", "", "FreeBSD: the interface of loopback addresses when the jail spec names none")
+		return cmd
+	})
+	// What zocker-supervise runs when a run -d --rm container is done: the
+	// removal needs the ZFS code the lean supervisor leaves out.
+	register(func(g *globals) *cobra.Command {
+		return &cobra.Command{
+			Use:    RemoveWhenDoneCommand + " STATE_DIR NAME",
+			Short:  "Remove a run --rm container whose command is done (run by its supervisor, not by people)",
+			Hidden: true,
+			Args:   cobra.ExactArgs(2),
+			RunE: func(_ *cobra.Command, args []string) error {
+				log, err := g.logger()
+				if err != nil {
 					return err
 				}
 				return removeWhenDone(g, args[0], args[1], log)
 			},
 		}
-		cmd.Flags().StringVar(&opts.loopbackInterface, "loopback-interface", "", "FreeBSD: the interface of loopback addresses when the jail spec names none")
-		return cmd
 	})
 }
 
-func runSupervisor(stateDir, name string, opts superviseOptions, log *slog.Logger) error {
-	if newSupervisorDriver == nil {
-		return fmt.Errorf("supervise container %s: no jail driver on this system", name)
+// RemoveWhenDoneCommand is the hidden command zocker-supervise runs (given
+// as --remove-with this binary) once a run --rm container is done.
+const RemoveWhenDoneCommand = "__remove-when-done"
+
+// supervisorArgv is the argv prefix that starts a supervisor, for
+// supervisor.Start: the binary given with --supervisor, else zocker-supervise
+// beside this binary, else zocker-supervise on PATH, else this binary's
+// hidden __supervise command (a development build run with go run).
+func supervisorArgv(flag string) ([]string, error) {
+	if flag != "" {
+		abs, err := filepath.Abs(flag)
+		if err != nil {
+			return nil, fmt.Errorf("--supervisor %s: %w", flag, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("--supervisor: %w", err)
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("locate the zocker-reconcile binary: %w", err)
+		}
+		return []string{abs, "--remove-with", exe}, nil
 	}
-	driver, err := newSupervisorDriver(stateDir, opts, log)
+	exe, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("supervise container %s: %w", name, err)
+		return nil, fmt.Errorf("locate the zocker-reconcile binary: %w", err)
 	}
-	// SIGTERM is the stop request (supervisor.Stop sends it); SIGINT too,
-	// for a supervisor run by hand. SIGHUP is ignored: the supervisor has
-	// no terminal, and a stray hang-up must not stop a container.
-	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := supervisor.Run(ctx, stateDir, name, driver, log); err != nil {
-		return withCode(1, err)
+	lean := func(path string) []string { return []string{path, "--remove-with", exe} }
+	beside := filepath.Join(filepath.Dir(exe), SupervisorBinary)
+	if fi, err := os.Stat(beside); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return lean(beside), nil
 	}
-	return nil
+	if p, err := exec.LookPath(SupervisorBinary); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return lean(abs), nil
+		}
+	}
+	return []string{exe, SuperviseCommand}, nil
 }

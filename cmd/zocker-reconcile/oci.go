@@ -64,19 +64,19 @@ func importOCI(ctx context.Context, g *globals, tag, arg, sum string, f ociFlags
 	if err != nil {
 		return "", err
 	}
-	res, err := (&oci.Puller{Store: s, Log: log}).Pull(ctx, src)
+	res, err := (&oci.Puller{Store: s, Log: log, MaxSize: s.ImageSizeLimit()}).Pull(ctx, src)
 	if err != nil {
 		return "", err
 	}
 	if err := s.Tag(ctx, tag, res.ID); err != nil {
 		return "", err
 	}
-	fmt.Fprintf(g.stderr, "%s: %d layer(s), %d fetched (%s), manifest %s\n", src, res.Layers, res.Fetched, imageSize(res.Bytes), res.Manifest)
+	fmt.Fprintf(g.stderr, "%s: %d layer(s), %d fetched (%s), manifest %s\n", src, res.Layers, res.Fetched, img.Size(res.Bytes), res.Manifest)
 	return res.ID, nil
 }
 
 // pushOCI sends the local image TAG (or ID) to docker://REF.
-func pushOCI(ctx context.Context, g *globals, image, arg string, f ociFlags) error {
+func pushOCI(ctx context.Context, g *globals, local, arg string, f ociFlags) error {
 	ref, ok := strings.CutPrefix(arg, dockerTransport)
 	if !ok {
 		return fmt.Errorf("push %s: want docker://REGISTRY/REPO:TAG (or --repository for a zocker repository)", arg)
@@ -91,7 +91,7 @@ func pushOCI(ctx context.Context, g *globals, image, arg string, f ociFlags) err
 	if err != nil {
 		return err
 	}
-	id, err := s.Resolve(ctx, image)
+	id, err := s.Resolve(ctx, local)
 	if err != nil {
 		return err
 	}
@@ -104,10 +104,6 @@ func pushOCI(ctx context.Context, g *globals, image, arg string, f ociFlags) err
 		return err
 	}
 	fmt.Fprintf(g.stdout, "%s -> %s: %d layer(s), %d sent (%s), %d already there, manifest %s\n",
-		image, arg, res.Layers, res.Sent, imageSize(res.Bytes), res.Layers-res.Sent, res.Manifest)
+		local, arg, res.Layers, res.Sent, img.Size(res.Bytes), res.Layers-res.Sent, res.Manifest)
 	return nil
 }
-
-// imageSize is image.Size for the transfer summaries (a parameter there is
-// named image).
-func imageSize(n int64) string { return img.Size(n) }

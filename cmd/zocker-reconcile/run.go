@@ -334,13 +334,12 @@ and -t) and prints its name; start runs it.`,
 // for good is removed, as `rm` would (its supervisor, having exited,
 // holds nothing any more).
 func removeWhenDone(g *globals, stateDir, name string, log *slog.Logger) error {
-	cfg, err := supervisor.ReadConfig(stateDir, name)
-	if err != nil || cfg.Annotations[engine.AnnotationRemove] != "true" {
-		return nil
+	if !supervisor.RemoveWanted(stateDir, name) {
+		return nil // not --rm, or stopped by hand: rm is theirs to run
 	}
-	st, err := supervisor.Get(stateDir, name)
-	if err != nil || st.State != supervisor.StateExited {
-		return nil // stopped by hand: rm is theirs to run
+	cfg, err := supervisor.ReadConfig(stateDir, name)
+	if err != nil {
+		return nil
 	}
 	ctx := context.Background()
 	gg := *g

@@ -18,6 +18,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 	"github.com/zocker-reconcile/zocker-reconcile/service"
@@ -129,8 +130,8 @@ func runSelftest(ctx context.Context, g *globals, log *slog.Logger, keep bool, i
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if newSupervisorDriver == nil {
-		return nil, fmt.Errorf("no jail driver on this system")
+	if _, err := supervisor.NewDriver(g.stateDir, supervisor.DriverOptions{}, log); err != nil {
+		return nil, err
 	}
 	r := &runner.Exec{Logger: log}
 	// The parent root is what serve would create; the run's root goes below.
@@ -193,11 +194,11 @@ func runSelftest(ctx context.Context, g *globals, log *slog.Logger, keep bool, i
 // cleanupSelftests removes what interrupted selftests left (serve start and
 // every selftest run it).
 func cleanupSelftests(ctx context.Context, g *globals, log *slog.Logger) ([]string, error) {
-	if newSupervisorDriver == nil {
+	if _, err := supervisor.NewDriver(g.stateDir, supervisor.DriverOptions{}, log); err != nil {
 		return nil, nil
 	}
 	return smoke.Cleanup(ctx, g.root, g.stateDir, func(stateDir string) (jail.Driver, error) {
-		return newSupervisorDriver(stateDir, superviseOptions{}, log)
+		return supervisor.NewDriver(stateDir, supervisor.DriverOptions{}, log)
 	}, &runner.Exec{Logger: log}, zfs.Bin(), log)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/zocker-reconcile/zocker-reconcile/controller"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics/httpapi"
@@ -56,7 +57,7 @@ containers keep running, and the next start adopts them.`,
 		fl.StringVar(&f.listen, "listen", envOr("ZOCKER_LISTEN", httpapi.DefaultListen), "address of /metrics, /healthz, /readyz and /status (env ZOCKER_LISTEN)")
 		fl.BoolVar(&f.init, "init", false, "create --root when it does not exist (its parent must)")
 		fl.StringVar(&f.timeout, "action-timeout", service.DefaultDeadlines, "deadline of each action: DURATION for all, OP=DURATION for one (import, build, pull, create, start, stop, replace, prune, ...); /healthz fails while an action runs past it")
-		fl.IntVar(&f.workers, "workers", 2, "actions run at once (image builds and pulls run one at a time)")
+		fl.IntVar(&f.workers, "workers", controller.DefaultWorkers, "actions run at once (image builds and pulls run one at a time)")
 		fl.DurationVar(&f.resync, "resync", 30*time.Second, "period of the full passes that also repair drift (±10% jitter)")
 		return cmd
 	})

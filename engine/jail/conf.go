@@ -31,21 +31,65 @@ type ConfOptions struct {
 	LoopbackInterface string
 }
 
-var (
-	// jailNameRE: a jail name may not contain '.', which jail(8) reads as
-	// hierarchy, and it is written unquoted as the block name.
-	jailNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,62})$`)
-	// ifaceRE is a FreeBSD interface name (em0, lo1, vlan10, bridge0, wg0).
-	ifaceRE    = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.]{0,14}$`)
-	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?$`)
+// The names below are checked by hand rather than by regexp: a counted
+// repetition such as {0,253} compiles into a program of hundreds of
+// instructions, and the hostname one alone made every process importing
+// this package (each container's supervisor and jail init) 1 MB larger.
+// The patterns are kept as text for the error messages (names_test.go
+// checks the functions against them).
+const (
+	// jailNamePattern: a jail name may not contain '.', which jail(8) reads
+	// as hierarchy, and it is written unquoted as the block name.
+	jailNamePattern = `^[a-z0-9]([a-z0-9_-]{0,62})$`
+	// ifacePattern is a FreeBSD interface name (em0, lo1, vlan10, bridge0, wg0).
+	ifacePattern    = `^[a-zA-Z][a-zA-Z0-9_.]{0,14}$`
+	hostnamePattern = `^[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?$`
 )
 
-// validJailName: jailNameRE, and not all digits, which jail(8), jexec, jls
-// and libjail's jail_getid() read as a jail ID (config.c load_config turns
-// a numeric block name into jid=).
+func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isAlnum(c byte) bool { return isLower(c) || isUpper(c) || isDigit(c) }
+
+// allBytes tells whether every byte of s satisfies ok.
+func allBytes(s string, ok func(byte) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// matchesJailName matches jailNamePattern.
+func matchesJailName(s string) bool {
+	return len(s) >= 1 && len(s) <= 63 && (isLower(s[0]) || isDigit(s[0])) &&
+		allBytes(s[1:], func(c byte) bool { return isLower(c) || isDigit(c) || c == '_' || c == '-' })
+}
+
+// validIface matches ifacePattern.
+func validIface(s string) bool {
+	return len(s) >= 1 && len(s) <= 15 && (isLower(s[0]) || isUpper(s[0])) &&
+		allBytes(s[1:], func(c byte) bool { return isAlnum(c) || c == '_' || c == '.' })
+}
+
+// validHostname matches hostnamePattern.
+func validHostname(s string) bool {
+	switch {
+	case len(s) == 0 || len(s) > 255 || !isAlnum(s[0]):
+		return false
+	case len(s) == 1:
+		return true
+	}
+	return isAlnum(s[len(s)-1]) && allBytes(s[1:len(s)-1], func(c byte) bool { return isAlnum(c) || c == '.' || c == '-' })
+}
+
+// validJailName: jailNamePattern, and not all digits, which jail(8), jexec,
+// jls and libjail's jail_getid() read as a jail ID (config.c load_config
+// turns a numeric block name into jid=).
 func validJailName(name string) error {
-	if !jailNameRE.MatchString(name) {
-		return fmt.Errorf("jail name %q must match %s", name, jailNameRE)
+	if !matchesJailName(name) {
+		return fmt.Errorf("jail name %q must match %s", name, jailNamePattern)
 	}
 	if strings.Trim(name, "0123456789") == "" {
 		return fmt.Errorf("jail name %q is all digits: jail(8) would read it as a jail ID", name)
@@ -114,7 +158,7 @@ func RenderConf(s Spec, opts ConfOptions) ([]byte, error) {
 	if hostname == "" {
 		hostname = s.Name
 	}
-	if !hostnameRE.MatchString(hostname) {
+	if !validHostname(hostname) {
 		return nil, fmt.Errorf("render jail.conf for %s: hostname %q is not a valid host name", s.Name, hostname)
 	}
 	net, err := networkParams(s.Network, opts.LoopbackInterface)
@@ -252,7 +296,7 @@ func networkParams(n Network, defaultLoopback string) ([]string, error) {
 // it after the jail is removed. A family with no address is disabled
 // explicitly rather than left to the kernel's default.
 func addrParams(iface string, addrs []string, hostRoute bool) ([]string, error) {
-	if !ifaceRE.MatchString(iface) {
+	if !validIface(iface) {
 		return nil, fmt.Errorf("interface %q is not a valid interface name", iface)
 	}
 	var v4, v6 []string

@@ -8,7 +8,9 @@ package jail
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"syscall"
 )
 
 // ErrNotFound is returned when a jail does not exist.
@@ -97,12 +99,37 @@ type Driver interface {
 	// Command prepares (does not start) a command that runs p inside the
 	// running jail name. Signals sent to the returned process reach the
 	// command: on FreeBSD jexec execs into it; on Linux it is a small shim
-	// that relays every catchable signal (a SIGKILL of the shim does not
-	// reach the command, so callers kill the shim's process group).
+	// (started with a fixed, minimal environment: p.Env reaches only the
+	// command, inside the jail) that asks the jail's init to start the
+	// command and relays every catchable signal (a SIGKILL of the shim
+	// does not reach the command, so callers kill the shim's process group).
 	Command(name string, p Process) (*exec.Cmd, error)
 	// Remove stops every process in the jail and removes it with its mounts.
 	// Removing a jail that does not exist returns nil.
 	Remove(ctx context.Context, name string) error
 	// List returns the running jails with one command (or none).
 	List(ctx context.Context) ([]Info, error)
+}
+
+// Starter is implemented by drivers that can start a command in a jail
+// without any helper process on the host (the Linux driver: the jail's init
+// starts it as its own child). A supervisor prefers it to Command for the
+// container's main command: the container is then the supervisor and the
+// jail, nothing else.
+type Starter interface {
+	// Start runs p in the running jail name with the given standard input,
+	// output and error (nil: /dev/null). When the command exits, what is
+	// left of its process group is killed. A jail that does not run is
+	// ErrNotFound.
+	Start(name string, p Process, stdin, stdout, stderr *os.File) (Proc, error)
+}
+
+// Proc is a command started by a Starter.
+type Proc interface {
+	// Pid is the command's pid as the host sees it (0 if unknown).
+	Pid() int
+	// Signal sends sig to the command.
+	Signal(sig syscall.Signal) error
+	// Wait waits for the command to exit and returns its wait status.
+	Wait() (syscall.WaitStatus, error)
 }

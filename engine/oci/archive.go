@@ -18,17 +18,26 @@ import (
 
 // unpackArchive unpacks an OCI layout archive (.tar, .tar.gz/.tgz,
 // .txz/.tar.xz: recognised by content, not name) into a new private
-// directory under tmpDir and returns it. The archive is untrusted: it goes
-// through Apply (nothing outside the directory, no devices), and its sha256,
-// when want is set, is checked before the directory is returned.
-func unpackArchive(path, want, tmpDir string, log *slog.Logger) (dir string, err error) {
+// directory under tmpDir and returns it. A declared sha256 is checked
+// before anything of the archive is parsed. The archive is untrusted: it
+// goes through layer.Apply (nothing outside the directory, no devices, at
+// most limit bytes unpacked).
+func unpackArchive(path, want, tmpDir string, limit int64, log *slog.Logger) (dir string, err error) {
+	if want != "" {
+		got, err := fileSHA256(path)
+		if err != nil {
+			return "", err
+		}
+		if got != strings.ToLower(want) {
+			return "", fmt.Errorf("archive %s: sha256 mismatch: the file has %s, %s was declared", path, got, want)
+		}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("open archive %s: %w", path, err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	br := bufio.NewReader(io.TeeReader(f, h))
+	br := bufio.NewReader(f)
 	magic, _ := br.Peek(6)
 	var r io.Reader = br
 	switch {
@@ -45,23 +54,26 @@ func unpackArchive(path, want, tmpDir string, log *slog.Logger) (dir string, err
 		}
 		r = xr
 	}
-	dir, err = os.MkdirTemp(tmpDir, "zocker-oci-archive-")
+	tmp, err := os.MkdirTemp(tmpDir, "zocker-oci-archive-")
 	if err != nil {
 		return "", fmt.Errorf("unpack archive %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(dir)
-		}
-	}()
-	if _, err = layer.Apply(dir, r, log); err != nil {
+	if _, err := layer.Apply(tmp, capReader{r, &limit}, log); err != nil {
+		os.RemoveAll(tmp)
 		return "", fmt.Errorf("unpack archive %s: %w", path, err)
 	}
-	if _, err = io.Copy(io.Discard, br); err != nil {
+	return tmp, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("open archive %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("read archive %s: %w", path, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); want != "" && got != strings.ToLower(want) {
-		return "", fmt.Errorf("archive %s: sha256 mismatch: the file has %s, %s was declared", path, got, want)
-	}
-	return dir, nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

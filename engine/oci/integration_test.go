@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -136,7 +137,7 @@ func ociDatasets(t testing.TB, s *zfs.Store) map[string]zfs.Image {
 	}
 	out := map[string]zfs.Image{}
 	for _, im := range st.Images {
-		if im.Props[PropOrigin] == Origin {
+		if im.Props[zfs.PropOrigin] == zfs.OriginOCI {
 			out[im.ID] = im
 		}
 	}
@@ -466,7 +467,7 @@ func TestIntegrationFreeBSDArchive(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(im.Mountpoint, "bin/freebsd-version")); err != nil || fi.Mode().Perm() != 0o555 {
 		t.Errorf("bin/freebsd-version: %v %v", fi, err)
 	}
-	if im.Config.Env["PATH"] == "" || im.Props[PropOrigin] != Origin {
+	if im.Config.Env["PATH"] == "" || im.Props[zfs.PropOrigin] != zfs.OriginOCI {
 		t.Errorf("config %+v, props %v", im.Config, im.Props)
 	}
 }
@@ -555,5 +556,36 @@ func TestIntegrationRegistryAuth(t *testing.T) {
 	res, err := p.Pull(context.Background(), Source{Ref: ref, Insecure: true})
 	if err != nil || res.Fetched != 1 {
 		t.Fatalf("with $DOCKER_CONFIG/config.json: %+v, %v", res, err)
+	}
+}
+
+// TestIntegrationMaxSize: an image larger than the limit as sent is refused
+// before a byte is fetched; one that unpacks beyond it (a compression bomb)
+// fails while streaming, leaving ROOT/tmp empty.
+func TestIntegrationMaxSize(t *testing.T) {
+	testenv.Pool(t)
+	zeros := layerOf(t, tarOf(t, "", []entry{fileE("zeros", string(make([]byte, 4<<20)))}))
+	img := imageOf(t, "linux", "amd64", v1.Config{}, zeros)
+	ref := ggcrRegistry(t, nil) + "/big/zeros:v1"
+	r, _ := name.ParseReference(ref, name.Insecure)
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t)
+	sent := must(zeros.Size())
+	for _, c := range []struct {
+		max  int64
+		want string
+	}{
+		{sent - 1, "(--max-image-size)"},
+		{sent + 64<<10, "exceeds the image size limit"},
+	} {
+		_, err := (&Puller{Store: s, Log: testLog(), MaxSize: c.max}).Pull(context.Background(), Source{Ref: ref, Insecure: true})
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("limit %d: err = %v, want %q", c.max, err, c.want)
+		}
+		if ds := ociDatasets(t, s); len(ds) != 0 {
+			t.Errorf("limit %d: datasets left: %v", c.max, ds)
+		}
 	}
 }

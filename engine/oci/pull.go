@@ -24,11 +24,9 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
-// Properties the puller records on what it publishes.
+// Properties the puller records on what it publishes (with zfs.PropOrigin
+// = zfs.OriginOCI on every layer and image).
 const (
-	// PropOrigin records how an image was made (import, build, pull, commit,
-	// load, oci); shared with the rest of the store.
-	PropOrigin = "zocker:origin"
 	// PropSource is where an OCI image came from: docker://REF or
 	// oci-archive:PATH, with the manifest digest.
 	PropSource = "zocker:source"
@@ -52,6 +50,34 @@ type Puller struct {
 	TmpDir string
 	// Remote are extra options for registry calls (tests: a transport).
 	Remote []remote.Option
+	// MaxSize bounds an image: its layers as sent, and as unpacked, and an
+	// archive as unpacked (0: zfs.DefaultMaxImageSize; --max-image-size).
+	MaxSize int64
+}
+
+func (p *Puller) maxSize() int64 {
+	if p.MaxSize > 0 {
+		return p.MaxSize
+	}
+	return zfs.DefaultMaxImageSize
+}
+
+// ErrTooLarge is returned (wrapped) when an image or archive exceeds MaxSize.
+var ErrTooLarge = errors.New("exceeds the image size limit")
+
+// capReader fails once more than *left bytes were read through it.
+type capReader struct {
+	r    io.Reader
+	left *int64
+}
+
+func (c capReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	*c.left -= int64(n)
+	if *c.left < 0 {
+		return n, ErrTooLarge
+	}
+	return n, err
 }
 
 // Result says what a pull did.
@@ -135,7 +161,7 @@ func (p *Puller) open(ctx context.Context, src Source) (img v1.Image, done func(
 		return nil, nil, fmt.Errorf("open %s: %w", src, err)
 	}
 	if !fi.IsDir() {
-		tmp, err := unpackArchive(src.Archive, src.SHA256, p.TmpDir, p.log())
+		tmp, err := unpackArchive(src.Archive, src.SHA256, p.TmpDir, p.maxSize(), p.log())
 		if err != nil {
 			return nil, nil, err
 		}
@@ -242,11 +268,29 @@ func (p *Puller) Pull(ctx context.Context, src Source) (res Result, err error) {
 		return res, fmt.Errorf("pull %s: the config lists %d layers, the manifest %d", src, len(cf.RootFS.DiffIDs), len(m.Layers))
 	}
 	res.Layers = len(m.Layers)
+	var sent int64
+	for _, l := range m.Layers {
+		if l.Size < 0 || l.Size > p.maxSize() {
+			sent = -1
+			break
+		}
+		sent += l.Size
+	}
+	if sent < 0 {
+		return res, fmt.Errorf("pull %s: a layer size in the manifest is negative or %w of %d bytes (--max-image-size)", src, ErrTooLarge, p.maxSize())
+	}
+	if sent > p.maxSize() {
+		return res, fmt.Errorf("pull %s: layers of %d bytes: %w of %d bytes (--max-image-size)", src, sent, ErrTooLarge, p.maxSize())
+	}
+	unpacked := p.maxSize()
 	st, err := p.Store.Observe(ctx)
 	if err != nil {
 		return res, fmt.Errorf("pull %s: %w", src, err)
 	}
-	if _, ok := st.Image(res.ID); ok {
+	if im, ok := st.Image(res.ID); ok {
+		if err := sameOrigin(im); err != nil {
+			return res, fmt.Errorf("pull %s: %w", src, err)
+		}
 		log.Debug("image already present")
 		return res, nil
 	}
@@ -261,11 +305,18 @@ func (p *Puller) Pull(ctx context.Context, src Source) (res Result, err error) {
 		if chain[i].Algorithm != "sha256" || image.ValidID(cid) != nil {
 			return res, fmt.Errorf("pull %s: layer %d: diff ID %s is not a sha256 digest", src, i+1, cf.RootFS.DiffIDs[i])
 		}
-		if _, ok := st.Image(cid); ok {
+		// A layer present is not fetched again: it was verified against
+		// its diff ID when it was, and its ChainID names the whole chain
+		// below it (as Docker and containerd reuse layers). Only a layer
+		// this puller made is reused, never a build or import of that ID.
+		if im, ok := st.Image(cid); ok {
+			if err := sameOrigin(im); err != nil {
+				return res, fmt.Errorf("pull %s: layer %d: %w", src, i+1, err)
+			}
 			parent = cid
 			continue
 		}
-		n, err := p.layer(ctx, l, m.Layers[i], cf.RootFS.DiffIDs[i], parent, cid, src, i+1, len(layers))
+		n, err := p.layer(ctx, l, m.Layers[i], cf.RootFS.DiffIDs[i], parent, cid, &unpacked, i+1, len(layers))
 		if err != nil {
 			return res, fmt.Errorf("pull %s: layer %d/%d %s: %w", src, i+1, len(layers), m.Layers[i].Digest, err)
 		}
@@ -276,7 +327,7 @@ func (p *Puller) Pull(ctx context.Context, src Source) (res Result, err error) {
 	cfg := imageConfig(cf)
 	cfg.Parent = parent
 	if err := p.publish(ctx, parent, res.ID, cfg, map[string]string{
-		PropOrigin: Origin, PropSource: src.String() + "@" + res.Manifest,
+		zfs.PropOrigin: zfs.OriginOCI, PropSource: src.String() + "@" + res.Manifest,
 	}); err != nil {
 		return res, fmt.Errorf("pull %s: %w", src, err)
 	}
@@ -284,6 +335,16 @@ func (p *Puller) Pull(ctx context.Context, src Source) (res Result, err error) {
 	log.Info("pulled image", "source", src.String(), "manifest", res.Manifest, "layers", res.Layers,
 		"fetched", res.Fetched, "bytes", res.Bytes, "seconds", secs)
 	return res, nil
+}
+
+// sameOrigin refuses an existing image of the same ID that is not an OCI
+// image or layer (review H2: an ID from a registry never stands for a local
+// build or import).
+func sameOrigin(im zfs.Image) error {
+	if o := im.Provenance(); o != zfs.OriginOCI {
+		return fmt.Errorf("image %s: %w (it is a %s image)", im.ID, zfs.ErrOriginConflict, o)
+	}
+	return nil
 }
 
 // publish clones fromID (or starts empty) and publishes it unchanged as id:
@@ -305,7 +366,7 @@ func (p *Puller) publish(ctx context.Context, fromID, id string, cfg zfs.Config,
 
 // layer fetches one layer, verifying its digest and diff ID as it streams,
 // applies it onto a clone of parent and publishes it as chainID.
-func (p *Puller) layer(ctx context.Context, l v1.Layer, desc v1.Descriptor, diffID v1.Hash, parent, chainID string, src Source, n, total int) (size int64, err error) {
+func (p *Puller) layer(ctx context.Context, l v1.Layer, desc v1.Descriptor, diffID v1.Hash, parent, chainID string, left *int64, n, total int) (size int64, err error) {
 	log := p.log().With("dataset", chainID, "action", "pull", "layer", fmt.Sprintf("%d/%d", n, total))
 	if desc.Digest.Algorithm != "sha256" || diffID.Algorithm != "sha256" {
 		return 0, fmt.Errorf("only sha256 digests are supported (have %s, %s)", desc.Digest, diffID)
@@ -334,7 +395,7 @@ func (p *Puller) layer(ctx context.Context, l v1.Layer, desc v1.Descriptor, diff
 		return 0, err
 	}
 	uncompressed := sha256.New()
-	tee := io.TeeReader(ur, uncompressed)
+	tee := io.TeeReader(capReader{ur, left}, uncompressed)
 	stats, err := layer.Apply(w.Mountpoint, tee, p.log().With("dataset", chainID))
 	if err != nil {
 		if derr := checkDigests(br, tee, compressed, uncompressed, desc.Digest, diffID); derr != nil {
@@ -349,7 +410,7 @@ func (p *Puller) layer(ctx context.Context, l v1.Layer, desc v1.Descriptor, diff
 		return 0, err
 	}
 	if err = p.Store.Publish(ctx, w, chainID, zfs.Config{Parent: parent}, map[string]string{
-		PropOrigin: Origin, PropLayer: desc.Digest.String(),
+		zfs.PropOrigin: zfs.OriginOCI, PropLayer: desc.Digest.String(),
 	}); err != nil {
 		if errors.Is(err, zfs.ErrExists) {
 			return prog.n, nil

@@ -26,10 +26,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Origin is the value of zocker:origin on images (and their layers) made
-// from OCI images.
-const Origin = "oci"
-
 // Source is where an OCI image comes from: a registry Ref or an Archive
 // (an OCI image layout directory, .tar, .tar.gz/.tgz or .txz/.tar.xz).
 type Source struct {

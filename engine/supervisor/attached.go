@@ -100,18 +100,19 @@ func (s *supervisor) runAttached(ctx context.Context, stdio Stdio) (int, error) 
 		st.State, st.PID, st.StartedAt = StateRunning, cmd.Process.Pid, s.now().UTC()
 	})
 	s.log.Info("command started", "action", "start", "pid", cmd.Process.Pid)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var werr error
+	p := cmdProc{cmd}
+	done := make(chan syscall.WaitStatus, 1)
+	go func() { done <- p.wait() }()
+	var ws syscall.WaitStatus
 	select {
-	case werr = <-done:
+	case ws = <-done:
 	case <-ctx.Done():
-		werr = s.stop(cmd, done)
+		ws = s.stop(p, done)
 	}
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		s.log.Debug("kill the command's process group", "pid", cmd.Process.Pid, "err", err)
 	}
-	code, sig := exitStatus(cmd, werr)
+	code, sig := exitStatus(ws)
 	s.recordExit(exit{code: code, signal: sig, at: s.now().UTC()})
 	s.log.Info("command exited", "action", "exit", "code", code, "signal", sig)
 	return code, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
@@ -88,7 +89,8 @@ func (s *supervisor) check(ctx context.Context, hc *Healthcheck) (int, string) {
 	if cmd.ProcessState == nil {
 		return 127, truncate(fmt.Sprintf("health check of container %s: %v\n%s", s.cfg.Name, err, out.String()))
 	}
-	code, _ := exitStatus(cmd, err)
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	code, _ := exitStatus(ws)
 	return code, truncate(out.String())
 }
 

@@ -31,20 +31,20 @@ func linuxDriver(stateDir string) *linuxns.Driver {
 	return linuxns.New(stateDir, []string{exe, linuxns.InitCommand}, &runner.Exec{}, nil)
 }
 
-// childPid returns the first child of pid: the Linux driver's command is a
-// shim whose child is the container's command (nsenter --no-fork execs it).
-func childPid(t *testing.T, pid int) int {
+// parentPid returns the parent of pid (PPid in /proc/PID/status).
+func parentPid(t *testing.T, pid int) int {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(pid) + "/children")
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			n, _ := strconv.Atoi(f[0])
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatalf("process %d: %v", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
 			return n
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("process %d has no child", pid)
+	t.Fatalf("process %d: no PPid", pid)
 	return 0
 }
 
@@ -53,9 +53,6 @@ func childPid(t *testing.T, pid int) int {
 // health check are seen, and stop leaves no jail.
 func TestLinuxDriverIntegration(t *testing.T) {
 	testenv.RequireRoot(t)
-	if _, err := exec.LookPath("nsenter"); err != nil {
-		t.Skip("nsenter not installed")
-	}
 	src := testenv.BusyboxRootfs(t)
 	root := filepath.Join(t.TempDir(), "rootfs")
 	if out, err := exec.Command("cp", "-a", src, root).CombinedOutput(); err != nil {
@@ -115,9 +112,20 @@ func TestLinuxDriverIntegration(t *testing.T) {
 	}
 	st = waitStatus(t, stateDir, "c1", 5*time.Second, "healthy", func(s Status) bool { return s.Health.Status == HealthHealthy })
 
-	// SIGKILL the container's command (the shim's child, inside the jail).
-	cmdPid := childPid(t, st.PID)
-	if err := syscall.Kill(cmdPid, syscall.SIGKILL); err != nil {
+	// The container is the supervisor and the jail's init: the command is
+	// the init's child, with no shim between.
+	infos, err := driver.List(context.Background())
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("List = %v, %v", infos, err)
+	}
+	if pp := parentPid(t, st.PID); pp != infos[0].JID {
+		t.Errorf("the command %d is the child of %d, want the jail's init %d", st.PID, pp, infos[0].JID)
+	}
+	if pp := parentPid(t, infos[0].JID); pp != pid {
+		t.Errorf("the jail's init %d is the child of %d, want the supervisor %d", infos[0].JID, pp, pid)
+	}
+	// SIGKILL the container's command.
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	st = waitStatus(t, stateDir, "c1", 10*time.Second, "restarted", func(s Status) bool { return s.Restarts == 1 && s.State == StateRunning })
@@ -130,7 +138,7 @@ func TestLinuxDriverIntegration(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped = true
-	infos, err := driver.List(context.Background())
+	infos, err = driver.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

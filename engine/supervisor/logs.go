@@ -17,8 +17,17 @@ import (
 // without newlines cannot grow the supervisor's memory.
 const maxLine = 64 << 10
 
+// reopenEvery is how often a log writer whose file could not be opened
+// (a full or read-only disk during a rotation) tries again.
+const reopenEvery = time.Second
+
 // logWriter appends lines to a log file and rotates it at a size cap:
 // log -> log.1 -> ... -> log.Keep, the oldest dropped.
+//
+// A log that cannot be written (the disk is full, the file system went
+// read-only) never stops the container: the line is dropped and counted,
+// the pipes keep being drained, and writing resumes by itself once there
+// is room again (a closed file is reopened at most every reopenEvery).
 type logWriter struct {
 	mu   sync.Mutex
 	path string
@@ -26,10 +35,23 @@ type logWriter struct {
 	keep int
 	f    *os.File
 	size int64
+	// closed: Close was called; nothing is written or reopened any more.
+	closed bool
+	// lastOpen is the last attempt to open the file while f is nil.
+	lastOpen time.Time
+	// dropped counts the lines not written since the writer was opened;
+	// lastErr is why the last line was dropped, nil once a write succeeds.
+	dropped int64
+	lastErr error
+	// onDrop (may be nil) is called outside the lock after a line was
+	// dropped or after writing recovered, with the count and the error
+	// (nil on recovery); the supervisor puts them in its status.
+	onDrop func(dropped int64, err error)
+	now    func() time.Time
 }
 
 func openLog(path string, max int64, keep int) (*logWriter, error) {
-	w := &logWriter{path: path, max: max, keep: keep}
+	w := &logWriter{path: path, max: max, keep: keep, now: time.Now}
 	if err := w.open(); err != nil {
 		return nil, err
 	}
@@ -58,40 +80,90 @@ func rotatedPath(path string, i int) string {
 	return path + "." + strconv.Itoa(i)
 }
 
+// rotate shifts the files and opens a new log. When that fails, w.f stays
+// nil and writeLine retries the open later.
 func (w *logWriter) rotate() error {
-	if err := w.f.Close(); err != nil {
-		return fmt.Errorf("close log %s: %w", w.path, err)
+	cerr := w.f.Close()
+	w.f = nil
+	if cerr != nil {
+		return fmt.Errorf("close log %s: %w", w.path, cerr)
 	}
 	for i := w.keep - 1; i >= 0; i-- {
 		err := os.Rename(rotatedPath(w.path, i), rotatedPath(w.path, i+1))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			w.lastOpen = w.now()
+			// Keep appending to the current file rather than lose lines.
+			if oerr := w.open(); oerr != nil {
+				return oerr
+			}
 			return fmt.Errorf("rotate log %s: %w", w.path, err)
 		}
 	}
+	w.lastOpen = w.now()
 	return w.open()
 }
 
 // writeLine writes one complete line (ending in \n), rotating first when it
-// would take the file past the cap.
+// would take the file past the cap. When the line cannot be written it is
+// dropped and counted, and the error is returned; the caller goes on.
 func (w *logWriter) writeLine(line []byte) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.f == nil {
+	err := w.writeLocked(line)
+	recovered := err == nil && w.lastErr != nil
+	if err != nil {
+		w.dropped++
+	}
+	if err != nil || recovered {
+		w.lastErr = err
+	}
+	dropped, onDrop := w.dropped, w.onDrop
+	w.mu.Unlock()
+	if onDrop != nil && (err != nil || recovered) {
+		onDrop(dropped, err)
+	}
+	return err
+}
+
+func (w *logWriter) writeLocked(line []byte) error {
+	if w.closed {
 		return errors.New("log closed")
+	}
+	if w.f == nil {
+		if w.now().Sub(w.lastOpen) < reopenEvery && w.lastErr != nil {
+			return w.lastErr
+		}
+		w.lastOpen = w.now()
+		if err := w.open(); err != nil {
+			return err
+		}
 	}
 	if w.size > 0 && w.size+int64(len(line)) > w.max {
 		if err := w.rotate(); err != nil {
-			return err
+			if w.f == nil {
+				return err
+			}
+			// The file is open again (unrotated): write on into it.
 		}
 	}
 	n, err := w.f.Write(line)
 	w.size += int64(n)
-	return err
+	if err != nil {
+		return fmt.Errorf("write log %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// Dropped returns how many lines were dropped since the writer was opened.
+func (w *logWriter) Dropped() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dropped
 }
 
 func (w *logWriter) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.closed = true
 	if w.f == nil {
 		return nil
 	}
@@ -113,15 +185,15 @@ func formatLine(t time.Time, stream string, text []byte) []byte {
 }
 
 // pump copies r to w line by line, each line timestamped, until r ends.
+// A line the log cannot take is dropped (w counts it) and pumping goes on:
+// a command must never block on, or die of, a full log disk.
 func pump(r io.Reader, w *logWriter, stream string, now func() time.Time) error {
 	br := bufio.NewReaderSize(r, maxLine)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			text := bytes.TrimSuffix(line, []byte("\n"))
-			if werr := w.writeLine(formatLine(now(), stream, text)); werr != nil {
-				return werr
-			}
+			_ = w.writeLine(formatLine(now(), stream, text))
 		}
 		switch {
 		case err == nil, errors.Is(err, bufio.ErrBufferFull):

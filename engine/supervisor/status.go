@@ -78,9 +78,13 @@ type Status struct {
 	Health      Health    `json:"health"`
 	// Message is for people: a start failure, or what the driver could not
 	// do ("limits not enforced: ...").
-	Message     string            `json:"message,omitempty"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-	UpdatedAt   time.Time         `json:"updatedAt"`
+	Message string `json:"message,omitempty"`
+	// LogDroppedLines counts the output lines this supervisor could not
+	// write to the container's log (a full disk): they are dropped, the
+	// container runs on.
+	LogDroppedLines int64             `json:"logDroppedLines,omitempty"`
+	Annotations     map[string]string `json:"annotations,omitempty"`
+	UpdatedAt       time.Time         `json:"updatedAt"`
 	// Alive is set by List and Get (never stored): the supervisor holds its
 	// lock, so it runs, whatever the pid in the file says.
 	Alive bool `json:"alive"`

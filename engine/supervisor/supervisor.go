@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,6 +43,10 @@ type supervisor struct {
 
 	mu     sync.Mutex // guards status, written by the main loop and the health checker
 	status Status
+	// dropReported is when dropped log lines were last written to the
+	// status; dropMsg the message it set then.
+	dropReported time.Time
+	dropMsg      string
 }
 
 // Run is the supervisor's main loop for container name: it takes the
@@ -85,6 +90,7 @@ func Run(ctx context.Context, stateDir, name string, driver jail.Driver, log *sl
 		return err
 	}
 	defer s.logw.Close()
+	s.logw.onDrop = s.logDropped
 
 	if err := s.createJail(ctx, prevErr == nil && prev.State != StateStopped); err != nil {
 		s.fail(err)
@@ -279,25 +285,16 @@ func (s *supervisor) shouldRestart(code int) bool {
 // runs, and waits for it; when ctx ends first it stops the command. It
 // returns how the command ended; the caller records it.
 func (s *supervisor) runOnce(ctx context.Context) exit {
-	cmd, err := s.driver.Command(s.cfg.Jail.Name, s.cfg.Process)
 	var pipes [2][2]*os.File // stdout, stderr: read end, write end
+	var err error
 	for i := 0; i < 2 && err == nil; i++ {
 		pipes[i][0], pipes[i][1], err = os.Pipe()
 	}
+	var p running
 	if err == nil {
-		// Our own pipes rather than io.Writers: cmd.Wait then returns when
-		// the command exits, even if a child it left behind holds them.
-		cmd.Stdin = nil
-		cmd.Stdout, cmd.Stderr = pipes[0][1], pipes[1][1]
-		// Its own process group, so that what it leaves behind can be
-		// killed as one: the Linux driver's exec shim cannot pass a SIGKILL
-		// on to the command it runs, and a restart must not find the old
-		// command still running beside the new one.
-		if cmd.SysProcAttr == nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{}
-		}
-		cmd.SysProcAttr.Setpgid = true
-		err = cmd.Start()
+		// Our own pipes rather than io.Writers: waiting then ends when the
+		// command exits, even if a child it left behind holds them.
+		p, err = s.start(pipes[0][1], pipes[1][1])
 	}
 	for i := range pipes {
 		if pipes[i][1] != nil {
@@ -325,7 +322,7 @@ func (s *supervisor) runOnce(ctx context.Context) exit {
 			defer pumps.Done()
 			defer r.Close()
 			if err := pump(r, s.logw, stream, s.now); err != nil {
-				s.log.Error("write log", "err", err)
+				s.log.Error("read output", "err", err)
 			}
 		}(pipes[i][0])
 	}
@@ -337,14 +334,18 @@ func (s *supervisor) runOnce(ctx context.Context) exit {
 	}
 	s.update(func(st *Status) {
 		s.countRestart(st)
-		st.State, st.PID, st.StartedAt = StateRunning, cmd.Process.Pid, now
+		st.State, st.PID, st.StartedAt = StateRunning, p.pid(), now
 		st.Health = Health{Status: health}
 		st.Message = joinMessages(s.warnings) // a past start error is over
 	})
-	s.log.Info("command started", "action", "start", "pid", cmd.Process.Pid)
+	s.log.Info("command started", "action", "start", "pid", p.pid())
+	// What starting took (config, jail, pipes) is garbage now, and a
+	// supervisor idles for weeks: hand it back to the kernel rather than
+	// keep it resident in each of hundreds of supervisors.
+	debug.FreeOSMemory()
 
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan syscall.WaitStatus, 1)
+	go func() { done <- p.wait() }()
 	hctx, stopHealth := context.WithCancel(ctx)
 	var hwg sync.WaitGroup
 	if s.cfg.Healthcheck != nil {
@@ -352,11 +353,11 @@ func (s *supervisor) runOnce(ctx context.Context) exit {
 		go func() { defer hwg.Done(); s.healthLoop(hctx) }()
 	}
 
-	var werr error
+	var ws syscall.WaitStatus
 	select {
-	case werr = <-done:
+	case ws = <-done:
 	case <-ctx.Done():
-		werr = s.stop(cmd, done)
+		ws = s.stop(p, done)
 	}
 	stopHealth()
 	hwg.Wait()
@@ -366,12 +367,85 @@ func (s *supervisor) runOnce(ctx context.Context) exit {
 	case <-pumped:
 	case <-time.After(200 * time.Millisecond):
 	}
-	// Whatever is left in the command's process group goes with it.
-	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		s.log.Warn("kill the command's process group", "pid", cmd.Process.Pid, "err", err)
-	}
-	code, sig := exitStatus(cmd, werr)
+	p.killGroup(s.log)
+	code, sig := exitStatus(ws)
 	return exit{code: code, signal: sig, at: s.now().UTC()}
+}
+
+// running is the command of one run: started by the driver's jail.Starter
+// (the Linux jail's init runs it as its child) or as the driver's
+// *exec.Cmd (FreeBSD: jexec).
+type running interface {
+	pid() int
+	signal(syscall.Signal) error
+	wait() syscall.WaitStatus
+	// killGroup kills what is left of the command's process group.
+	killGroup(log *slog.Logger)
+}
+
+// start starts the command with stdout and stderr.
+func (s *supervisor) start(stdout, stderr *os.File) (running, error) {
+	if st, ok := s.driver.(jail.Starter); ok {
+		p, err := st.Start(s.cfg.Jail.Name, s.cfg.Process, nil, stdout, stderr)
+		if err != nil {
+			return nil, err
+		}
+		return starterProc{p}, nil
+	}
+	cmd, err := s.driver.Command(s.cfg.Jail.Name, s.cfg.Process)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// Its own process group, so that what it leaves behind can be killed
+	// as one: a restart must not find the old command still running beside
+	// the new one.
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return cmdProc{cmd}, nil
+}
+
+type starterProc struct{ p jail.Proc }
+
+func (p starterProc) pid() int                        { return p.p.Pid() }
+func (p starterProc) signal(sig syscall.Signal) error { return p.p.Signal(sig) }
+
+// killGroup: the jail's init killed the group when the command exited.
+func (p starterProc) killGroup(*slog.Logger) {}
+
+func (p starterProc) wait() syscall.WaitStatus {
+	ws, err := p.p.Wait()
+	if err != nil {
+		// The connection to the init broke: the jail is going away.
+		return syscall.WaitStatus(syscall.SIGKILL)
+	}
+	return ws
+}
+
+type cmdProc struct{ cmd *exec.Cmd }
+
+func (p cmdProc) pid() int { return p.cmd.Process.Pid }
+
+func (p cmdProc) signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+
+func (p cmdProc) wait() syscall.WaitStatus {
+	_ = p.cmd.Wait()
+	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+		return ws
+	}
+	return syscall.WaitStatus(127 << 8)
+}
+
+func (p cmdProc) killGroup(log *slog.Logger) {
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		log.Warn("kill the command's process group", "pid", p.cmd.Process.Pid, "err", err)
+	}
 }
 
 // countRestart counts a pending restart in st; called under s.mu.
@@ -384,10 +458,10 @@ func (s *supervisor) countRestart(st *Status) {
 }
 
 // stop sends the stop signal, then SIGKILL after the stop timeout, and
-// returns the command's wait result.
-func (s *supervisor) stop(cmd *exec.Cmd, done <-chan error) error {
+// returns the command's wait status.
+func (s *supervisor) stop(p running, done <-chan syscall.WaitStatus) syscall.WaitStatus {
 	s.log.Info("stopping", "action", "stop", "signal", s.stopSig.String())
-	if err := cmd.Process.Signal(s.stopSig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := p.signal(s.stopSig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		s.log.Warn("stop signal", "action", "stop", "err", err)
 	}
 	timeout := s.cfg.StopTimeout.D()
@@ -398,28 +472,24 @@ func (s *supervisor) stop(cmd *exec.Cmd, done <-chan error) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case err := <-done:
-		return err
+	case ws := <-done:
+		return ws
 	case <-t.C:
 	}
 	s.log.Warn("stop timeout passed, killing", "action", "stop", "timeout", timeout)
-	if err := cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := p.signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		s.log.Warn("kill", "action", "stop", "err", err)
 	}
 	return <-done
 }
 
-// exitStatus turns a wait result into an exit code, shell style: 128+N for
+// exitStatus turns a wait status into an exit code, shell style: 128+N for
 // a death by signal N.
-func exitStatus(cmd *exec.Cmd, err error) (int, string) {
-	ps := cmd.ProcessState
-	if ps == nil {
-		return 127, ""
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+func exitStatus(ws syscall.WaitStatus) (int, string) {
+	if ws.Signaled() {
 		return 128 + int(ws.Signal()), unixSignalName(ws.Signal())
 	}
-	return ps.ExitCode(), ""
+	return ws.ExitStatus(), ""
 }
 
 func unixSignalName(sig syscall.Signal) string {
@@ -429,6 +499,34 @@ func unixSignalName(sig syscall.Signal) string {
 		}
 	}
 	return sig.String()
+}
+
+// logDropped records lines the log could not take (err set) or that the log
+// works again (err nil). The status is rewritten at most once per
+// reopenEvery while lines are being dropped: a flood of output to a full
+// disk must not become a flood of status writes.
+func (s *supervisor) logDropped(n int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.LogDroppedLines = n
+	now := s.now()
+	if err != nil {
+		if !s.dropReported.IsZero() && now.Sub(s.dropReported) < reopenEvery {
+			return
+		}
+		s.dropReported = now
+		s.dropMsg = fmt.Sprintf("log: %d lines dropped: %v", n, err)
+		s.status.Message = joinMessages(append(append([]string{}, s.warnings...), s.dropMsg))
+		s.log.Warn("log lines dropped", "dropped", n, "err", err)
+	} else {
+		s.dropReported = time.Time{}
+		if s.dropMsg != "" && strings.HasSuffix(s.status.Message, s.dropMsg) {
+			s.status.Message = joinMessages(s.warnings)
+		}
+		s.dropMsg = ""
+		s.log.Info("log writable again", "dropped", n)
+	}
+	s.writeStatusLocked()
 }
 
 // update changes the status under the lock and writes it.

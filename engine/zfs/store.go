@@ -160,6 +160,11 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 	gozfs.SetRunner(&gozfs.Runner{Timeout: CommandTimeout, Grace: 5 * time.Second})
 	gozfs.SetLogger(goZFSLogger{log})
 	s := &Store{root: root, r: r, log: log, sleep: time.Sleep}
+	if !sweep && s.laidOut(ctx) {
+		// The usual case for a command beside a service: nothing to create,
+		// adopt or sweep, and no need to read the whole tree.
+		return s, nil
+	}
 
 	recs, err := s.get(ctx, "all", root, true)
 	if errors.Is(err, ErrNotFound) {
@@ -217,6 +222,32 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 	// SIGKILLed import or pull), never a running process's.
 	s.sweep(ctx, recs, sweep)
 	return s, nil
+}
+
+// laidOut tells, with one command over five datasets whatever the size of
+// the tree, whether the root and its four directories exist and are ours.
+func (s *Store) laidOut(ctx context.Context) bool {
+	dirs := []string{s.root, s.imagesDS(), s.root + "/containers", s.root + "/volumes", s.tmpDS()}
+	argv := append([]string{Bin(), "get", "-H", "-p", "-o", "name,property,value,source", PropManaged + "," + PropKind}, dirs...)
+	out, err := s.r.Run(ctx, runner.Cmd{Argv: argv, Timeout: CommandTimeout})
+	if err != nil {
+		return false
+	}
+	recs, err := parseGet(out)
+	if err != nil {
+		return false
+	}
+	for i, ds := range dirs {
+		rec := recs[ds]
+		want := KindDir
+		if i == 0 {
+			want = KindRoot
+		}
+		if rec == nil || rec.own[PropManaged] != "true" || rec.own[PropKind] != want {
+			return false
+		}
+	}
+	return true
 }
 
 // marks returns the ownership properties of a new dataset.

@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +25,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
+	"golang.org/x/sys/unix"
 )
 
 // InitCommand is the hidden subcommand of zocker-reconcile that runs the
@@ -81,7 +84,10 @@ func New(stateDir string, self []string, r runner.Runner, log *slog.Logger) *Dri
 	return &Driver{stateDir: stateDir, self: self, run: r, log: log, cg: detectCgroups()}
 }
 
-var _ jail.Driver = (*Driver)(nil)
+var (
+	_ jail.Driver  = (*Driver)(nil)
+	_ jail.Starter = (*Driver)(nil)
+)
 
 // LimitsEnforced reports whether memory, CPU and process limits can be
 // enforced on this host (cgroup controllers memory, cpu and pids), and if not,
@@ -112,6 +118,12 @@ type initConfig struct {
 	Hostname   string       `json:"hostname"`
 	Mounts     []jail.Mount `json:"mounts"`
 	PrivateNet bool         `json:"privateNet"`
+	// ControlDir/ControlFile is where the init binds its control socket.
+	ControlDir  string `json:"controlDir"`
+	ControlFile string `json:"controlFile"`
+	// JoinProcs are the cgroup.procs files of the cgroups the init stays
+	// out of (v1 pids): it moves each command it starts into them.
+	JoinProcs []string `json:"joinProcs,omitempty"`
 }
 
 func validName(name string) bool {
@@ -176,7 +188,8 @@ func (l *Driver) Create(ctx context.Context, s jail.Spec) (err error) {
 		hostname = s.Name
 	}
 	private := s.Network.Mode != jail.NetInherit
-	cfg := initConfig{Root: s.Root, Hostname: hostname, Mounts: s.Mounts, PrivateNet: private}
+	cfg := initConfig{Root: s.Root, Hostname: hostname, Mounts: s.Mounts, PrivateNet: private,
+		ControlDir: l.jailsDir(), ControlFile: controlName(s.Name)}
 
 	cgroups, unenforced, err := l.cg.create(l.cgroupName(s.Name), s.Limits)
 	if err != nil {
@@ -242,11 +255,17 @@ func (l *Driver) Create(ctx context.Context, s jail.Spec) (err error) {
 	}()
 
 	// The init reads its config only now, so it is in its cgroups before it
-	// does anything. It stays out of a v1 pids cgroup: it never forks (commands
-	// enter through the exec shim, which joins them all), and its Go
-	// runtime's threads would eat the container's maxProcesses.
-	if err := joinCgroups(withoutPids(cgroups), pid); err != nil {
+	// does anything. It stays out of a v1 pids cgroup (its Go runtime's
+	// threads would eat the container's maxProcesses) and moves each command
+	// it starts into it instead.
+	joined := withoutPids(cgroups)
+	if err := joinCgroups(joined, pid); err != nil {
 		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	for _, c := range cgroups {
+		if !slices.Contains(joined, c) {
+			cfg.JoinProcs = append(cfg.JoinProcs, filepath.Join(c, "cgroup.procs"))
+		}
 	}
 	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
 		return fmt.Errorf("create jail %s: send config to init: %w", s.Name, err)
@@ -378,50 +397,120 @@ func procStartTime(pid int) (uint64, error) {
 	return strconv.ParseUint(f[19], 10, 64)
 }
 
-// Command prepares p to run in the jail name: the returned process is this
-// binary's exec shim, which joins the jail's cgroups and pid namespace and
-// runs nsenter(1) to enter its mount, uts, ipc (and net) namespaces and root
-// as the user. Entering a pid namespace takes a fork, so the shim cannot exec
-// into the command; it forwards every signal it gets to the command and
-// exits as the command did.
-func (l *Driver) Command(name string, p jail.Process) (*exec.Cmd, error) {
+// request turns p into the init's request, resolving the user in the
+// jail's own /etc/passwd.
+func (l *Driver) request(name string, p jail.Process) (*state, runRequest, error) {
 	if len(p.Argv) == 0 {
-		return nil, fmt.Errorf("command in jail %s: empty argv", name)
+		return nil, runRequest{}, fmt.Errorf("command in jail %s: empty argv", name)
+	}
+	if !validName(name) {
+		return nil, runRequest{}, fmt.Errorf("command in jail: invalid name %q", name)
 	}
 	st, alive := l.load(name)
 	if !alive {
-		return nil, fmt.Errorf("command in jail %s: %w", name, jail.ErrNotFound)
-	}
-	nsenter, err := exec.LookPath("nsenter")
-	if err != nil {
-		return nil, fmt.Errorf("command in jail %s: %w", name, err)
+		return nil, runRequest{}, fmt.Errorf("command in jail %s: %w", name, jail.ErrNotFound)
 	}
 	// /proc/PID/root is the jail's root as its init sees it, volumes included.
 	uid, gid, err := lookupUser(fmt.Sprintf("/proc/%d/root", st.Pid), p.User)
 	if err != nil {
-		return nil, fmt.Errorf("command in jail %s: user %q: %w", name, p.User, err)
+		return nil, runRequest{}, fmt.Errorf("command in jail %s: user %q: %w", name, p.User, err)
 	}
 	wd := p.Workdir
 	if wd == "" {
 		wd = "/"
 	}
-	argv := append(append([]string{}, l.self...), "exec",
-		"--pid", strconv.Itoa(st.Pid), "--start", strconv.FormatUint(st.StartTime, 10),
-		"--nsenter", nsenter, "--uid", strconv.Itoa(uid), "--gid", strconv.Itoa(gid), "--wd", wd)
-	if st.PrivateNet {
-		argv = append(argv, "--net")
+	return st, runRequest{Argv: p.Argv, Env: p.Env, UID: uid, GID: gid, Dir: wd}, nil
+}
+
+// Command prepares p to run in the jail name: the returned process is this
+// binary's exec shim, started with a fixed environment (never p.Env, review
+// H4), which hands the request (read from a memfd on its fd 3) and its
+// standard files to the jail's init, relays every signal it gets to the
+// command, and exits as the command did. The init starts the command as its
+// child, already inside every namespace, the root and the cgroups; if the
+// shim dies, the init kills the command.
+func (l *Driver) Command(name string, p jail.Process) (*exec.Cmd, error) {
+	_, req, err := l.request(name, p)
+	if err != nil {
+		return nil, err
 	}
-	for _, c := range st.Cgroups {
-		argv = append(argv, "--cgroup", c)
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("command in jail %s: %w", name, err)
 	}
-	argv = append(argv, "--")
-	argv = append(argv, p.Argv...)
+	fd, err := unix.MemfdCreate("zocker-request", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("command in jail %s: %w", name, err)
+	}
+	// Closed when the *exec.Cmd holding it is garbage (os.File's finalizer).
+	reqFile := os.NewFile(uintptr(fd), "request")
+	if _, err := reqFile.Write(b); err != nil {
+		reqFile.Close()
+		return nil, fmt.Errorf("command in jail %s: %w", name, err)
+	}
+	if _, err := reqFile.Seek(0, io.SeekStart); err != nil {
+		reqFile.Close()
+		return nil, fmt.Errorf("command in jail %s: %w", name, err)
+	}
+	argv := append(append([]string{}, l.self...), "run", "--sock", filepath.Join(l.jailsDir(), controlName(name)))
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append([]string{}, p.Env...)
-	if !hasKey(cmd.Env, "PATH") {
-		cmd.Env = append(cmd.Env, defaultPath)
-	}
+	cmd.Env = []string{defaultPath}
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{reqFile}
 	return cmd, nil
+}
+
+// Start runs p in the jail name as a child of the jail's init, with no
+// process on the host between (jail.Starter): the supervisor's main
+// command. When it exits, what is left of its process group is killed.
+func (l *Driver) Start(name string, p jail.Process, stdin, stdout, stderr *os.File) (jail.Proc, error) {
+	st, req, err := l.request(name, p)
+	if err != nil {
+		return nil, err
+	}
+	req.KillGroup = true
+	if stdin == nil {
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, fmt.Errorf("command in jail %s: %w", name, err)
+		}
+		defer devnull.Close()
+		stdin = devnull
+	}
+	for _, f := range []**os.File{&stdout, &stderr} {
+		if *f == nil {
+			devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+			if err != nil {
+				return nil, fmt.Errorf("command in jail %s: %w", name, err)
+			}
+			defer devnull.Close()
+			*f = devnull
+		}
+	}
+	c, err := l.dialControl(name)
+	if err != nil {
+		return nil, fmt.Errorf("command in jail %s: %w", name, err)
+	}
+	nsPid, err := startVia(c, req, [3]*os.File{stdin, stdout, stderr})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("command in jail %s: %w", name, err)
+	}
+	return &proc{c: c, pid: hostPid(st.Pid, nsPid)}, nil
+}
+
+// proc is a command started through the init's control socket.
+type proc struct {
+	c   *net.UnixConn
+	pid int
+}
+
+func (p *proc) Pid() int                        { return p.pid }
+func (p *proc) Signal(sig syscall.Signal) error { return signalVia(p.c, sig) }
+
+func (p *proc) Wait() (syscall.WaitStatus, error) {
+	defer p.c.Close()
+	return waitVia(p.c)
 }
 
 func hasKey(env []string, key string) bool {
@@ -475,6 +564,7 @@ func (l *Driver) Remove(ctx context.Context, name string) error {
 // cleanup removes what a dead jail left: its cgroups and files.
 func (l *Driver) cleanup(name string, st *state) {
 	removeCgroups(st.Cgroups, l.log.With("container", name))
+	os.Remove(filepath.Join(l.jailsDir(), controlName(name)))
 	os.Remove(l.pidFile(name))
 	os.Remove(l.stateFile(name))
 }

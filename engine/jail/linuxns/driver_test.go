@@ -72,9 +72,6 @@ func runCreator(v string) int {
 func newTestDriver(t testing.TB) *Driver {
 	t.Helper()
 	testenv.RequireRoot(t)
-	if _, err := exec.LookPath("nsenter"); err != nil {
-		t.Fatalf("nsenter (util-linux) is required: %v", err)
-	}
 	return New(t.TempDir(), testSelf(), &runner.Exec{}, nil)
 }
 

@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
@@ -21,25 +21,19 @@ import (
 
 // HelperMain runs the Linux driver's helpers in a re-executed process; args
 // follow the InitCommand word: "init" (the jail's pid 1, started by Create)
-// or "exec ..." (the shim started by Command's *exec.Cmd). It returns the
-// process's exit code. The binary's hidden subcommand and test binaries'
-// TestMain call it.
+// or "run --sock PATH" (the shim started by Command's *exec.Cmd, which asks
+// the init to run the command). It returns the process's exit code. The
+// binaries' hidden subcommand and test binaries' TestMain call it.
 func HelperMain(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "jail helper: want init or exec")
+		fmt.Fprintln(os.Stderr, "jail helper: want init or run")
 		return 2
 	}
-	// Our own argv prefix, to re-execute ourselves from the exec shim.
-	helperPrefix = os.Args[:len(os.Args)-len(args)]
 	switch args[0] {
-	case "join":
-		err := runJoin(args[1:])
-		fmt.Fprintf(os.Stderr, "jail join: %v\n", err)
-		return 125
 	case "init":
 		return runInit()
-	case "exec":
-		code, err := runExec(args[1:])
+	case "run":
+		code, err := runShim(args[1:])
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "jail exec: %v\n", err)
 		}
@@ -50,8 +44,9 @@ func HelperMain(args []string) int {
 }
 
 // runInit is the jail's init: pid 1 of fresh pid, mount, uts, ipc (and
-// net) namespaces. It reads its config from fd 3, sets the jail up, answers
-// "ok" or "error: ..." on fd 4, then reaps orphans forever.
+// net) namespaces. It reads its config from fd 3, binds its control socket,
+// sets the jail up, answers "ok" or "error: ..." on fd 4, then starts the
+// commands it is asked to (control.go) and reaps every exited process.
 func runInit() int {
 	cfgFile := os.NewFile(3, "config")
 	ready := os.NewFile(4, "ready")
@@ -62,6 +57,22 @@ func runInit() int {
 	var cfg initConfig
 	err := json.NewDecoder(cfgFile).Decode(&cfg)
 	cfgFile.Close()
+	var ln *net.UnixListener
+	var procs []*os.File
+	if err == nil {
+		// Bound and opened before the pivot: afterwards the host's
+		// directories are out of reach (of the jail's processes too).
+		ln, err = listenControl(cfg.ControlDir, cfg.ControlFile)
+	}
+	for _, p := range cfg.JoinProcs {
+		if err != nil {
+			break
+		}
+		var f *os.File
+		if f, err = os.OpenFile(p, os.O_WRONLY, 0); err == nil {
+			procs = append(procs, f)
+		}
+	}
 	if err == nil {
 		err = setupJail(cfg)
 	}
@@ -70,23 +81,30 @@ func runInit() int {
 		ready.Close()
 		return 1
 	}
+	srv := newControlServer(procs)
 	// Subscribe before answering, so that no child's exit is missed.
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, syscall.SIGCHLD)
-	// As pid 1 of its namespace the init would ignore these anyway; being
-	// explicit keeps a stray signal from the jail's own processes harmless.
-	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
+	chld := make(chan os.Signal, 16)
+	signal.Notify(chld, syscall.SIGCHLD)
+	// Caught (and dropped), not ignored: an ignored signal stays ignored
+	// across execve, and the commands the init starts must get SIGTERM.
+	// As pid 1 the init gets only what it has a handler for; these keep a
+	// stray signal from the jail's own processes harmless.
+	drop := make(chan os.Signal, 16)
+	signal.Notify(drop, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE,
+		syscall.SIGUSR1, syscall.SIGUSR2)
+	go func() {
+		for range drop {
+		}
+	}()
+	go srv.serve(ln)
 	fmt.Fprintln(ready, "ok")
 	ready.Close()
+	// The setup's garbage goes back to the kernel: the init idles for as
+	// long as the container runs.
+	debug.FreeOSMemory()
 	for {
-		for {
-			var ws unix.WaitStatus
-			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if pid <= 0 || err != nil {
-				break
-			}
-		}
-		<-sigs
+		srv.reap()
+		<-chld
 	}
 }
 
@@ -237,172 +255,70 @@ func loopbackUp() error {
 	return nil
 }
 
-// execArgs are the exec shim's arguments, written by Command.
-type execArgs struct {
-	pid, uid, gid int
-	start         uint64
-	nsenter, wd   string
-	net           bool
-	cgroups       []string
-	argv          []string
-}
-
-func parseExecArgs(args []string) (execArgs, error) {
-	var a execArgs
-	for len(args) > 0 {
-		k := args[0]
-		args = args[1:]
-		if k == "--" {
-			a.argv = args
-			break
-		}
-		if k == "--net" {
-			a.net = true
-			continue
-		}
-		if len(args) == 0 {
-			return a, fmt.Errorf("%s wants a value", k)
-		}
-		v := args[0]
-		args = args[1:]
-		var err error
-		switch k {
-		case "--pid":
-			a.pid, err = strconv.Atoi(v)
-		case "--start":
-			a.start, err = strconv.ParseUint(v, 10, 64)
-		case "--uid":
-			a.uid, err = strconv.Atoi(v)
-		case "--gid":
-			a.gid, err = strconv.Atoi(v)
-		case "--nsenter":
-			a.nsenter = v
-		case "--wd":
-			a.wd = v
-		case "--cgroup":
-			a.cgroups = append(a.cgroups, v)
-		default:
-			err = errors.New("unknown option")
-		}
-		if err != nil {
-			return a, fmt.Errorf("%s %s: %w", k, v, err)
-		}
-	}
-	if len(a.argv) == 0 || a.pid <= 0 || a.nsenter == "" {
-		return a, errors.New("usage: exec --pid PID --start T --nsenter PATH --uid U --gid G --wd DIR [--net] [--cgroup DIR]... -- ARGV")
-	}
-	return a, nil
-}
-
-// pidsLimited tells whether one of the cgroups caps its number of tasks.
-func pidsLimited(cgroups []string) bool {
-	for _, c := range cgroups {
-		b, err := os.ReadFile(filepath.Join(c, "pids.max"))
-		if err == nil && strings.TrimSpace(string(b)) != "max" {
-			return true
-		}
-	}
-	return false
-}
-
-// helperPrefix is the argv prefix this helper was started with.
-var helperPrefix []string
-
-// runJoin moves this process into the cgroups and execs the command: moving
-// is not limited by pids.max, and after exec only one task remains to count.
-func runJoin(args []string) error {
-	var cgroups []string
-	for len(args) >= 2 && args[0] == "--cgroup" {
-		cgroups = append(cgroups, args[1])
-		args = args[2:]
-	}
-	if len(args) < 2 || args[0] != "--" {
-		return errors.New("usage: join [--cgroup DIR]... -- ARGV")
-	}
-	if err := joinCgroups(cgroups, os.Getpid()); err != nil {
-		return err
-	}
-	return unix.Exec(args[1], args[1:], os.Environ())
-}
-
 // forwarded are the signals the shim passes on to the command.
 var forwarded = []os.Signal{
 	syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1,
 	syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM, syscall.SIGCONT, syscall.SIGTSTP,
 }
 
-// runExec is the exec shim: it joins the jail's cgroups, makes the jail's
-// pid namespace the one its children are born into (setns on a locked
-// thread affects only that thread's children), runs nsenter for the other
-// namespaces, the root, workdir and user, forwards signals, and exits as the
-// command did (re-raising a fatal signal).
-func runExec(args []string) (int, error) {
-	a, err := parseExecArgs(args)
-	if err != nil {
-		return 2, err
+// runShim is the exec shim: it reads the request Command prepared from fd
+// 3, hands it with its own standard files to the jail's init, relays the
+// signals it gets, and exits as the command did (re-raising a fatal
+// signal). It runs with a fixed environment: the command's own arrives as
+// data and is applied only by the init's execve inside the jail.
+func runShim(args []string) (int, error) {
+	if len(args) != 2 || args[0] != "--sock" {
+		return 2, errors.New("usage: run --sock PATH (request on fd 3)")
 	}
-	if start, err := procStartTime(a.pid); err != nil || start != a.start {
-		return 125, fmt.Errorf("jail init %d is gone", a.pid)
-	}
-	runtime.LockOSThread() // never unlocked: the thread dies with the process
-	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/pid", a.pid))
-	if err != nil {
-		return 125, fmt.Errorf("open pid namespace: %w", err)
-	}
-	err = unix.Setns(int(ns.Fd()), unix.CLONE_NEWPID)
-	ns.Close()
-	if err != nil {
-		return 125, fmt.Errorf("enter pid namespace of %d: %w", a.pid, err)
-	}
-	nsArgs := []string{"--target", strconv.Itoa(a.pid), "--mount", "--uts", "--ipc"}
-	if a.net {
-		nsArgs = append(nsArgs, "--net")
-	}
-	nsArgs = append(nsArgs, "--root", "--wdns="+a.wd, "--no-fork",
-		"--setgid", strconv.Itoa(a.gid), "--setuid", strconv.Itoa(a.uid), "--")
-	nsArgs = append(nsArgs, a.argv...)
-	cmd := exec.Command(a.nsenter, nsArgs...)
-	if !pidsLimited(a.cgroups) {
-		if err := joinCgroups(a.cgroups, os.Getpid()); err != nil {
-			return 125, err
-		}
-	} else {
-		// The shim itself stays out of the jail's cgroups: its Go runtime's
-		// threads would count against maxProcesses and fail to start. A
-		// short-lived copy of this binary joins them and execs nsenter.
-		join := append([]string{"/proc/self/exe"}, helperPrefix[1:]...)
-		join = append(join, "join")
-		for _, c := range a.cgroups {
-			join = append(join, "--cgroup", c)
-		}
-		join = append(append(join, "--", a.nsenter), nsArgs...)
-		cmd = exec.Command(join[0], join[1:]...)
-		cmd.Args[0] = helperPrefix[0]
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = os.Environ()
-
-	sigs := make(chan os.Signal, 16)
+	// Subscribed first: a signal that arrives while the command is being
+	// started waits in the channel and is relayed once it runs.
+	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, forwarded...)
-	if err := cmd.Start(); err != nil {
-		return 125, fmt.Errorf("start %s: %w", a.nsenter, err)
+	reqFile := os.NewFile(3, "request")
+	if reqFile == nil {
+		return 125, errors.New("started without its request")
+	}
+	var req runRequest
+	err := json.NewDecoder(io.LimitReader(reqFile, maxRequest)).Decode(&req)
+	reqFile.Close()
+	if err != nil {
+		return 125, fmt.Errorf("read the request: %w", err)
+	}
+	c, err := dialSocket(args[1])
+	if err != nil {
+		return 125, fmt.Errorf("connect to the jail's init: %w", err)
+	}
+	defer c.Close()
+	if _, err := startVia(c, req, [3]*os.File{os.Stdin, os.Stdout, os.Stderr}); err != nil {
+		var se *startError
+		if errors.As(err, &se) {
+			return se.code, err
+		}
+		return 125, err
 	}
 	go func() {
 		for s := range sigs {
-			_ = cmd.Process.Signal(s)
+			if sig, ok := s.(syscall.Signal); ok {
+				_ = signalVia(c, sig)
+			}
 		}
 	}()
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
+	ws, err := waitVia(c)
+	if err != nil {
 		return 125, err
 	}
-	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
-		sig := ws.Signal()
-		signal.Reset(sig)
-		_ = syscall.Kill(os.Getpid(), sig)
-		return 128 + int(sig), nil
+		reraise(ws.Signal())
+		return 128 + int(ws.Signal()), nil
 	}
 	return ws.ExitStatus(), nil
+}
+
+// reraise dies of sig, as the command did. The signal goes to this very
+// thread (tgkill), so it is delivered before the syscall returns and the
+// process never gets to exit normally instead.
+func reraise(sig syscall.Signal) {
+	signal.Reset(sig)
+	runtime.LockOSThread()
+	_ = unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
 }

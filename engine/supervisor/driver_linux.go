@@ -1,4 +1,4 @@
-package main
+package supervisor
 
 import (
 	"log/slog"
@@ -9,7 +9,8 @@ import (
 )
 
 func init() {
-	newSupervisorDriver = func(stateDir string, _ superviseOptions, log *slog.Logger) (jail.Driver, error) {
-		return linuxns.New(stateDir, nil, &runner.Exec{Logger: log}, log), nil
+	newDriver = func(stateDir string, _ DriverOptions, log *slog.Logger) jail.Driver {
+		// self nil: the jail init is this binary re-executed.
+		return linuxns.New(stateDir, nil, &runner.Exec{Logger: log}, log)
 	}
 }

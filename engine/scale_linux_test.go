@@ -1,0 +1,155 @@
+//go:build linux
+
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
+	"github.com/zocker-reconcile/zocker-reconcile/manifests"
+	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
+)
+
+// commandLog is a slog handler that records the external commands: the
+// runner's "exec" and go-zfs's "go-zfs" debug records.
+type commandLog struct {
+	rec  *commands
+	next slog.Handler
+}
+
+type commands struct {
+	mu   sync.Mutex
+	cmds []string
+}
+
+func (c *commands) since(i int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.cmds[i:]...)
+}
+
+func (c *commands) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.cmds)
+}
+
+func (c commandLog) Enabled(context.Context, slog.Level) bool { return true }
+func (c commandLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "exec" || r.Message == "go-zfs" {
+		var cmd string
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "argv" || a.Key == "cmd" {
+				cmd = a.Value.String()
+			}
+			return true
+		})
+		// go-zfs logs a START and a FINISH line per command.
+		if r.Message == "go-zfs" && !strings.Contains(cmd, " START ") {
+			return nil
+		}
+		c.rec.mu.Lock()
+		c.rec.cmds = append(c.rec.cmds, cmd)
+		c.rec.mu.Unlock()
+	}
+	if r.Level >= slog.LevelWarn {
+		return c.next.Handle(ctx, r)
+	}
+	return nil
+}
+func (c commandLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return commandLog{c.rec, c.next.WithAttrs(as)}
+}
+func (c commandLog) WithGroup(g string) slog.Handler { return commandLog{c.rec, c.next.WithGroup(g)} }
+
+// TestCommandsPerCreateConstant: creating and starting a container runs the
+// same number of external commands whether 20 or 200 containers exist
+// (targeted zfs get of the clone, its image and its volumes instead of a
+// whole observation), counted through the runner and go-zfs's logger.
+func TestCommandsPerCreateConstant(t *testing.T) {
+	root := testenv.Dataset(t)
+	ctx := context.Background()
+	rec := &commands{}
+	log := slog.New(commandLog{rec, slog.NewTextHandler(os.Stderr, nil)})
+	store, err := zfs.Open(ctx, root, &runner.Exec{Logger: log}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	exe, _ := os.Executable()
+	e := &Engine{Store: store, Driver: linuxDriver(state), StateDir: state, Self: []string{exe, "__supervise"}, Log: log}
+	img := &manifests.Image{Metadata: manifests.ObjectMeta{Name: "busybox"},
+		Spec: manifests.ImageSpec{Tarball: &manifests.TarballSource{Path: testenv.BusyboxTarball(t)}}}
+	converge(t, e, img)
+	st, err := store.Observe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := st.Tags["busybox"]
+	if id == "" {
+		t.Fatalf("no busybox tag: %v", st.Tags)
+	}
+	var started []string
+	t.Cleanup(func() {
+		for _, name := range started {
+			if err := e.remove(ctx, name); err != nil {
+				t.Errorf("cleanup %s: %v", name, err)
+			}
+		}
+	})
+
+	existing := 0
+	// perCreate fills the tree up to total containers (stopped clones), then
+	// creates and starts 3 more and returns the commands each took.
+	perCreate := func(total int) []int64 {
+		for ; existing < total; existing++ {
+			name := fmt.Sprintf("filler%03d", existing)
+			if _, err := store.CreateContainer(ctx, name, id, map[string]string{zfs.PropManifest: "filler.yaml"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out []int64
+		for i := 0; i < 3; i++ {
+			name := fmt.Sprintf("new%d-%d", total, i)
+			c := &manifests.Container{Metadata: manifests.ObjectMeta{Name: name}, Spec: manifests.ContainerSpec{
+				Image: "busybox", Command: manifests.Command{Argv: []string{"/bin/sleep", "1000"}},
+				Network: manifests.Network{Mode: manifests.NetNone}}}
+			manifests.Default(c, "/m")
+			before := rec.len()
+			err := e.Execute(ctx, reconcile.Action{Op: reconcile.OpCreate, Kind: manifests.KindContainer, Name: name,
+				Container: c, ImageID: id, SpecHash: reconcile.SpecHash(c, id), Manifest: name + ".yaml"})
+			if err != nil {
+				t.Fatalf("create %s: %v", name, err)
+			}
+			started = append(started, name)
+			cmds := rec.since(before)
+			if i == 0 {
+				t.Logf("create+start of %s with %d containers: %q", name, total, cmds)
+			}
+			out = append(out, int64(len(cmds)))
+		}
+		return out
+	}
+	at20 := perCreate(20)
+	at200 := perCreate(200)
+	t.Logf("external commands per create+start: %v with 20 containers, %v with 200", at20, at200)
+	for i := range at20 {
+		if at20[i] != at20[0] || at200[i] != at20[0] {
+			t.Errorf("commands per create+start differ: %v at 20 containers, %v at 200", at20, at200)
+			break
+		}
+	}
+	// zfs get type (the name is free), zfs clone, zfs list (go-zfs reads
+	// the clone back), one targeted zfs get of the clone and its image.
+	if at20[0] > 4 {
+		t.Errorf("create+start takes %d commands, want at most 4", at20[0])
+	}
+}
