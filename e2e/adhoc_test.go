@@ -208,6 +208,16 @@ func TestAdHocExitCodes(t *testing.T) {
 		t.Errorf("start -a job: %q exit %d: %s", res.stdout, res.code, res.stderr)
 	}
 	h.must("rm", "job")
+	// An env value is kept out of ZFS (properties are world-readable) and
+	// still there for start.
+	h.must("create", "-n", "envc", "-e", "SECRET=s3cr3t-value", "base", "echo $SECRET")
+	if out, err := exec.Command("zfs", "get", "-H", "-o", "value", "all", h.root+"/containers/envc").CombinedOutput(); err != nil || strings.Contains(string(out), "s3cr3t-value") {
+		t.Errorf("the env value is in a ZFS property (%v):\n%s", err, out)
+	}
+	if res := h.run("start", "-a", "envc"); res.stdout != "s3cr3t-value\n" {
+		t.Errorf("start -a envc: %q %s", res.stdout, res.stderr)
+	}
+	h.must("rm", "envc")
 	// stop -t: a command that ignores SIGTERM is killed after 1 s, not
 	// after the default 10 s.
 	h.must("run", "-d", "-n", "stubborn", "base", "trap '' TERM; while :; do sleep 1; done")

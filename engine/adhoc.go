@@ -4,13 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/image"
+	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
@@ -87,7 +92,67 @@ func (e *Engine) CreateAdHoc(ctx context.Context, c *manifests.Container) (image
 	if err := e.cloneFor(ctx, c, imageID, props, ""); err != nil {
 		return "", err
 	}
+	if err := e.writeAdHocSpec(c); err != nil {
+		if rerr := e.remove(context.WithoutCancel(ctx), name); rerr != nil {
+			e.Log.Warn("remove the container whose spec could not be kept", "container", name, "err", rerr)
+		}
+		return "", err
+	}
 	return imageID, nil
+}
+
+// adHocSpecPath is where an ad-hoc container's spec is kept with its env
+// values: a root-only file in the state directory, because zocker:spec holds
+// only digests of them (ZFS properties are readable by every local user).
+// rm removes it with the container's other runtime files.
+func (e *Engine) adHocSpecPath(name string) string {
+	return filepath.Join(supervisor.Dir(e.StateDir, name), "spec.json")
+}
+
+func (e *Engine) writeAdHocSpec(c *manifests.Container) error {
+	name := c.Metadata.Name
+	b, err := json.Marshal(reconcile.NormalizeSpec(c))
+	if err != nil {
+		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	if err := os.MkdirAll(supervisor.Dir(e.StateDir, name), 0o750); err != nil {
+		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	if err := atomicfile.Write(e.adHocSpecPath(name), b, 0o600); err != nil {
+		return fmt.Errorf("create container %s: keep its spec: %w", name, err)
+	}
+	return nil
+}
+
+// adHocSpec returns the spec of ad-hoc container name: the kept file, else
+// (the state directory was wiped, by a reboot say) zocker:spec, which is
+// refused when it has env values: only their digests are there.
+func (e *Engine) adHocSpec(name, applied string) (*manifests.Container, error) {
+	b, err := os.ReadFile(e.adHocSpecPath(name))
+	if err == nil {
+		c := &manifests.Container{
+			TypeMeta: manifests.TypeMeta{APIVersion: manifests.APIVersion, Kind: manifests.KindContainer},
+			Metadata: manifests.ObjectMeta{Name: name},
+		}
+		if err := json.Unmarshal(b, &c.Spec); err != nil {
+			return nil, fmt.Errorf("container %s: read %s: %w", name, e.adHocSpecPath(name), err)
+		}
+		c.Spec = reconcile.NormalizeSpec(c)
+		return c, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	c, err := reconcile.DecodeAppliedSpec(name, applied)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range c.Spec.Env {
+		if reconcile.IsEnvDigest(v) {
+			return nil, fmt.Errorf("container %s: the value of its env %s was kept in %s, which is gone (a reboot?): rm it and run it again", name, k, e.adHocSpecPath(name))
+		}
+	}
+	return c, nil
 }
 
 func describeOwner(c zfs.Container) string {
@@ -121,7 +186,7 @@ func (e *Engine) adHoc(ctx context.Context, name string) (*zfs.State, *zfs.Conta
 			}
 			return nil, nil, nil, fmt.Errorf("container %s was not made with run or create: %w", name, ErrDeclared)
 		}
-		c, err := reconcile.DecodeAppliedSpec(name, oc.Spec)
+		c, err := e.adHocSpec(name, oc.Spec)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
@@ -48,5 +50,40 @@ func TestConvertHidesAdHocContainers(t *testing.T) {
 	}
 	if len(st.Containers) != 2 {
 		t.Errorf("withoutAdHoc changed the observation")
+	}
+}
+
+// An ad-hoc container's env values live in a root-only file of the state
+// directory, not in zocker:spec; without that file (a reboot wiped the
+// state directory) a spec with env is refused rather than run with digests.
+func TestAdHocSpecKeepsEnvOutOfZFS(t *testing.T) {
+	e := &Engine{StateDir: t.TempDir()}
+	c := &manifests.Container{Metadata: manifests.ObjectMeta{Name: "job"}, Spec: manifests.ContainerSpec{Image: "base", Env: map[string]string{"SECRET": "s3cr3t"}}}
+	applied, err := reconcile.AppliedSpec(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(applied, "s3cr3t") {
+		t.Fatalf("the env value is in zocker:spec: %s", applied)
+	}
+	if _, err := e.adHocSpec("job", applied); err == nil || !strings.Contains(err.Error(), "rm it and run it again") {
+		t.Errorf("without the kept spec: %v", err)
+	}
+	if err := e.writeAdHocSpec(c); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(e.adHocSpecPath("job"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("kept spec: %v %v", fi, err)
+	}
+	got, err := e.adHocSpec("job", applied)
+	if err != nil || got.Spec.Env["SECRET"] != "s3cr3t" || got.Spec.Image != "base" {
+		t.Errorf("kept spec: %+v %v", got, err)
+	}
+	// Without env, zocker:spec is enough.
+	plain := &manifests.Container{Metadata: manifests.ObjectMeta{Name: "plain"}, Spec: manifests.ContainerSpec{Image: "base"}}
+	pa, _ := reconcile.AppliedSpec(plain)
+	if got, err := e.adHocSpec("plain", pa); err != nil || got.Spec.Image != "base" {
+		t.Errorf("plain: %+v %v", got, err)
 	}
 }

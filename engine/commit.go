@@ -38,10 +38,17 @@ func (e *Engine) Commit(ctx context.Context, name, tag string, changes []string)
 	cfg.Inputs = ""
 	cfg.Env = maps.Clone(cfg.Env)
 	if clone.Spec != "" {
+		// A declared container's env values are only digests in ZFS: they
+		// stay out of the image. An ad-hoc one's are kept in the state
+		// directory.
 		c, err := reconcile.DecodeAppliedSpec(name, clone.Spec)
+		if IsAdHoc(clone) {
+			c, err = e.adHocSpec(name, clone.Spec)
+		}
 		if err != nil {
 			return "", fmt.Errorf("commit container %s: %w", name, err)
 		}
+		maps.DeleteFunc(c.Spec.Env, func(_, v string) bool { return reconcile.IsEnvDigest(v) })
 		s := c.Spec
 		if !s.Command.IsZero() {
 			cfg.Cmd = s.Command.Args()

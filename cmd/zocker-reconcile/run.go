@@ -142,6 +142,9 @@ func (f *runFlags) create(cmd *cobra.Command, g *globals, args []string) (*engin
 	if err != nil {
 		return nil, "", err
 	}
+	if file := declaredIn(g.manifests, c.Metadata.Name); file != "" {
+		return nil, "", fmt.Errorf("container %s is declared in %s: choose another name (-n), or let the service run it", c.Metadata.Name, file)
+	}
 	eng, _, err := adHocEngine(cmd.Context(), cmd, g)
 	if err != nil {
 		return nil, "", err
@@ -150,6 +153,24 @@ func (f *runFlags) create(cmd *cobra.Command, g *globals, args []string) (*engin
 		return nil, "", err
 	}
 	return eng, c.Metadata.Name, nil
+}
+
+// declaredIn returns the manifest file under dir that declares Container
+// name, or "". A name taken by run before the service made its declared
+// container would hold that container Stalled. Best effort: a directory that
+// cannot be loaded declares nothing here (the service reports it).
+func declaredIn(dir, name string) string {
+	if _, err := os.Stat(dir); err != nil {
+		return ""
+	}
+	set, err := manifests.Load(dir, manifests.LoadOptions{})
+	if err != nil || set == nil {
+		return ""
+	}
+	if _, ok := set.Containers[name]; !ok {
+		return ""
+	}
+	return set.Sources[manifests.KindContainer+"/"+name].File
 }
 
 // parseVolume reads HOST:PATH[:ro|rw]; HOST is a host directory when it is
@@ -220,7 +241,8 @@ with the --restart policy, and run prints its name.
 
 Containers made with run or create carry zocker:origin=cli: the service never
 changes, restarts, stops or prunes them, and a manifest declaring the same
-name is Stalled until the name is free.`,
+name is Stalled until the name is free. A name the manifests in --manifests
+declare is refused.`,
 		Example: `  zocker-reconcile run -n test base 'echo hello; exit 3'
   zocker-reconcile run -d -n web -v /tmp/apachelogs:/var/log/httpd:rw apache
   zocker-reconcile run --rm -it base /bin/sh`,

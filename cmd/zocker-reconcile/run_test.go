@@ -61,3 +61,23 @@ func TestRunFlagsContainer(t *testing.T) {
 		}
 	}
 }
+
+func TestDeclaredIn(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := "apiVersion: zocker/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: base}\n"
+	if err := os.WriteFile(dir+"/web.yaml", []byte(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := declaredIn(dir, "web"); !strings.HasSuffix(got, "web.yaml") {
+		t.Errorf("declaredIn web = %q", got)
+	}
+	if got := declaredIn(dir, "other"); got != "" {
+		t.Errorf("declaredIn other = %q", got)
+	}
+	if got := declaredIn(dir+"/missing", "web"); got != "" {
+		t.Errorf("missing directory: %q", got)
+	}
+}
