@@ -20,7 +20,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "build -t TAG [-f FILE] [--build-arg K=V]... [--no-cache] PATH",
 		Short: "Build an image from a Zockerfile and tag it",
-		Long: `Build runs the Zockerfile in the build context PATH step by step, each step
+		Long: `build runs the Zockerfile in the build context PATH step by step, each step
 on a ZFS clone of the previous one, RUN steps in a build jail. A step whose
 inputs (parent image, instruction, the ARG values it sees, the files COPY
 reads) were built before is reused: building again with nothing changed runs

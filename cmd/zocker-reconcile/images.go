@@ -51,7 +51,7 @@ func newImportCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import -t TAG PATH|URL",
 		Short: "Import a root filesystem archive as an image and tag it",
-		Long: `Import extracts a root filesystem archive (FreeBSD base.txz, a busybox
+		Long: `import extracts a root filesystem archive (FreeBSD base.txz, a busybox
 rootfs tar) into a new image whose ID is the archive's content address, and
 points TAG at it. Importing the same archive again changes nothing. A URL must
 be https and needs --sha256; for a path, --sha256 is checked when given.`,
@@ -99,14 +99,16 @@ type imageRow struct {
 }
 
 func newImagesCmd(g *globals) *cobra.Command {
-	var quiet bool
+	var quiet, all bool
 	var output *format
 	cmd := &cobra.Command{
-		Use:   "images [TAG]",
+		Use:   "images [-a] [TAG]",
 		Short: "List images (TAG, IMAGE ID, CREATED, SIZE, PARENT)",
-		Long: `Images lists the images under --root with their tags; SIZE is the space the
-image references and, in brackets, what it uses itself. Datasets under the
-images directory that zocker-reconcile did not make are reported as foreign.`,
+		Long: `images lists the images under --root with their tags; SIZE is the space the
+image references and, in brackets, what it uses itself. Untagged images that
+are the parent of another (the intermediate steps of builds) are listed with
+-a only. Datasets under the images directory that zocker-reconcile did not
+make are reported as foreign.`,
 		Example: `  zocker-reconcile images
   zocker-reconcile images base
   zocker-reconcile images -q
@@ -118,6 +120,9 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
 				return err
 			}
 			rows := imageRows(st)
+			if !all && len(args) == 0 {
+				rows = hideIntermediate(rows)
+			}
 			if len(args) == 1 {
 				id, err := st.Resolve(args[0])
 				if err != nil {
@@ -151,6 +156,7 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print full image IDs only")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "also list the untagged intermediate images of builds")
 	output = addOutput(cmd)
 	return cmd
 }
@@ -171,6 +177,23 @@ func imageRows(st *zfs.State) []imageRow {
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Created.After(rows[j].Created) })
 	return rows
+}
+
+// hideIntermediate drops the untagged images that another image was built
+// on: docker's intermediate layers, noise in a listing.
+func hideIntermediate(rows []imageRow) []imageRow {
+	parents := map[string]bool{}
+	for _, r := range rows {
+		parents[r.Parent] = true
+	}
+	out := rows[:0]
+	for _, r := range rows {
+		if len(r.Tags) == 0 && parents[r.ID] {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func foreignUnder(st *zfs.State, prefix string) []string {
@@ -204,7 +227,7 @@ func newTagCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "tag SOURCE TARGET",
 		Short: "Point tag TARGET at the image SOURCE (a tag or an ID)",
-		Long: `Tag points TARGET at the image named by SOURCE (a tag, a full ID or an ID
+		Long: `tag points TARGET at the image named by SOURCE (a tag, a full ID or an ID
 prefix of at least 12 digits). Moving an existing tag is one atomic change.`,
 		Example: "  zocker-reconcile tag base base-2026-11",
 		Args:    cobra.ExactArgs(2),
@@ -220,7 +243,11 @@ prefix of at least 12 digits). Moving an existing tag is one atomic change.`,
 			if err != nil {
 				return err
 			}
-			return s.Tag(cmd.Context(), args[1], id)
+			if err := s.Tag(cmd.Context(), args[1], id); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "tagged %s as %s\n", image.Short(id), args[1])
+			return nil
 		},
 	}
 }
@@ -229,7 +256,7 @@ func newRmiCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rmi NAME|ID",
 		Short: "Remove a tag, and the image when no tag is left",
-		Long: `Rmi removes the tag NAME, or image ID with all its tags. Removing one tag of
+		Long: `rmi removes the tag NAME, or image ID with all its tags. Removing one tag of
 several is always allowed. Removing the last tag, or an ID, destroys the
 image: that is refused while a container or a child image uses it (naming
 them), and a refusal changes nothing.`,

@@ -20,7 +20,7 @@ func init() {
 		cmd := &cobra.Command{
 			Use:   "logs [-f] [--tail N] NAME",
 			Short: "Print a container's log",
-			Long: `Print a container's log: its command's stdout and stderr, one line per
+			Long: `logs prints a container's log: its command's stdout and stderr, one line per
 output line, prefixed with the UTC time and the stream. The log is capped in
 size and rotated (log, log.1, ...) under STATE/containers/NAME; the rotated
 files are read too.`,

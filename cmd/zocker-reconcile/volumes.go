@@ -16,9 +16,11 @@ func init() {
 		var quiet bool
 		var output *format
 		cmd := &cobra.Command{
-			Use:     "volumes",
-			Short:   "List managed volumes (NAME, USED, QUOTA, CREATED, MOUNTPOINT)",
-			Long:    "Volumes lists the volumes under --root; datasets there that zocker-reconcile did not make are reported as foreign and left alone.",
+			Use:   "volumes",
+			Short: "List managed volumes (NAME, USED, QUOTA, CREATED, MOUNTPOINT)",
+			Long: `volumes lists the volumes under --root: name, space used, quota, creation
+time and mountpoint. Datasets there that zocker-reconcile did not make are
+reported as foreign and left alone.`,
 			Example: "  zocker-reconcile volumes\n  zocker-reconcile volumes -o json",
 			Args:    cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
