@@ -120,9 +120,13 @@ type Status struct {
 	Objects []ObjectStatus `json:"objects"`
 }
 
-// AllReady reports whether every object is Ready and every file loaded:
-// the `status` command's exit 0.
+// AllReady reports whether every object is Ready, every file loaded and
+// the manifest directory exists (a misspelt --manifests must not read as
+// all well): the `status` command's exit 0.
 func (s Status) AllReady() bool {
+	if s.Missing {
+		return false
+	}
 	for _, f := range s.Files {
 		if f.Failed {
 			return false

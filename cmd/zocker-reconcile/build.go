@@ -28,7 +28,7 @@ no step. COPY reads only from PATH; .zockerignore in PATH leaves files out.
 TAG moves to the new image only when every step succeeded.`,
 		Example: `  zocker-reconcile build -t hello examples/demo/hello
   zocker-reconcile build -t apache -f Zockerfile.prod --build-arg VERSION=2.4 ./apache`,
-		Args: cobra.ExactArgs(1),
+		Args: needs(1, "the build context PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := image.ValidName("tag", tag); err != nil {
 				return err

@@ -31,6 +31,9 @@ they are kept. Volumes are never touched. --dry-run lists what would go.`,
 				for _, id := range ids {
 					fmt.Fprintf(g.stdout, "%s %s\n", verb, id)
 				}
+				if err == nil && len(ids) == 0 {
+					fmt.Fprintln(g.stdout, "nothing to remove")
+				}
 				return err
 			},
 		}

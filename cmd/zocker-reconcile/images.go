@@ -57,7 +57,7 @@ points TAG at it. Importing the same archive again changes nothing. A URL must
 be https and needs --sha256; for a path, --sha256 is checked when given.`,
 		Example: `  zocker-reconcile import -t base /var/cache/zocker/base-14.3.txz
   zocker-reconcile import -t base https://download.freebsd.org/.../base.txz --sha256 9f2c...`,
-		Args: cobra.ExactArgs(1),
+		Args: needs(1, "the archive PATH or URL"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := image.ValidName("tag", tag); err != nil {
 				return err
@@ -230,7 +230,7 @@ func newTagCmd(g *globals) *cobra.Command {
 		Long: `tag points TARGET at the image named by SOURCE (a tag, a full ID or an ID
 prefix of at least 12 digits). Moving an existing tag is one atomic change.`,
 		Example: "  zocker-reconcile tag base base-2026-11",
-		Args:    cobra.ExactArgs(2),
+		Args:    needs(2, "SOURCE and TARGET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := image.ValidName("tag", args[1]); err != nil {
 				return err
@@ -261,7 +261,7 @@ several is always allowed. Removing the last tag, or an ID, destroys the
 image: that is refused while a container or a child image uses it (naming
 them), and a refusal changes nothing.`,
 		Example: "  zocker-reconcile rmi base",
-		Args:    cobra.ExactArgs(1),
+		Args:    needs(1, "a tag NAME or an image ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := openStore(cmd.Context(), g)
 			if err != nil {

@@ -26,7 +26,7 @@ size and rotated (log, log.1, ...) under STATE/containers/NAME; the rotated
 files are read too.`,
 			Example: `  zocker-reconcile logs web
   zocker-reconcile logs --tail 20 -f web`,
-			Args: cobra.ExactArgs(1),
+			Args: needs(1, "a container NAME"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return runLogs(cmd.Context(), g, args[0], tail, follow)
 			},

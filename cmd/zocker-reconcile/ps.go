@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -34,6 +35,8 @@ type psRow struct {
 	Managed  bool      `json:"managed"`
 	PID      int       `json:"pid,omitempty"`
 	Message  string    `json:"message,omitempty"`
+	// LastExitCode is the command's last exit status, once it exited.
+	LastExitCode *int `json:"lastExitCode,omitempty"`
 	// up is supervisor.Status.Up: what ps lists without -a.
 	up bool
 }
@@ -56,9 +59,25 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 			slices.Sort(t)
 			r.Image = t[0]
 		}
+		// The image the container declares (F27): the first tag is
+		// arbitrary once an image has several.
+		var spec struct {
+			Image string `json:"image"`
+		}
+		if json.Unmarshal([]byte(c.Spec), &spec) == nil && spec.Image != "" {
+			if slices.Contains(tags[c.ImageID], spec.Image) {
+				r.Image = spec.Image
+			} else {
+				r.Image = spec.Image + " (" + image.Short(c.ImageID) + ")" // the tag has moved since
+			}
+		}
 		if s, ok := bySup[c.ContainerName]; ok {
 			r.State, r.Restarts, r.Health, r.PID, r.Message = string(s.State), s.Restarts, s.Health.Status, s.PID, s.Message
 			r.up = s.Up()
+			if !s.LastExitAt.IsZero() {
+				code := s.LastExitCode
+				r.LastExitCode = &code
+			}
 			if !s.Alive && s.State != supervisor.StateStopped {
 				r.State = "dead (" + string(s.State) + ")"
 			}
@@ -151,7 +170,7 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones;
 				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tCOMMAND")
 				for _, r := range rows {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Image, r.Created.Local().Format("2006-01-02 15:04"),
-						r.State, dash(r.IP), r.Restarts, dash(r.Health), image.Size(r.Used), truncateCmd(r.Command))
+						stateText(r), dash(r.IP), r.Restarts, dash(r.Health), image.Size(r.Used), truncateCmd(r.Command))
 				}
 				return tw.Flush()
 			},
@@ -162,6 +181,15 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones;
 		output = addOutput(cmd)
 		return cmd
 	})
+}
+
+// stateText is STATE as the table shows it: with the last exit code while
+// the command does not run (F29: "backoff (exit 3)", like docker's Exited (3)).
+func stateText(r psRow) string {
+	if r.LastExitCode != nil && (r.State == string(supervisor.StateBackoff) || r.State == string(supervisor.StateExited)) {
+		return fmt.Sprintf("%s (exit %d)", r.State, *r.LastExitCode)
+	}
+	return r.State
 }
 
 func dash(s string) string {
