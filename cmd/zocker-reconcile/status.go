@@ -122,7 +122,7 @@ func printStatus(g *globals, st service.Status, source string) {
 				break
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", o.Kind, o.Name, ready.Status, dash(lead.Reason), dash(lead.Message),
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", o.Kind, o.Name, ready.Status, dash(lead.Reason), dash(shorten(lead.Message, 100)),
 			lead.LastTransitionTime.Local().Format(time.DateTime))
 	}
 	tw.Flush()
@@ -131,4 +131,12 @@ func printStatus(g *globals, st service.Status, source string) {
 	} else {
 		fmt.Fprintln(os.Stderr, "Not all objects are Ready.")
 	}
+}
+
+// shorten keeps a table cell readable (F19); -o json has the whole message.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }
