@@ -48,6 +48,12 @@ type Observed struct {
 	Previous map[string][]ObservedPrevious
 }
 
+// HolderRun is the Foreign description of a name held by an ad-hoc
+// container (made by run or create, zocker:origin=cli): the reconciler never
+// touches one, and a declared Container of that name is Stalled with
+// "name in use by a container made with run".
+const HolderRun = "a container made with run"
+
 // ObservedImage is one image dataset.
 type ObservedImage struct {
 	// ID is the image's content address.

@@ -169,13 +169,17 @@ func (p *planner) planImages() {
 		tagID, tagged := p.o.Tags[name]
 		a := &Action{Kind: manifests.KindImage, Name: name, Image: img, Manifest: p.manifestRef(manifests.KindImage, name)}
 		switch {
-		case img.Spec.Pull != nil:
+		case img.Spec.Pull != nil || img.Spec.OCI != nil:
 			a.Op = OpPull
 			remote := p.d.RemoteIDs[name]
 			a.Inputs = remote
 			switch {
 			case !tagged:
 				a.Reason = "not present"
+			case remote != "" && tagID != remote && img.Spec.OCI != nil && img.Spec.OCI.Archive != "":
+				a.Reason = fmt.Sprintf("archive holds sha256:%s (from sha256:%s)", image.Short(remote), image.Short(tagID))
+			case remote != "" && tagID != remote && img.Spec.OCI != nil:
+				a.Reason = fmt.Sprintf("registry tag moved to sha256:%s (from sha256:%s)", image.Short(remote), image.Short(tagID))
 			case remote != "" && tagID != remote:
 				a.Reason = fmt.Sprintf("repository tag moved to %s (from %s)", image.Short(remote), image.Short(tagID))
 			default:
@@ -239,8 +243,11 @@ func (p *planner) planContainers() {
 		c := p.set.Containers[name]
 		oc, ok := p.o.Containers[name]
 		if holder, foreign := p.o.Foreign[name]; foreign {
-			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Reason: BlockedNameConflict,
-				Message: fmt.Sprintf("name %s is held by %s, not managed by zocker: it is never taken over", name, holder)})
+			msg := fmt.Sprintf("name %s is held by %s, not managed by zocker: it is never taken over", name, holder)
+			if holder == HolderRun {
+				msg = fmt.Sprintf("name in use by %s: it is never taken over (zocker-reconcile rm %s frees it)", HolderRun, name)
+			}
+			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Reason: BlockedNameConflict, Message: msg})
 			continue
 		}
 		if ok && !oc.Managed {

@@ -255,9 +255,7 @@ func (s *Service) plan(d reconcile.Desired, o engine.Detail) []controller.Item {
 	opts.Now = time.Now()
 	p := reconcile.Diff(d, o.Observed, opts)
 	s.book.Planned(p, d, o.Observed)
-	for name, err := range s.cfg.Loader.RemoteErrors() {
-		s.book.SetCondition(reconcile.Key(manifests.KindImage, name), ConditionReady, false, "RepositoryUnreachable", err.Error(), "")
-	}
+	ReportRemoteErrors(s.book, d, s.cfg.Loader.RemoteErrors())
 	s.recordObserved(p, o)
 	s.mu.Lock()
 	s.acted = false
@@ -374,4 +372,28 @@ func (s *Service) passDone(trigger string, err error) {
 		s.mu.Unlock()
 		s.book.Converged(rev)
 	}
+}
+
+// ReportRemoteErrors marks the Images whose repository, registry or archive
+// could not be read at the last load not Ready, with the reason; the image
+// and its containers stay as they are.
+func ReportRemoteErrors(book *StatusBook, d reconcile.Desired, errs map[string]error) {
+	for name, err := range errs {
+		reason := "RepositoryUnreachable"
+		if img := imageOf(d, name); img != nil && img.Spec.OCI != nil {
+			reason = "RegistryUnreachable"
+			if img.Spec.OCI.Archive != "" {
+				reason = "ArchiveUnreadable"
+			}
+		}
+		book.SetCondition(reconcile.Key(manifests.KindImage, name), ConditionReady, false, reason, err.Error(), "")
+	}
+}
+
+// imageOf is the declared Image name, or nil.
+func imageOf(d reconcile.Desired, name string) *manifests.Image {
+	if d.Set == nil {
+		return nil
+	}
+	return d.Set.Images[name]
 }

@@ -28,6 +28,7 @@ type reconcileFlags struct {
 	insecure          bool
 	loopbackPool      string
 	loopbackInterface string
+	jailNameservers   []string
 	pullInterval      time.Duration
 }
 
@@ -38,7 +39,8 @@ func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by group or others or owned by another user")
 	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
-	fl.DurationVar(&f.pullInterval, "pull-interval", service.DefaultPullInterval, "how often the repository tags of pull Images are checked (and on every manifest change)")
+	fl.StringSliceVar(&f.jailNameservers, "jail-nameserver", nil, "FreeBSD: nameservers for loopback and alias containers when the host's resolv.conf names 127.0.0.1 or ::1 (unreachable from such a jail); repeatable")
+	fl.DurationVar(&f.pullInterval, "pull-interval", service.DefaultPullInterval, "how often the repository tags of pull Images and the registry tags of oci Images are checked (and on every manifest change)")
 }
 
 func (f *reconcileFlags) options() reconcile.Options {
@@ -68,6 +70,11 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	pool, err := netip.ParsePrefix(f.loopbackPool)
 	if err != nil {
 		return nil, fmt.Errorf("--loopback-pool %q: %w", f.loopbackPool, err)
+	}
+	for _, n := range f.jailNameservers {
+		if _, err := netip.ParseAddr(n); err != nil {
+			return nil, fmt.Errorf("--jail-nameserver %q: %w", n, err)
+		}
 	}
 	r := &runner.Exec{Logger: log}
 	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
@@ -111,13 +118,14 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
 	}
 	eng := &engine.Engine{
-		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log, MaxImageSize: maxSize}),
+		Pull:              engine.Pullers(engine.RepoPuller(store, r, repo.Options{Log: log, MaxImageSize: maxSize}), engine.OCIPuller(store, log)),
 		Store:             store,
 		Driver:            driver,
 		StateDir:          g.stateDir,
 		Self:              []string{exe, SuperviseCommand},
 		LoopbackPool:      pool,
 		LoopbackInterface: f.loopbackInterface,
+		JailNameservers:   f.jailNameservers,
 		Log:               log,
 	}
 	eng.Build = eng.ZockerfileBuilder()
@@ -144,7 +152,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 // newLoader makes the desired-state loader; eng (may be nil) lets build
 // inputs use the base image IDs it last observed.
 func newLoader(f *reconcileFlags, log *slog.Logger, eng *engine.Engine) *service.Loader {
-	opts := service.LoaderOptions{Insecure: f.insecure, PullInterval: f.pullInterval, Resolve: repo.Resolve, Log: log}
+	opts := service.LoaderOptions{Insecure: f.insecure, PullInterval: f.pullInterval, Resolve: repo.Resolve, ResolveOCI: engine.OCIResolver(log), Log: log}
 	if eng != nil {
 		opts.Tags = eng.Tags()
 	}

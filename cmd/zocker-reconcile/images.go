@@ -48,18 +48,35 @@ func init() {
 
 func newImportCmd(g *globals) *cobra.Command {
 	var tag, sum string
+	var of ociFlags
 	cmd := &cobra.Command{
-		Use:   "import -t TAG PATH|URL",
-		Short: "Import a root filesystem archive as an image and tag it",
+		Use:   "import -t TAG PATH|URL|docker://REF|oci-archive:PATH",
+		Short: "Import a root filesystem archive or an OCI image as an image and tag it",
 		Long: `import extracts a root filesystem archive (FreeBSD base.txz, a busybox
 rootfs tar) into a new image whose ID is the archive's content address, and
 points TAG at it. Importing the same archive again changes nothing. A URL must
-be https and needs --sha256; for a path, --sha256 is checked when given.`,
+be https and needs --sha256; for a path, --sha256 is checked when given.
+
+docker://REGISTRY/REPO:TAG (or @sha256:DIGEST) pulls an OCI image from a
+registry, oci-archive:PATH reads an OCI image layout (a directory, .tar,
+.tar.gz or .txz, --sha256 checked when given, --name picking one image of its
+index); each layer becomes a dataset shared with other images, and the image
+ID is the config digest. Credentials come from the Docker config
+($DOCKER_CONFIG, ~/.docker/config.json, $REGISTRY_AUTH_FILE).`,
 		Example: `  zocker-reconcile import -t base /var/cache/zocker/base-14.3.txz
-  zocker-reconcile import -t base https://download.freebsd.org/.../base.txz --sha256 9f2c...`,
-		Args: needs(1, "the archive PATH or URL"),
+  zocker-reconcile import -t base https://download.freebsd.org/.../base.txz --sha256 9f2c...
+  zocker-reconcile import -t runtime docker://docker.io/freebsd/freebsd-runtime:15.0
+  zocker-reconcile import -t runtime oci-archive:FreeBSD-15.0-RELEASE-amd64-container-image-runtime.txz --platform freebsd/amd64 --sha256 0c1d...`,
+		Args: needs(1, "the archive PATH, URL, docker://REF or oci-archive:PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := image.ValidName("tag", tag); err != nil {
+				return err
+			}
+			if isOCI(args[0]) {
+				id, err := importOCI(cmd.Context(), g, tag, args[0], sum, of)
+				if err == nil {
+					fmt.Fprintln(g.stdout, id)
+				}
 				return err
 			}
 			src := zfs.ImportSource{Path: args[0], SHA256: sum}
@@ -83,6 +100,7 @@ be https and needs --sha256; for a path, --sha256 is checked when given.`,
 	}
 	cmd.Flags().StringVarP(&tag, "tag", "t", "", "the tag to point at the image (required)")
 	cmd.Flags().StringVar(&sum, "sha256", "", "the archive's expected sha256 (required for a URL)")
+	of.add(cmd, true)
 	_ = cmd.MarkFlagRequired("tag")
 	return cmd
 }

@@ -33,10 +33,13 @@ type psRow struct {
 	Used     uint64    `json:"usedBytes"`
 	Command  []string  `json:"command,omitempty"`
 	Managed  bool      `json:"managed"`
-	PID      int       `json:"pid,omitempty"`
-	Message  string    `json:"message,omitempty"`
-	// LastExitCode is the command's last exit status, once it exited.
-	LastExitCode *int `json:"lastExitCode,omitempty"`
+	// Origin is the manifest file that declares the container, or "cli"
+	// for one made by run or create.
+	Origin string `json:"origin,omitempty"`
+	// ExitCode is the last exit of a command that ended (state exited).
+	ExitCode *int   `json:"exitCode,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	Message  string `json:"message,omitempty"`
 	// up is supervisor.Status.Up: what ps lists without -a.
 	up bool
 }
@@ -55,6 +58,10 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 	for _, c := range st.Containers {
 		r := psRow{Name: c.ContainerName, Image: image.Short(c.ImageID), Created: c.Created, State: "created",
 			IP: c.Props[engine.PropIP], Used: c.Used, Managed: c.Props[zfs.PropManaged] == "true"}
+		r.Origin = c.Manifest
+		if engine.IsAdHoc(c) {
+			r.Origin = zfs.OriginCLI
+		}
 		if t := tags[c.ImageID]; len(t) > 0 {
 			slices.Sort(t)
 			r.Image = t[0]
@@ -74,11 +81,16 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 		if s, ok := bySup[c.ContainerName]; ok {
 			r.State, r.Restarts, r.Health, r.PID, r.Message = string(s.State), s.Restarts, s.Health.Status, s.PID, s.Message
 			r.up = s.Up()
-			if !s.LastExitAt.IsZero() {
+			switch {
+			case s.State == supervisor.StateExited && !s.LastExitAt.IsZero():
+				// Zocker's "down": the command ended (its supervisor may be
+				// gone with it, as for the containers of run).
 				code := s.LastExitCode
-				r.LastExitCode = &code
-			}
-			if !s.Alive && s.State != supervisor.StateStopped {
+				r.State, r.ExitCode = fmt.Sprintf("exited (%d)", code), &code
+			case s.State == supervisor.StateBackoff && !s.LastExitAt.IsZero():
+				code := s.LastExitCode
+				r.ExitCode = &code
+			case !s.Alive && s.State != supervisor.StateStopped:
 				r.State = "dead (" + string(s.State) + ")"
 			}
 			if r.Health == supervisor.HealthNone {
@@ -133,8 +145,11 @@ func init() {
 			Use:   "ps",
 			Short: "List containers",
 			Long: `ps lists the running containers under --root: name, image, creation time,
-state, IP, restarts, health, space used and command. -a adds the stopped ones;
---previous adds the previous clones that health-gated updates keep (spec.update).`,
+state, IP, restarts, health, space used, origin (the manifest file that
+declares it, or cli for a container made by run or create) and command. -a
+adds the ones that do not run: created, stopped, and exited with the
+command's exit code (Zocker's "down"). --previous adds the previous clones that
+health-gated updates keep (spec.update).`,
 			Example: `  zocker-reconcile ps
   zocker-reconcile ps -a -o json
   zocker-reconcile ps -a --previous`,
@@ -167,10 +182,10 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones;
 					return printJSON(g.stdout, rows)
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 0, 3, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tCOMMAND")
+				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tORIGIN\tCOMMAND")
 				for _, r := range rows {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Image, r.Created.Local().Format("2006-01-02 15:04"),
-						stateText(r), dash(r.IP), r.Restarts, dash(r.Health), image.Size(r.Used), truncateCmd(r.Command))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Image, r.Created.Local().Format("2006-01-02 15:04"),
+						stateText(r), dash(r.IP), r.Restarts, dash(r.Health), image.Size(r.Used), dash(r.Origin), truncateCmd(r.Command))
 				}
 				return tw.Flush()
 			},
@@ -184,10 +199,11 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones;
 }
 
 // stateText is STATE as the table shows it: with the last exit code while
-// the command does not run (F29: "backoff (exit 3)", like docker's Exited (3)).
+// the command waits to restart (F29: "backoff (exit 3)"; an ended command
+// is already "exited (3)").
 func stateText(r psRow) string {
-	if r.LastExitCode != nil && (r.State == string(supervisor.StateBackoff) || r.State == string(supervisor.StateExited)) {
-		return fmt.Sprintf("%s (exit %d)", r.State, *r.LastExitCode)
+	if r.ExitCode != nil && r.State == string(supervisor.StateBackoff) {
+		return fmt.Sprintf("%s (exit %d)", r.State, *r.ExitCode)
 	}
 	return r.State
 }

@@ -69,8 +69,9 @@ func openLocal(ctx context.Context, g *globals) (repo.Local, error) {
 
 func newPushCmd(g *globals) *cobra.Command {
 	var url string
+	var of ociFlags
 	cmd := &cobra.Command{
-		Use:   "push TAG",
+		Use:   "push TAG [docker://REGISTRY/REPO:TAG]",
 		Short: "Send an image and the ancestors the repository lacks, then move the tag there",
 		Long: `push sends the image TAG points at to the repository: every ancestor the
 repository does not have yet, oldest first, each as a ZFS stream incremental
@@ -78,11 +79,20 @@ on its parent (full for a root image), then moves the repository's TAG.
 Files appear under their final names only complete, and the tag moves last:
 an interrupted push leaves the repository valid, and pushing again completes it.
 
+With docker://REGISTRY/REPO:TAG the image goes to an OCI registry instead:
+each image of its local chain becomes one gzip layer (the difference to its
+parent, whiteouts for deletions) with an OCI config made from the image's;
+layers the registry has are not sent again.
+
 ` + repoLocations,
 		Example: `  zocker-reconcile push apache --repository ssh://zocker@repo.example.com/zocker_images
-  ZOCKER_REPOSITORY=file:///mnt/nfs/images zocker-reconcile push base`,
-		Args: cobra.ExactArgs(1),
+  ZOCKER_REPOSITORY=file:///mnt/nfs/images zocker-reconcile push base
+  zocker-reconcile push apache docker://registry.example.com/web/apache:2.4`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 {
+				return pushOCI(cmd.Context(), g, args[0], args[1], of)
+			}
 			r, err := openRepo(cmd.Context(), g, url, args[0])
 			if err != nil {
 				return err
@@ -103,6 +113,7 @@ an interrupted push leaves the repository valid, and pushing again completes it.
 		},
 	}
 	repoFlag(cmd, &url)
+	of.add(cmd, false)
 	return cmd
 }
 

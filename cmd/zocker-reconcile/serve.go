@@ -104,6 +104,11 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 	if err != nil {
 		return err
 	}
+	if cleaned, err := cleanupSelftests(ctx, g, log); err != nil {
+		log.Warn("clean up interrupted selftests", "err", err)
+	} else if len(cleaned) > 0 {
+		log.Info("removed the leftovers of interrupted selftests", "ids", cleaned)
+	}
 	usage, _ := eng.Driver.(service.UsageReader)
 	svc := service.New(service.Config{
 		Manifests: g.manifests,

@@ -54,13 +54,15 @@ Ready and every file loaded, 1 otherwise.`,
 					if err != nil {
 						return err
 					}
-					d, err := newLoader(&f, log, eng).Load(cmd.Context(), g.manifests)
+					loader := newLoader(&f, log, eng)
+					d, err := loader.Load(cmd.Context(), g.manifests)
 					if err != nil {
 						return err
 					}
 					book := service.NewStatusBook(time.Now)
 					book.LoadedManifests(d.Set)
 					book.Planned(reconcile.Diff(d, o, f.options()), d, o)
+					service.ReportRemoteErrors(book, d, loader.RemoteErrors())
 					st = book.Snapshot()
 				}
 				if *output == formatJSON {

@@ -143,7 +143,8 @@ func Open(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (
 // OpenShared is Open without the sweep of ROOT/tmp, for the commands people
 // run beside a running service (import, build, tag, rmi, gc, push, pull):
 // what is in ROOT/tmp may be the service's work in progress. Only the
-// service and apply, at their start, sweep.
+// service, at its start, sweeps; a shared open removes only the work of
+// processes that are gone (PropWorker).
 func OpenShared(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (*Store, error) {
 	return open(ctx, root, r, log, false)
 }
@@ -211,9 +212,10 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 	if err := s.secureTree(ctx); err != nil {
 		return nil, fmt.Errorf("open root %s: %w", root, err)
 	}
-	if sweep {
-		s.sweep(ctx, recs)
-	}
+	// Leftovers of an interrupted import or build: never published, never
+	// used. A shared open removes only work whose process is gone (a
+	// SIGKILLed import or pull), never a running process's.
+	s.sweep(ctx, recs, sweep)
 	return s, nil
 }
 

@@ -16,7 +16,7 @@ var sweepBusyWait = 3 * time.Second
 // sweep destroys the leftovers of interrupted work in ROOT/tmp (never
 // published, never used). A leftover that cannot go now is logged with the
 // processes that hold it and kept for SweepTmp.
-func (s *Store) sweep(ctx context.Context, recs map[string]*record) {
+func (s *Store) sweep(ctx context.Context, recs map[string]*record, all bool) {
 	for name, rec := range recs {
 		if rec.typ == "snapshot" || !strings.HasPrefix(name, s.tmpDS()+"/") || strings.Count(name[len(s.tmpDS())+1:], "/") > 0 {
 			continue
@@ -24,6 +24,9 @@ func (s *Store) sweep(ctx context.Context, recs map[string]*record) {
 		if rec.own[PropManaged] != "true" {
 			s.log.Warn("leaving unmanaged dataset in tmp", "dataset", name)
 			continue
+		}
+		if !all && !workerGone(rec.own[PropWorker]) {
+			continue // a running process's work (a shared open)
 		}
 		s.mu.Lock()
 		if s.pending == nil {
