@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -86,6 +87,13 @@ ID is the config digest. Credentials come from the Docker config
 			s, err := openStore(cmd.Context(), g)
 			if err != nil {
 				return err
+			}
+			// A line at the start (F28): a base.txz takes a while, and the
+			// result (the ID) is all stdout gets.
+			if fi, err := os.Stat(src.Path); err == nil && src.Path != "" {
+				fmt.Fprintf(g.stderr, "importing %s from %s (%s)\n", tag, src.Path, image.Size(uint64(fi.Size())))
+			} else if src.URL != "" {
+				fmt.Fprintf(g.stderr, "importing %s from %s\n", tag, src.URL)
 			}
 			id, err := s.ImportTarball(cmd.Context(), src, zfs.Config{})
 			if err != nil {
