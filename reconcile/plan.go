@@ -196,6 +196,13 @@ func (p *planner) planImages() {
 			}
 			a.Inputs = inputs
 			have := p.o.Images[tagID].Inputs
+			if why, bad := p.d.MissingInputs[name]; bad && !tagged && img.Spec.Tarball != nil {
+				// Plan what apply would meet, not an import bound to fail.
+				delete(p.imageIDs, name)
+				p.imageWait[name] = fmt.Sprintf("waiting for image %s (%s)", name, why)
+				p.block(Blocked{Kind: manifests.KindImage, Name: name, Op: a.Op, Reason: BlockedMissingInput, Message: why})
+				continue
+			}
 			switch {
 			case !tagged:
 				a.Reason = "not present"
@@ -302,6 +309,9 @@ func (p *planner) planContainers() {
 			}
 		}
 		deps, missing := p.volumeDeps(spec)
+		if hp := p.d.MissingHostPaths[name]; missing == "" && hp != "" && op != OpStop {
+			missing = hp
+		}
 		if missing != "" {
 			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Op: op, Reason: BlockedMissingVolume, Message: missing})
 			continue

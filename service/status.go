@@ -49,6 +49,7 @@ const (
 	ReasonDuplicate       = "Duplicate"
 	ReasonNameConflict    = "NameConflict"
 	ReasonMissingVolume   = "MissingVolume"
+	ReasonMissingInput    = "MissingInput"
 	ReasonRolledBack      = "RolledBack"
 	ReasonUpdateFailed    = "UpdateFailed"
 	ReasonWritesProtected = "WritesProtected"
@@ -379,6 +380,8 @@ func stalledReason(reason string) string {
 		return ReasonNameConflict
 	case reconcile.BlockedMissingVolume:
 		return ReasonMissingVolume
+	case reconcile.BlockedMissingInput:
+		return ReasonMissingInput
 	case reconcile.BlockedRolledBack:
 		return ReasonRolledBack
 	case reconcile.BlockedUpdateFailed:
