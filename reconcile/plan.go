@@ -464,6 +464,10 @@ func (p *planner) guardPrunes(pruneC, pruneV []*Action) {
 		maxPrune = DefaultMaxPrune
 	}
 	var reason, msg string
+	// Volume destructions count: they lose data, containers do not (M8).
+	overMax := maxPrune > 0 && len(all) > maxPrune
+	maxMsg := fmt.Sprintf("%d prunes (%d containers, %d volumes destroyed) exceed --max-prune %d: nothing is pruned (give --max-prune %d, or -1 for no limit)",
+		len(all), len(pruneC), len(pruneV), maxPrune, len(all))
 	switch {
 	case empty && !p.opts.AllowEmpty:
 		what := "empty"
@@ -472,10 +476,13 @@ func (p *planner) guardPrunes(pruneC, pruneV []*Action) {
 		}
 		reason = BlockedEmptyManifests
 		msg = fmt.Sprintf("the manifest directory is %s while managed objects exist: nothing is pruned without --allow-empty", what)
-	case maxPrune > 0 && len(all) > maxPrune:
-		// Volume destructions count: they lose data, containers do not (M8).
+		if overMax {
+			// Every guard in one run (F23), not one per attempt.
+			msg += "; and " + maxMsg
+		}
+	case overMax:
 		reason = BlockedMaxPrune
-		msg = fmt.Sprintf("%d prunes (%d containers, %d volumes destroyed) exceed --max-prune %d: nothing is pruned", len(all), len(pruneC), len(pruneV), maxPrune)
+		msg = maxMsg
 	}
 	if reason != "" {
 		for _, a := range all {

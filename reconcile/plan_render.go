@@ -90,12 +90,28 @@ func RenderText(w io.Writer, p Plan) error {
 	for _, a := range p.Actions {
 		b.WriteString(a.Line() + "\n")
 	}
+	// A guard holds every prune with one message: one line for all of
+	// them (F23), not one per object.
+	guarded := map[string][]string{}
+	var order []string
 	for _, bl := range p.Blocked {
+		if bl.Reason == BlockedEmptyManifests || bl.Reason == BlockedMaxPrune {
+			k := bl.Reason + "\x00" + bl.Message
+			if guarded[k] == nil {
+				order = append(order, k)
+			}
+			guarded[k] = append(guarded[k], strings.ToLower(bl.Kind)+" "+bl.Name)
+			continue
+		}
 		op := "hold"
 		if bl.Op != "" {
 			op = bl.Op.verb()
 		}
 		fmt.Fprintf(&b, "! %s %s %s: %s (%s)\n", op, strings.ToLower(bl.Kind), bl.Name, bl.Message, bl.Reason)
+	}
+	for _, k := range order {
+		reason, msg, _ := strings.Cut(k, "\x00")
+		fmt.Fprintf(&b, "! prune %s: %s (%s)\n", strings.Join(guarded[k], ", "), msg, reason)
 	}
 	if p.InSync {
 		b.WriteString("No changes: in sync.\n")
