@@ -476,6 +476,17 @@ func (p *planner) guardPrunes(pruneC, pruneV []*Action) {
 		}
 		reason = BlockedEmptyManifests
 		msg = fmt.Sprintf("the manifest directory is %s while managed objects exist: nothing is pruned without --allow-empty", what)
+		failed := 0
+		for _, f := range p.set.Files {
+			if f.Failed {
+				failed++
+			}
+		}
+		if failed > 0 || len(p.set.Problems) > 0 {
+			// Rejected (an insecure directory, files that do not parse),
+			// not empty: --allow-empty is not the fix (F22).
+			msg = fmt.Sprintf("no object could be loaded from the manifest directory (%d file(s) failed, %d problem(s): see them above): nothing is pruned", failed, len(p.set.Problems))
+		}
 		if overMax {
 			// Every guard in one run (F23), not one per attempt.
 			msg += "; and " + maxMsg
