@@ -244,7 +244,7 @@ func printImages(w io.Writer, rows []imageRow) {
 		if r.Parent != "" {
 			parent = image.Short(r.Parent)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\t%s\n", tag, image.Short(r.ID), r.Created.Local().Format("2006-01-02 15:04"), image.Size(r.Referenced), image.Size(r.Used), parent)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\t%s\n", tag, image.Short(r.ID), r.Created.Local().Format(tableTime), image.Size(r.Referenced), image.Size(r.Used), parent)
 	}
 	tw.Flush()
 }

@@ -55,3 +55,7 @@ func needs(n int, what string) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// tableTime is how tables show a time: local, with its zone (F39: logs and
+// JSON use UTC, so a table must say which zone it is in).
+const tableTime = "2006-01-02 15:04 MST"

@@ -125,7 +125,7 @@ func printStatus(g *globals, st service.Status, source string) {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", o.Kind, o.Name, ready.Status, dash(lead.Reason), dash(shorten(lead.Message, 100)),
-			lead.LastTransitionTime.Local().Format(time.DateTime))
+			lead.LastTransitionTime.Local().Format(tableTime))
 	}
 	tw.Flush()
 	if st.AllReady() {

@@ -54,7 +54,7 @@ reported as foreign and left alone.`,
 					if v.Quota > 0 {
 						quota = image.Size(v.Quota)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.VolumeName, image.Size(v.Used), quota, v.Created.Local().Format("2006-01-02 15:04"), v.Mountpoint)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.VolumeName, image.Size(v.Used), quota, v.Created.Local().Format(tableTime), v.Mountpoint)
 				}
 				tw.Flush()
 				for _, f := range foreign {
