@@ -187,6 +187,8 @@ func TestReadmeCommandTable(t *testing.T) {
 		{"load", 1, run("load", "-i", "/nonexistent.zar")},
 		{"rm", 0, run("rm", "-f", "r1", "r2", "cr1", "cr2")},
 		{"rm", 1, run("rm", "nosuch")},
+		{"push", 0, run("push", "bb", "--repository", "file://"+filepath.Join(t.TempDir(), "repo"))},
+		{"push", 1, run("push", "nosuch", "--repository", "file://"+filepath.Join(t.TempDir(), "repo"))},
 		{"serve", 1, runMissing("serve", "--listen", freeAddr(t))},
 		{"serve", 0, func() result {
 			srv := h.start()
