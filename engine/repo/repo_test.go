@@ -30,6 +30,8 @@ type fakeLocal struct {
 	nwork   int
 	// failSend, if set, makes Send of that ID write half its stream and fail.
 	failSend string
+	// guids overrides an image's snapshot guid (default guidOf(id)).
+	guids map[string]uint64
 }
 
 func newFake() *fakeLocal {
@@ -72,6 +74,9 @@ func (f *fakeLocal) Image(_ context.Context, id string) (Image, bool, error) {
 	img, ok := f.images[id]
 	if ok {
 		img.GUID = guidOf(id)
+		if g, set := f.guids[id]; set {
+			img.GUID = g
+		}
 	}
 	return img, ok, nil
 }
@@ -660,7 +665,7 @@ func TestProgressLines(t *testing.T) {
 	if _, err := r.Pull(ctx, newFake(), "base"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "pull "+a[:12]+": ") || !strings.Contains(out.String(), "pulled "+a[:12]+" (2.6 KiB, full)") {
+	if !strings.Contains(out.String(), "pull "+a[:12]+": ") || !strings.Contains(out.String(), "pulled "+a[:12]+" (2.6K, full)") {
 		t.Errorf("pull lines:\n%s", out.String())
 	}
 }
