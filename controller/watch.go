@@ -126,6 +126,7 @@ func (w *Watcher) retarget(force bool) bool {
 		return false
 	}
 	changed := target != w.target
+	first := w.target == "" && len(w.dirs) == 0 // the start, not a change (F47)
 	for dir := range w.dirs {
 		// A deleted directory has lost its watch already.
 		_ = w.fw.Remove(dir)
@@ -135,7 +136,10 @@ func (w *Watcher) retarget(force bool) bool {
 	if target != "" {
 		w.addTree(target)
 	}
-	if changed {
+	switch {
+	case changed && first:
+		w.Logger.Debug("watching the manifest root", "action", "watch", "dir", target)
+	case changed:
 		w.Logger.Info("manifest root target changed", "action", "watch", "dir", target)
 	}
 	return changed

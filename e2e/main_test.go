@@ -121,12 +121,17 @@ func newHost(t *testing.T) *host {
 	h.man = mkdir(t, base, "manifests")
 	h.empty = mkdir(t, base, "empty")
 	t.Cleanup(h.teardown)
-	// Nothing creates a root by surprise (issue 19): every test's starts
-	// as a service's would, from zocker-reconcile init.
-	if res := h.run("init"); res.code != 0 {
-		t.Fatalf("init: exit %d: %s%s", res.code, res.stdout, res.stderr)
-	}
+	h.init()
 	return h
+}
+
+// init creates the host's root: nothing creates a root by surprise (issue
+// 19), so every test's starts as a service's would, from zocker-reconcile init.
+func (h *host) init() {
+	h.t.Helper()
+	if res := h.run("init"); res.code != 0 {
+		h.t.Fatalf("init: exit %d: %s%s", res.code, res.stdout, res.stderr)
+	}
 }
 
 func mkdir(t *testing.T, parts ...string) string {

@@ -27,6 +27,7 @@ func secondPoolHost(t *testing.T, like *host) *host {
 	h.man = mkdir(t, base, "manifests")
 	h.empty = mkdir(t, base, "empty")
 	t.Cleanup(h.teardown)
+	h.init()
 	return h
 }
 

@@ -782,7 +782,7 @@ func (e *Engine) remove(ctx context.Context, name string) error {
 		return err
 	}
 	if err := e.Store.DestroyContainer(ctx, name); err != nil && !errors.Is(err, zfs.ErrNotFound) {
-		return fmt.Errorf("destroy container %s: %w", name, err)
+		return err // it says "destroy container NAME: ..." (once, F14)
 	}
 	if err := supervisor.Forget(e.StateDir, name); err != nil {
 		e.Log.Warn("forget supervisor state", "container", name, "err", err)

@@ -79,6 +79,8 @@ const (
 	BlockedNameConflict = "name-conflict"
 	// BlockedMissingVolume: a mounted Volume is neither declared nor present.
 	BlockedMissingVolume = "missing-volume"
+	// BlockedMissingInput: an Image's tarball cannot be read (F13).
+	BlockedMissingInput = "missing-input"
 	// BlockedOutsideSelection: the action needs an action on an object
 	// outside Options.Only, which the pass does not take.
 	BlockedOutsideSelection = "outside-selection"

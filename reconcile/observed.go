@@ -161,6 +161,14 @@ type Desired struct {
 	// RemoteSigners maps a pull Image's name to who signed its remote tag,
 	// when a signature policy verified it (plan shows it).
 	RemoteSigners map[string]string
+	// MissingInputs maps a tarball Image's name to why its archive cannot
+	// be read (a path that does not exist): its import is held, not
+	// planned to fail.
+	MissingInputs map[string]string
+	// MissingHostPaths maps a Container's name to the hostPath source of
+	// one of its volumes that does not exist: its create, replace or start
+	// is held, not planned to fail.
+	MissingHostPaths map[string]string
 	// BuildBases maps a build Image's name to the image its Zockerfile
 	// starts FROM; when that is a declared Image being made in the same
 	// pass, the build waits for it.

@@ -199,6 +199,13 @@ func (p *planner) planImages() {
 			}
 			a.Inputs = inputs
 			have := p.o.Images[tagID].Inputs
+			if why, bad := p.d.MissingInputs[name]; bad && !tagged && img.Spec.Tarball != nil {
+				// Plan what apply would meet, not an import bound to fail.
+				delete(p.imageIDs, name)
+				p.imageWait[name] = fmt.Sprintf("waiting for image %s (%s)", name, why)
+				p.block(Blocked{Kind: manifests.KindImage, Name: name, Op: a.Op, Reason: BlockedMissingInput, Message: why})
+				continue
+			}
 			switch {
 			case !tagged:
 				a.Reason = "not present"
@@ -305,6 +312,9 @@ func (p *planner) planContainers() {
 			}
 		}
 		deps, missing := p.volumeDeps(spec)
+		if hp := p.d.MissingHostPaths[name]; missing == "" && hp != "" && op != OpStop {
+			missing = hp
+		}
 		if missing != "" {
 			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Op: op, Reason: BlockedMissingVolume, Message: missing})
 			continue
@@ -457,6 +467,10 @@ func (p *planner) guardPrunes(pruneC, pruneV []*Action) {
 		maxPrune = DefaultMaxPrune
 	}
 	var reason, msg string
+	// Volume destructions count: they lose data, containers do not (M8).
+	overMax := maxPrune > 0 && len(all) > maxPrune
+	maxMsg := fmt.Sprintf("%d prunes (%d containers, %d volumes destroyed) exceed --max-prune %d: nothing is pruned (give --max-prune %d, or -1 for no limit)",
+		len(all), len(pruneC), len(pruneV), maxPrune, len(all))
 	switch {
 	case empty && !p.opts.AllowEmpty:
 		what := "empty"
@@ -465,10 +479,24 @@ func (p *planner) guardPrunes(pruneC, pruneV []*Action) {
 		}
 		reason = BlockedEmptyManifests
 		msg = fmt.Sprintf("the manifest directory is %s while managed objects exist: nothing is pruned without --allow-empty", what)
-	case maxPrune > 0 && len(all) > maxPrune:
-		// Volume destructions count: they lose data, containers do not (M8).
+		failed := 0
+		for _, f := range p.set.Files {
+			if f.Failed {
+				failed++
+			}
+		}
+		if failed > 0 || len(p.set.Problems) > 0 {
+			// Rejected (an insecure directory, files that do not parse),
+			// not empty: --allow-empty is not the fix (F22).
+			msg = fmt.Sprintf("no object could be loaded from the manifest directory (%d file(s) failed, %d problem(s): see them above): nothing is pruned", failed, len(p.set.Problems))
+		}
+		if overMax {
+			// Every guard in one run (F23), not one per attempt.
+			msg += "; and " + maxMsg
+		}
+	case overMax:
 		reason = BlockedMaxPrune
-		msg = fmt.Sprintf("%d prunes (%d containers, %d volumes destroyed) exceed --max-prune %d: nothing is pruned", len(all), len(pruneC), len(pruneV), maxPrune)
+		msg = maxMsg
 	}
 	if reason != "" {
 		for _, a := range all {

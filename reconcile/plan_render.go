@@ -51,6 +51,10 @@ type Summary struct {
 	Stop    int `json:"stop"`
 	Prune   int `json:"prune"` // prune, destroy-volume
 	Blocked int `json:"blocked"`
+	// Waiting counts the blocked entries that wait for another object of
+	// the same plan (an image being made, a dependency starting): they go
+	// ahead by themselves (F35).
+	Waiting int `json:"waiting"`
 }
 
 // Summarize counts p's actions by effect.
@@ -73,6 +77,11 @@ func (p Plan) Summarize() Summary {
 		}
 	}
 	s.Blocked = len(p.Blocked)
+	for _, b := range p.Blocked {
+		if b.Waiting() {
+			s.Waiting++
+		}
+	}
 	return s
 }
 
@@ -90,19 +99,44 @@ func RenderText(w io.Writer, p Plan) error {
 	for _, a := range p.Actions {
 		b.WriteString(a.Line() + "\n")
 	}
+	// A guard holds every prune with one message: one line for all of
+	// them (F23), not one per object.
+	guarded := map[string][]string{}
+	var order []string
 	for _, bl := range p.Blocked {
+		if bl.Reason == BlockedEmptyManifests || bl.Reason == BlockedMaxPrune {
+			k := bl.Reason + "\x00" + bl.Message
+			if guarded[k] == nil {
+				order = append(order, k)
+			}
+			guarded[k] = append(guarded[k], strings.ToLower(bl.Kind)+" "+bl.Name)
+			continue
+		}
 		op := "hold"
 		if bl.Op != "" {
 			op = bl.Op.verb()
 		}
+		if bl.Waiting() {
+			// Not a problem: it goes ahead once what it waits for is made.
+			fmt.Fprintf(&b, "! %s %s %s: %s\n", op, strings.ToLower(bl.Kind), bl.Name, bl.Message)
+			continue
+		}
 		fmt.Fprintf(&b, "! %s %s %s: %s (%s)\n", op, strings.ToLower(bl.Kind), bl.Name, bl.Message, bl.Reason)
+	}
+	for _, k := range order {
+		reason, msg, _ := strings.Cut(k, "\x00")
+		fmt.Fprintf(&b, "! prune %s: %s (%s)\n", strings.Join(guarded[k], ", "), msg, reason)
 	}
 	if p.InSync {
 		b.WriteString("No changes: in sync.\n")
 	} else {
 		s := p.Summarize()
-		fmt.Fprintf(&b, "Plan: %d to create, %d to replace, %d to update, %d to start, %d to stop, %d to prune, %d blocked.\n",
-			s.Create, s.Replace, s.Update, s.Start, s.Stop, s.Prune, s.Blocked)
+		fmt.Fprintf(&b, "Plan: %d to create, %d to replace, %d to update, %d to start, %d to stop, %d to prune, %d blocked",
+			s.Create, s.Replace, s.Update, s.Start, s.Stop, s.Prune, s.Blocked-s.Waiting)
+		if s.Waiting > 0 {
+			fmt.Fprintf(&b, ", %d waiting", s.Waiting)
+		}
+		b.WriteString(".\n")
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write plan: %w", err)

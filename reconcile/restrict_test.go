@@ -1,6 +1,9 @@
 package reconcile
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // TestDiffOnly (F5): a plan restricted to one file's objects acts on them
 // only and prunes nothing, however many managed containers the rest of the
@@ -40,5 +43,34 @@ func TestDiffOnly(t *testing.T) {
 	}
 	if p.InSync || p.ExitCode() != 2 {
 		t.Errorf("a held selection is in sync: %+v", p)
+	}
+}
+
+// TestDiffMissingInputs (F13): a tarball that cannot be read and a hostPath
+// that does not exist hold their objects in the plan, instead of planning an
+// import and a create that apply would see fail.
+func TestDiffMissingInputs(t *testing.T) {
+	s := newSet(img("base"), img("gone"), container("web"), container("logs"))
+	d := desired(s)
+	d.MissingInputs = map[string]string{"gone": "image gone: open /nope.tar: no such file or directory"}
+	d.MissingHostPaths = map[string]string{"logs": "hostPath /srv/nope does not exist"}
+	p := Diff(d, observed(), Options{})
+	got := map[string]string{}
+	for _, b := range p.Blocked {
+		got[b.Key()] = b.Reason + ": " + b.Message
+	}
+	if got["Image/gone"] != BlockedMissingInput+": image gone: open /nope.tar: no such file or directory" {
+		t.Errorf("Image/gone: %q", got["Image/gone"])
+	}
+	if got["Container/logs"] != BlockedMissingVolume+": hostPath /srv/nope does not exist" {
+		t.Errorf("Container/logs: %q", got["Container/logs"])
+	}
+	for _, a := range p.Actions {
+		if a.Key() == "Image/gone" || a.Key() == "Container/logs" {
+			t.Errorf("planned %s despite its missing input", a.Line())
+		}
+	}
+	if !slices.ContainsFunc(p.Actions, func(a Action) bool { return a.Key() == "Container/web" }) {
+		t.Errorf("web is not created: %v", p.Actions)
 	}
 }

@@ -2,9 +2,13 @@ package service
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"slices"
+	"os"
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/build"
@@ -91,7 +95,33 @@ func (l *Loader) Load(ctx context.Context, dir string) (reconcile.Desired, error
 	}
 	l.remoteErrs = rerrs
 	l.warnUnverified(set)
-	return reconcile.Desired{Set: set, ImageInputs: in, RemoteIDs: ids, RemoteSigners: signers, BuildBases: bases}, nil
+	d := reconcile.Desired{Set: set, ImageInputs: in, RemoteIDs: ids, RemoteSigners: signers, BuildBases: bases,
+		MissingInputs: map[string]string{}, MissingHostPaths: missingHostPaths(set)}
+	for name, err := range errs {
+		if img := set.Images[name]; img != nil && img.Spec.Tarball != nil {
+			d.MissingInputs[name] = err.Error()
+		}
+	}
+	return d, nil
+}
+
+// missingHostPaths finds, per container, a hostPath volume source that does
+// not exist, so that plan shows the container held (F13) rather than a
+// create that apply would see fail.
+func missingHostPaths(set *manifests.Set) map[string]string {
+	out := map[string]string{}
+	for name, c := range set.Containers {
+		for _, m := range c.Spec.Volumes {
+			if m.HostPath == "" {
+				continue
+			}
+			if _, err := os.Stat(m.HostPath); errors.Is(err, fs.ErrNotExist) {
+				out[name] = fmt.Sprintf("hostPath %s does not exist", m.HostPath)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // RemoteErrors are the pull Images whose repository could not be read at

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +84,7 @@ type Service struct {
 	flights inFlight
 
 	mu          sync.Mutex
+	problems    []string // the manifest problems last logged
 	revision    string
 	known       map[string]bool // object keys with per-object series
 	lastSampled time.Time
@@ -233,8 +235,23 @@ func (s *Service) loadDir(ctx context.Context, dir string) (reconcile.Desired, e
 	}
 	set := d.Set
 	invalid := set.InvalidFiles()
+	// Problems are logged when they change, not on every pass (F30); a
+	// missing directory at every load, as it may be a misspelt path.
+	var problems []string
 	for _, p := range set.Problems {
-		s.log.Warn("manifest problem", "problem", p.String())
+		problems = append(problems, p.String())
+	}
+	s.mu.Lock()
+	changed := !slices.Equal(problems, s.problems)
+	s.problems = problems
+	s.mu.Unlock()
+	if changed {
+		for _, p := range problems {
+			s.log.Warn("manifest problem", "problem", p)
+		}
+	}
+	if set.Missing {
+		s.log.Warn("the manifest directory does not exist; nothing is pruned without --allow-empty", "dir", dir)
 	}
 	s.m.ManifestLoad(metrics.ResultSuccess, invalid, set.Revision, now)
 	s.m.SetDesired(metrics.KindImage, len(set.Images))

@@ -50,6 +50,7 @@ const (
 	ReasonDuplicate       = "Duplicate"
 	ReasonNameConflict    = "NameConflict"
 	ReasonMissingVolume   = "MissingVolume"
+	ReasonMissingInput    = "MissingInput"
 	ReasonRolledBack      = "RolledBack"
 	ReasonUpdateFailed    = "UpdateFailed"
 	ReasonWritesProtected = "WritesProtected"
@@ -124,10 +125,11 @@ type Status struct {
 	RevisionUnverified *RevisionUnverified `json:"revisionUnverified,omitempty"`
 }
 
-// AllReady reports whether every object is Ready and every file loaded:
-// the `status` command's exit 0.
+// AllReady reports whether every object is Ready, every file loaded and
+// the manifest directory exists (a misspelt --manifests must not read as
+// all well): the `status` command's exit 0.
 func (s Status) AllReady() bool {
-	if s.RevisionUnverified != nil {
+	if s.RevisionUnverified != nil || s.Missing {
 		return false
 	}
 	for _, f := range s.Files {
@@ -388,6 +390,8 @@ func stalledReason(reason string) string {
 		return ReasonNameConflict
 	case reconcile.BlockedMissingVolume:
 		return ReasonMissingVolume
+	case reconcile.BlockedMissingInput:
+		return ReasonMissingInput
 	case reconcile.BlockedRolledBack:
 		return ReasonRolledBack
 	case reconcile.BlockedUpdateFailed:

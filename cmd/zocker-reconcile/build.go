@@ -21,7 +21,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "build -t TAG [-f FILE] [--build-arg K=V]... [--no-cache] PATH",
 		Short: "Build an image from a Zockerfile and tag it",
-		Long: `Build runs the Zockerfile in the build context PATH step by step, each step
+		Long: `build runs the Zockerfile in the build context PATH step by step, each step
 on a ZFS clone of the previous one, RUN steps in a build jail. A step whose
 inputs (parent image, instruction, the ARG values it sees, the files COPY
 reads) were built before is reused: building again with nothing changed runs
@@ -29,7 +29,7 @@ no step. COPY reads only from PATH; .zockerignore in PATH leaves files out.
 TAG moves to the new image only when every step succeeded.`,
 		Example: `  zocker-reconcile build -t hello examples/demo/hello
   zocker-reconcile build -t apache -f Zockerfile.prod --build-arg VERSION=2.4 ./apache`,
-		Args: cobra.ExactArgs(1),
+		Args: needs(1, "the build context PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := image.ValidName("tag", tag); err != nil {
 				return err

@@ -48,7 +48,7 @@ user and workdir, then each --change: a config-only Zockerfile instruction
 }
 
 func newDiffCmd(g *globals) *cobra.Command {
-	var output string
+	var output *format
 	cmd := &cobra.Command{
 		Use:   "diff NAME",
 		Short: "List the files a container changed (Zocker's diff)",
@@ -61,11 +61,11 @@ content's sha256 for a file whose modification time alone differs.`,
   zocker-reconcile diff -o json web`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: want text or json", output)
-			}
 			log, err := adHocLogger(cmd, g)
 			if err != nil {
+				return err
+			}
+			if _, err := checkRoot(cmd.Context(), g); err != nil {
 				return err
 			}
 			store, err := zfs.Attach(g.root, &runner.Exec{Logger: log}, log)
@@ -76,7 +76,7 @@ content's sha256 for a file whose modification time alone differs.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
+			if *output == formatJSON {
 				if changes == nil {
 					changes = []zfs.Change{}
 				}
@@ -90,7 +90,7 @@ content's sha256 for a file whose modification time alone differs.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	output = addOutput(cmd)
 	return cmd
 }
 

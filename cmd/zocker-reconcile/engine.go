@@ -39,7 +39,7 @@ func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "let an empty or missing manifest directory prune the managed objects")
 	fl.IntVar(&f.maxPrune, "max-prune", reconcile.DefaultMaxPrune, "refuse a pass that would remove more containers and destroy more volumes, together, than this (negative: no limit)")
-	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by others or owned by another user")
+	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by group or others or owned by another user")
 	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
 	fl.StringSliceVar(&f.jailNameservers, "jail-nameserver", nil, "FreeBSD: nameservers for loopback and alias containers when the host's resolv.conf names 127.0.0.1 or ::1 (unreachable from such a jail); repeatable")

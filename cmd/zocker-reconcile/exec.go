@@ -22,7 +22,11 @@ func init() {
 			Long: `exec runs CMD inside the running container NAME, as the container's user and
 in its working directory unless -u or -w say otherwise, with the container's
 environment plus any -e KEY=VALUE. Standard input, output and error (a
-terminal too) are passed through. The exit status is the command's.`,
+terminal too) are passed through. The exit status is the command's.
+
+"Running" means its jail exists: exec also works while the container's
+command is in backoff between restarts, which helps to find why it crashes
+(ps shows "backoff (exit N)"); a stopped container has no jail.`,
 			Example: `  zocker-reconcile exec web -- /bin/sh
   zocker-reconcile exec -u root web -- cat /etc/passwd`,
 			Args: cobra.MinimumNArgs(2),

@@ -12,7 +12,7 @@ func init() {
 		cmd := &cobra.Command{
 			Use:   "gc [--dry-run]",
 			Short: "Remove images that no container, tag or child image uses",
-			Long: `Gc destroys every image used by no container, no tag and no child image,
+			Long: `gc destroys every image used by no container, no tag and no child image,
 children before parents. Declared Images keep their tag (the Image's name), so
 they are kept. Volumes are never touched. --dry-run lists what would go.`,
 			Example: `  zocker-reconcile gc --dry-run
@@ -30,6 +30,9 @@ they are kept. Volumes are never touched. --dry-run lists what would go.`,
 				}
 				for _, id := range ids {
 					fmt.Fprintf(g.stdout, "%s %s\n", verb, id)
+				}
+				if err == nil && len(ids) == 0 {
+					fmt.Fprintln(g.stdout, "nothing to remove")
 				}
 				return err
 			},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -52,7 +53,7 @@ func newImportCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import -t TAG PATH|URL|docker://REF|oci-archive:PATH",
 		Short: "Import a root filesystem archive or an OCI image as an image and tag it",
-		Long: `Import extracts a root filesystem archive (FreeBSD base.txz, a busybox
+		Long: `import extracts a root filesystem archive (FreeBSD base.txz, a busybox
 rootfs tar) into a new image whose ID is the archive's content address, and
 points TAG at it. Importing the same archive again changes nothing. A URL must
 be https and needs --sha256; for a path, --sha256 is checked when given.
@@ -67,7 +68,7 @@ ID is the config digest. Credentials come from the Docker config
   zocker-reconcile import -t base https://download.freebsd.org/.../base.txz --sha256 9f2c...
   zocker-reconcile import -t runtime docker://docker.io/freebsd/freebsd-runtime:15.0
   zocker-reconcile import -t runtime oci-archive:FreeBSD-15.0-RELEASE-amd64-container-image-runtime.txz --platform freebsd/amd64 --sha256 0c1d...`,
-		Args: cobra.ExactArgs(1),
+		Args: needs(1, "the archive PATH, URL, docker://REF or oci-archive:PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := image.ValidName("tag", tag); err != nil {
 				return err
@@ -86,6 +87,13 @@ ID is the config digest. Credentials come from the Docker config
 			s, err := openStore(cmd.Context(), g)
 			if err != nil {
 				return err
+			}
+			// A line at the start (F28): a base.txz takes a while, and the
+			// result (the ID) is all stdout gets.
+			if fi, err := os.Stat(src.Path); err == nil && src.Path != "" {
+				fmt.Fprintf(g.stderr, "importing %s from %s (%s)\n", tag, src.Path, image.Size(uint64(fi.Size())))
+			} else if src.URL != "" {
+				fmt.Fprintf(g.stderr, "importing %s from %s\n", tag, src.URL)
 			}
 			id, err := s.ImportTarball(cmd.Context(), src, zfs.Config{})
 			if err != nil {
@@ -117,14 +125,16 @@ type imageRow struct {
 }
 
 func newImagesCmd(g *globals) *cobra.Command {
-	var quiet bool
+	var quiet, all bool
 	var output *format
 	cmd := &cobra.Command{
-		Use:   "images [TAG]",
+		Use:   "images [-a] [TAG]",
 		Short: "List images (TAG, IMAGE ID, CREATED, SIZE, PARENT)",
-		Long: `Images lists the images under --root with their tags; SIZE is the space the
-image references and, in brackets, what it uses itself. Datasets under the
-images directory that zocker-reconcile did not make are reported as foreign.`,
+		Long: `images lists the images under --root with their tags; SIZE is the space the
+image references and, in brackets, what it uses itself. Untagged images that
+are the parent of another (the intermediate steps of builds) are listed with
+-a only. Datasets under the images directory that zocker-reconcile did not
+make are reported as foreign.`,
 		Example: `  zocker-reconcile images
   zocker-reconcile images base
   zocker-reconcile images -q
@@ -136,6 +146,9 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
 				return err
 			}
 			rows := imageRows(st)
+			if !all && len(args) == 0 {
+				rows = hideIntermediate(rows)
+			}
 			if len(args) == 1 {
 				id, err := st.Resolve(args[0])
 				if err != nil {
@@ -169,6 +182,7 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print full image IDs only")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "also list the untagged intermediate images of builds")
 	output = addOutput(cmd)
 	return cmd
 }
@@ -189,6 +203,23 @@ func imageRows(st *zfs.State) []imageRow {
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Created.After(rows[j].Created) })
 	return rows
+}
+
+// hideIntermediate drops the untagged images that another image was built
+// on: docker's intermediate layers, noise in a listing.
+func hideIntermediate(rows []imageRow) []imageRow {
+	parents := map[string]bool{}
+	for _, r := range rows {
+		parents[r.Parent] = true
+	}
+	out := rows[:0]
+	for _, r := range rows {
+		if len(r.Tags) == 0 && parents[r.ID] {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func foreignUnder(st *zfs.State, prefix string) []string {
@@ -213,7 +244,7 @@ func printImages(w io.Writer, rows []imageRow) {
 		if r.Parent != "" {
 			parent = image.Short(r.Parent)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\t%s\n", tag, image.Short(r.ID), r.Created.Local().Format("2006-01-02 15:04"), image.Size(r.Referenced), image.Size(r.Used), parent)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\t%s\n", tag, image.Short(r.ID), r.Created.Local().Format(tableTime), image.Size(r.Referenced), image.Size(r.Used), parent)
 	}
 	tw.Flush()
 }
@@ -222,10 +253,10 @@ func newTagCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "tag SOURCE TARGET",
 		Short: "Point tag TARGET at the image SOURCE (a tag or an ID)",
-		Long: `Tag points TARGET at the image named by SOURCE (a tag, a full ID or an ID
+		Long: `tag points TARGET at the image named by SOURCE (a tag, a full ID or an ID
 prefix of at least 12 digits). Moving an existing tag is one atomic change.`,
 		Example: "  zocker-reconcile tag base base-2026-11",
-		Args:    cobra.ExactArgs(2),
+		Args:    needs(2, "SOURCE and TARGET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := image.ValidName("tag", args[1]); err != nil {
 				return err
@@ -238,7 +269,11 @@ prefix of at least 12 digits). Moving an existing tag is one atomic change.`,
 			if err != nil {
 				return err
 			}
-			return s.Tag(cmd.Context(), args[1], id)
+			if err := s.Tag(cmd.Context(), args[1], id); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "tagged %s as %s\n", image.Short(id), args[1])
+			return nil
 		},
 	}
 }
@@ -247,12 +282,12 @@ func newRmiCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rmi NAME|ID",
 		Short: "Remove a tag, and the image when no tag is left",
-		Long: `Rmi removes the tag NAME, or image ID with all its tags. Removing one tag of
+		Long: `rmi removes the tag NAME, or image ID with all its tags. Removing one tag of
 several is always allowed. Removing the last tag, or an ID, destroys the
 image: that is refused while a container or a child image uses it (naming
 them), and a refusal changes nothing.`,
 		Example: "  zocker-reconcile rmi base",
-		Args:    cobra.ExactArgs(1),
+		Args:    needs(1, "a tag NAME or an image ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := openStore(cmd.Context(), g)
 			if err != nil {

@@ -28,7 +28,7 @@ func init() {
 properties, its supervisor's status and runtime config), a volume, or an image
 (by tag or ID). Exit status 1 when nothing has that name.`,
 			Example: "  zocker-reconcile inspect web\n  zocker-reconcile inspect busybox",
-			Args:    cobra.ExactArgs(1),
+			Args:    needs(1, "an object NAME (a container, volume, image tag or ID)"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				name := args[0]
 				st, err := observeRoot(cmd.Context(), g)

@@ -20,13 +20,13 @@ func init() {
 		cmd := &cobra.Command{
 			Use:   "logs [-f] [--tail N] NAME",
 			Short: "Print a container's log",
-			Long: `Print a container's log: its command's stdout and stderr, one line per
+			Long: `logs prints a container's log: its command's stdout and stderr, one line per
 output line, prefixed with the UTC time and the stream. The log is capped in
 size and rotated (log, log.1, ...) under STATE/containers/NAME; the rotated
 files are read too.`,
 			Example: `  zocker-reconcile logs web
   zocker-reconcile logs --tail 20 -f web`,
-			Args: cobra.ExactArgs(1),
+			Args: needs(1, "a container NAME"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return runLogs(cmd.Context(), g, args[0], tail, follow)
 			},

@@ -44,3 +44,18 @@ func printJSON(w io.Writer, v any) error {
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
+
+// needs is cobra.ExactArgs with a message that says what is missing ("logs
+// needs a container NAME"), not "accepts 1 arg(s), received 0" (F40).
+func needs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%s needs %s (got %d argument(s)); see %s --help", cmd.Name(), what, len(args), cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
+// tableTime is how tables show a time: local, with its zone (F39: logs and
+// JSON use UTC, so a table must say which zone it is in).
+const tableTime = "2006-01-02 15:04 MST"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -65,6 +66,18 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 			slices.Sort(t)
 			r.Image = t[0]
 		}
+		// The image the container declares (F27): the first tag is
+		// arbitrary once an image has several.
+		var spec struct {
+			Image string `json:"image"`
+		}
+		if json.Unmarshal([]byte(c.Spec), &spec) == nil && spec.Image != "" {
+			if slices.Contains(tags[c.ImageID], spec.Image) {
+				r.Image = spec.Image
+			} else {
+				r.Image = spec.Image + " (" + image.Short(c.ImageID) + ")" // the tag has moved since
+			}
+		}
 		if s, ok := bySup[c.ContainerName]; ok {
 			r.State, r.Restarts, r.Health, r.PID, r.Message = string(s.State), s.Restarts, s.Health.Status, s.PID, s.Message
 			r.up = s.Up()
@@ -74,6 +87,9 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 				// gone with it, as for the containers of run).
 				code := s.LastExitCode
 				r.State, r.ExitCode = fmt.Sprintf("exited (%d)", code), &code
+			case s.State == supervisor.StateBackoff && !s.LastExitAt.IsZero():
+				code := s.LastExitCode
+				r.ExitCode = &code
 			case !s.Alive && s.State != supervisor.StateStopped:
 				r.State = "dead (" + string(s.State) + ")"
 			}
@@ -168,8 +184,8 @@ health-gated updates keep (spec.update).`,
 				tw := tabwriter.NewWriter(g.stdout, 0, 0, 3, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tORIGIN\tCOMMAND")
 				for _, r := range rows {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Image, r.Created.Local().Format("2006-01-02 15:04"),
-						r.State, dash(r.IP), r.Restarts, dash(r.Health), image.Size(r.Used), dash(r.Origin), truncateCmd(r.Command))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Image, r.Created.Local().Format(tableTime),
+						stateText(r), dash(r.IP), r.Restarts, dash(r.Health), image.Size(r.Used), dash(r.Origin), truncateCmd(r.Command))
 				}
 				return tw.Flush()
 			},
@@ -180,6 +196,16 @@ health-gated updates keep (spec.update).`,
 		output = addOutput(cmd)
 		return cmd
 	})
+}
+
+// stateText is STATE as the table shows it: with the last exit code while
+// the command waits to restart (F29: "backoff (exit 3)"; an ended command
+// is already "exited (3)").
+func stateText(r psRow) string {
+	if r.ExitCode != nil && r.State == string(supervisor.StateBackoff) {
+		return fmt.Sprintf("%s (exit %d)", r.State, *r.ExitCode)
+	}
+	return r.State
 }
 
 func dash(s string) string {

@@ -80,7 +80,7 @@ func newPushCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "push TAG [docker://REGISTRY/REPO:TAG]",
 		Short: "Send an image and the ancestors the repository lacks, then move the tag there",
-		Long: `Push sends the image TAG points at to the repository: every ancestor the
+		Long: `push sends the image TAG points at to the repository: every ancestor the
 repository does not have yet, oldest first, each as a ZFS stream incremental
 on its parent (full for a root image), then moves the repository's TAG.
 Files appear under their final names only complete, and the tag moves last:
@@ -155,7 +155,7 @@ func newPullCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pull TAG",
 		Short: "Receive an image and the ancestors missing here, then tag it locally",
-		Long: `Pull resolves TAG in the repository, walks the image's parents back to one
+		Long: `pull resolves TAG in the repository, walks the image's parents back to one
 present locally (or to a root image), receives each missing stream into
 ROOT/tmp while checking its size and sha256, publishes it, and finally points
 the local TAG at the image. A stream that does not match its record is
@@ -212,7 +212,7 @@ func newSearchCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "search [PATTERN]",
 		Short: "List the repository's tags (TAG, IMAGE ID, SIZE, CREATED)",
-		Long: `Search lists the tags in the repository that match PATTERN (shell-style:
+		Long: `search lists the tags in the repository that match PATTERN (shell-style:
 *, ?, [...]; all when absent) with their image IDs, the size a pull into an
 empty store transfers (the image and its ancestors), and when the image was
 made.
@@ -253,7 +253,7 @@ made.
 					fmt.Fprintf(tw, "%s\t-\t-\t%v\n", t.Tag, t.Err)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, image.Short(t.ID), image.Size(t.Size), t.Created.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, image.Short(t.ID), image.Size(t.Size), t.Created.Local().Format(tableTime))
 			}
 			return tw.Flush()
 		},
@@ -277,7 +277,7 @@ func newDelCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "del TAG",
 		Short: "Remove a tag from the repository, and the images nothing needs any more",
-		Long: `Del removes TAG from the repository, then every image there that no tag
+		Long: `del removes TAG from the repository, then every image there that no tag
 and no kept image's parent link still needs. Local images are not touched.
 
 ` + repoLocations,

@@ -203,6 +203,11 @@ func adHocEngine(ctx context.Context, cmd *cobra.Command, g *globals) (*engine.E
 	if err != nil {
 		return nil, nil, err
 	}
+	// The root must exist and the state directory be its own (issue 19);
+	// ad-hoc commands take no lock: they work beside the service.
+	if _, err := checkRoot(ctx, g); err != nil {
+		return nil, nil, err
+	}
 	f := &reconcileFlags{loopbackPool: jail.DefaultLoopbackPool.String(), loopbackInterface: "lo0"}
 	eng, err := newEngine(ctx, g, f, log, shared)
 	return eng, log, err

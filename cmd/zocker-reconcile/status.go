@@ -31,7 +31,12 @@ itself from --manifests and the host. Exit status 0 when every object is
 Ready and every file loaded, 1 otherwise.`,
 			Example: `  zocker-reconcile status
   zocker-reconcile status -o json --listen 127.0.0.1:9847`,
-			Args: cobra.NoArgs,
+			Args: func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return fmt.Errorf("status takes no DIR: it asks the service, or with --local reads --manifests (got %q)", args[0])
+				}
+				return nil
+			},
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				log, err := g.logger()
 				if err != nil {
@@ -75,6 +80,10 @@ Ready and every file loaded, 1 otherwise.`,
 		}
 		f.add(cmd)
 		output = addOutput(cmd)
+		// What only acting needs, not what status shows (F32).
+		for _, name := range []string{"loopback-pool", "loopback-interface", "pull-interval"} {
+			_ = cmd.Flags().MarkHidden(name)
+		}
 		cmd.Flags().StringVar(&listen, "listen", envOr("ZOCKER_LISTEN", httpapi.DefaultListen), "the service's address (env ZOCKER_LISTEN)")
 		cmd.Flags().BoolVar(&local, "local", false, "do not ask the service; compute the status here")
 		return cmd
@@ -118,8 +127,8 @@ func printStatus(g *globals, st service.Status, source string) {
 				break
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", o.Kind, o.Name, ready.Status, dash(lead.Reason), dash(lead.Message),
-			lead.LastTransitionTime.Local().Format(time.DateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", o.Kind, o.Name, ready.Status, dash(lead.Reason), dash(shorten(lead.Message, 100)),
+			lead.LastTransitionTime.Local().Format(tableTime))
 	}
 	tw.Flush()
 	if st.AllReady() {
@@ -127,4 +136,12 @@ func printStatus(g *globals, st service.Status, source string) {
 	} else {
 		fmt.Fprintln(os.Stderr, "Not all objects are Ready.")
 	}
+}
+
+// shorten keeps a table cell readable (F19); -o json has the whole message.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }

@@ -44,6 +44,7 @@ is changed or even looked at beyond the manifest files.`,
 				if n := set.Errors(); n > 0 {
 					return withCode(1, fmt.Errorf("%s: %d error(s) in %d file(s)", dir, n, failedFiles(set)))
 				}
+				fmt.Fprintf(g.stdout, "%s: %d object(s) in %d file(s): valid\n", dir, len(set.Images)+len(set.Volumes)+len(set.Containers), len(set.Files))
 				return nil
 			},
 		}

@@ -46,7 +46,7 @@ func TestValidateCommand(t *testing.T) {
 	}
 	write("web.yaml", "apiVersion: zocker/v1\nkind: Container\nmetadata: {name: web}\nspec: {image: base}\n")
 	out, code := runValidate(t, dir)
-	if code != 0 || out != dir+"/web.yaml:4: warning: Container/web: spec.image: image base is not declared in the manifests: it must exist locally\n" {
+	if code != 0 || out != dir+"/web.yaml:4: warning: Container/web: spec.image: image base is not declared in the manifests: it must exist locally\n"+dir+": 1 object(s) in 1 file(s): valid\n" {
 		t.Errorf("valid set with a warning: exit %d, output %q", code, out)
 	}
 	write("bad.yaml", "apiVersion: zocker/v1\nkind: Container\nmetadata: {name: Bad}\nspec: {image: base}\n")

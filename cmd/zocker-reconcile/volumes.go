@@ -16,9 +16,11 @@ func init() {
 		var quiet bool
 		var output *format
 		cmd := &cobra.Command{
-			Use:     "volumes",
-			Short:   "List managed volumes (NAME, USED, QUOTA, CREATED, MOUNTPOINT)",
-			Long:    "Volumes lists the volumes under --root; datasets there that zocker-reconcile did not make are reported as foreign and left alone.",
+			Use:   "volumes",
+			Short: "List managed volumes (NAME, USED, QUOTA, CREATED, MOUNTPOINT)",
+			Long: `volumes lists the volumes under --root: name, space used, quota, creation
+time and mountpoint. Datasets there that zocker-reconcile did not make are
+reported as foreign and left alone.`,
 			Example: "  zocker-reconcile volumes\n  zocker-reconcile volumes -o json",
 			Args:    cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,7 +54,7 @@ func init() {
 					if v.Quota > 0 {
 						quota = image.Size(v.Quota)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.VolumeName, image.Size(v.Used), quota, v.Created.Local().Format("2006-01-02 15:04"), v.Mountpoint)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.VolumeName, image.Size(v.Used), quota, v.Created.Local().Format(tableTime), v.Mountpoint)
 				}
 				tw.Flush()
 				for _, f := range foreign {

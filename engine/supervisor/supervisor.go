@@ -130,8 +130,11 @@ func Run(ctx context.Context, stateDir, name string, driver jail.Driver, log *sl
 // driver's error already names the jail, which is the container's name
 // unless the driver renamed it.
 func (s *supervisor) jailErr(err error) error {
-	if s.cfg.Jail.Name == s.cfg.Name {
+	if s.cfg.Jail.Name == s.cfg.Name && strings.HasPrefix(err.Error(), "create jail "+s.cfg.Name+":") {
 		return err
+	}
+	if s.cfg.Jail.Name == s.cfg.Name {
+		return fmt.Errorf("create jail %s: %w", s.cfg.Name, err)
 	}
 	return fmt.Errorf("create jail of container %s: %w", s.cfg.Name, err)
 }

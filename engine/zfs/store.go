@@ -271,6 +271,11 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	case strings.Contains(msg, "already exists"):
 		return fmt.Errorf("%w: %w", ErrExists, err)
+	case strings.Contains(strings.ToLower(msg), "usage:"):
+		// A zfs that rejects the options go-zfs uses (zfs-fuse's has no
+		// -p): one line, not its ~80 lines of usage text (F16).
+		first, _, _ := strings.Cut(strings.TrimSpace(msg), "\n")
+		return fmt.Errorf("%w: %s (a zfs without -p, such as zfs-fuse without the adapter of internal/zfsfuse first on PATH?)", ErrZFSUnusable, first)
 	}
 	return err
 }
