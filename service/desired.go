@@ -7,8 +7,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"slices"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/build"
