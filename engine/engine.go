@@ -44,7 +44,7 @@ type Puller func(ctx context.Context, img *manifests.Image) (id string, err erro
 // Engine observes and changes the host: ZFS datasets under one root, jails,
 // and the supervisors that run containers.
 type Engine struct {
-	Store  *zfs.Store
+	Store  Store
 	Driver jail.Driver
 	// StateDir holds supervisor state and generated jail files.
 	StateDir string

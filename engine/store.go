@@ -1,0 +1,28 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine/build"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
+)
+
+// Store is what the engine needs of the ZFS store (*zfs.Store): an
+// interface so that Execute's steps are unit-tested against an in-memory
+// fake. Builds run on it too (build.Store).
+type Store interface {
+	build.Store
+	ImportTarball(ctx context.Context, src zfs.ImportSource, cfg zfs.Config) (id string, err error)
+	SetImageProps(ctx context.Context, id string, props map[string]string) error
+	CreateContainer(ctx context.Context, name, imageID string, props map[string]string) (*zfs.Container, error)
+	SetContainerProps(ctx context.Context, name string, props map[string]string) error
+	ClearContainerProps(ctx context.Context, name string, keys ...string) error
+	DestroyContainer(ctx context.Context, name string) error
+	KeepPrevious(ctx context.Context, name string) (string, error)
+	RestorePrevious(ctx context.Context, id string) error
+	DestroyPrevious(ctx context.Context, id string) error
+	EnsureVolume(ctx context.Context, name string, spec zfs.VolumeSpec, props map[string]string) error
+	DestroyVolume(ctx context.Context, name string) error
+}
+
+var _ Store = (*zfs.Store)(nil)
