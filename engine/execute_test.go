@@ -130,7 +130,9 @@ func (f *fakeStore) DestroyVolume(_ context.Context, name string) error {
 // fakeDriver records the jails removed; nothing runs.
 type fakeDriver struct{ removed []string }
 
-func (d *fakeDriver) Create(context.Context, jail.Spec) error { return fmt.Errorf("fake driver: no jails") }
+func (d *fakeDriver) Create(context.Context, jail.Spec) error {
+	return fmt.Errorf("fake driver: no jails")
+}
 func (d *fakeDriver) Command(string, jail.Process) (*exec.Cmd, error) {
 	return nil, fmt.Errorf("fake driver: no jails")
 }
