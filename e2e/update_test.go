@@ -103,9 +103,9 @@ func TestServeUpdateRollsBackUnhealthy(t *testing.T) {
 
 	mark := s.mark()
 	h.write("web.yaml", webUpdateYAML(addr, []string{"-v"}, "/no/such/file", policy))
-	s.waitLog(t, mark, 2*time.Minute, "action=replace", "name=web", "result=success")
+	s.waitLog(t, mark, 2*time.Minute, "action=replace", "container=web", "result=success")
 	// Within healthTimeout plus one resync (10 s here) and margin for a loaded machine.
-	s.waitLog(t, mark, 90*time.Second, "action=rollback", "name=web", "result=success")
+	s.waitLog(t, mark, 90*time.Second, "action=rollback", "container=web", "result=success")
 	h.waitRunning("web", httpdArgv(addr), time.Minute)
 	poll(t, 30*time.Second, "v1 answering again", func() (bool, string) { return answers(addr) })
 	poll(t, 30*time.Second, "web Stalled/RolledBack", func() (bool, string) {
@@ -137,7 +137,7 @@ func TestServeUpdateRollsBackUnhealthy(t *testing.T) {
 	mark = s.mark()
 	h.write("web.yaml", webUpdateYAML(addr, []string{"-vv"}, "/etc/passwd", policy))
 	h.waitRunning("web", httpdArgv(addr, "-vv"), 2*time.Minute)
-	s.waitLog(t, mark, 2*time.Minute, "action=confirm", "name=web", "result=success")
+	s.waitLog(t, mark, 2*time.Minute, "action=confirm", "container=web", "result=success")
 	poll(t, time.Minute, "v3 Ready and the previous clone pruned", func() (bool, string) {
 		ready, reason, msg := s.condition("Container", "web", service.ConditionReady)
 		prev := h.previousClones()
@@ -162,7 +162,7 @@ func TestServeUpdateRollsBackExitingCommand(t *testing.T) {
 
 	mark := s.mark()
 	h.write("job.yaml", containerYAML("job", "/bin/sh", "-c", "exit 1")+policy)
-	s.waitLog(t, mark, 90*time.Second, "action=rollback", "name=job", "result=success", "exited with code 1")
+	s.waitLog(t, mark, 90*time.Second, "action=rollback", "container=job", "result=success", "exited with code 1")
 	h.waitRunning("job", []string{"/bin/sleep", "1000"}, time.Minute)
 
 	// 5 MiB written outside volumes shows in the plan of the next change.
@@ -227,7 +227,7 @@ func TestServeUpdateCrashSafety(t *testing.T) {
 		mark := s.mark()
 		h.write("job.yaml", containerYAML("job", argv...)+policy)
 		if step == "trial" {
-			s.waitLog(t, mark, 2*time.Minute, "action=replace", "name=job", "result=success")
+			s.waitLog(t, mark, 2*time.Minute, "action=replace", "container=job", "result=success")
 		} else {
 			s.waitLog(t, mark, 2*time.Minute, "paused at update step", "step="+step)
 		}
@@ -240,17 +240,35 @@ func TestServeUpdateCrashSafety(t *testing.T) {
 			sups := supervisors(h.state, "job")
 			prev := h.previousClones()
 			ready, reason, msg := s.condition("Container", "job", service.ConditionReady)
-			return len(sups) == 1 && len(prev) <= 1 && ready,
+			return len(sups) == 1 && len(prev) == 1 && ready,
 				fmt.Sprintf("supervisors %v, previous %q, ready %v %s: %s", sups, prev, ready, reason, msg)
 		})
 		if procs := commandProcs(argv, 0); len(procs) != 1 {
 			t.Errorf("step %s: %d processes run %q, want 1", step, len(procs), argv)
 		}
+		checkPsPrevious(t, h, "job", len(h.previousClones()))
 		for j := 0; j < i; j++ {
 			if old := commandProcs([]string{"/bin/sleep", strconv.Itoa(1000 + j)}, 0); len(old) != 0 {
 				t.Errorf("step %s: an old version still runs (pids %v)", step, old)
 			}
 		}
+	}
+}
+
+// checkPsPrevious is run after each crash-safety step: previous
+// clones never count as containers in ps, and ps --previous shows them.
+func checkPsPrevious(t *testing.T, h *host, name string, want int) {
+	t.Helper()
+	rows, err := h.ps() // fails on a name listed twice
+	if err != nil {
+		t.Fatalf("ps -a: %v", err)
+	}
+	if r := rows[name]; r.State != "running" {
+		t.Errorf("ps -a shows %s as %q", name, r.State)
+	}
+	res := h.run("ps", "-a", "--previous", "-o", "json")
+	if n := strings.Count(res.stdout, `"state": "previous"`); res.code != 0 || n != want {
+		t.Errorf("ps -a --previous: exit %d, %d previous clones, want %d:\n%s", res.code, n, want, res.stdout)
 	}
 }
 

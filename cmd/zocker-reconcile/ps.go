@@ -75,6 +75,17 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 	return rows
 }
 
+// previousRows lists the previous clones kept by health-gated updates
+// (spec.update): state "previous", the clone's ID as the message.
+func previousRows(st *zfs.State) []psRow {
+	var rows []psRow
+	for _, c := range st.Previous {
+		rows = append(rows, psRow{Name: c.ContainerName, Image: image.Short(c.ImageID), Created: c.Created,
+			State: "previous", Used: c.Used, Managed: true, Message: "previous clone " + c.PreviousID})
+	}
+	return rows
+}
+
 // observeRoot reads the state under --root without changing anything.
 func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 	log, err := g.logger()
@@ -94,15 +105,17 @@ func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 
 func init() {
 	register(func(g *globals) *cobra.Command {
-		var all bool
+		var all, previous bool
 		var output string
 		cmd := &cobra.Command{
 			Use:   "ps",
 			Short: "List containers",
 			Long: `ps lists the running containers under --root: name, image, creation time,
-state, IP, restarts, health, space used and command. -a adds the stopped ones.`,
+state, IP, restarts, health, space used and command. -a adds the stopped ones;
+--previous adds the previous clones that health-gated updates keep (spec.update).`,
 			Example: `  zocker-reconcile ps
-  zocker-reconcile ps -a -o json`,
+  zocker-reconcile ps -a -o json
+  zocker-reconcile ps -a --previous`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				st, err := observeRoot(cmd.Context(), g)
@@ -119,6 +132,9 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones.`,
 						rows = append(rows, r)
 					}
 				}
+				if previous {
+					rows = append(rows, previousRows(st)...)
+				}
 				if output == "json" {
 					enc := json.NewEncoder(g.stdout)
 					enc.SetIndent("", "  ")
@@ -134,6 +150,7 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones.`,
 			},
 		}
 		cmd.Flags().BoolVarP(&all, "all", "a", false, "also list containers that do not run")
+		cmd.Flags().BoolVar(&previous, "previous", false, "also list the previous clones kept by updates")
 		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 		return cmd
 	})
