@@ -53,9 +53,7 @@ func childPid(t *testing.T, pid int) int {
 // health check are seen, and stop leaves no jail.
 func TestLinuxDriverIntegration(t *testing.T) {
 	testenv.RequireRoot(t)
-	if _, err := exec.LookPath("nsenter"); err != nil {
-		t.Skip("nsenter not installed")
-	}
+	testenv.RequireTool(t, "nsenter", "util-linux")
 	src := testenv.BusyboxRootfs(t)
 	root := filepath.Join(t.TempDir(), "rootfs")
 	if out, err := exec.Command("cp", "-a", src, root).CombinedOutput(); err != nil {

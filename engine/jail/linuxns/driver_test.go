@@ -476,9 +476,8 @@ func TestLinuxSurvivesCreator(t *testing.T) {
 
 func TestLinuxLimits(t *testing.T) {
 	d := newTestDriver(t)
-	if ok, why := d.LimitsEnforced(); !ok {
-		t.Skipf("limits not enforced on this host: %s", why)
-	}
+	ok, why := d.LimitsEnforced()
+	testenv.Require(t, ok, "limits not enforced on this host: %s", why)
 	create(t, d, jail.Spec{Name: "limited", Root: testRoot(t), Network: jail.Network{Mode: jail.NetNone},
 		Limits: jail.Limits{MemoryBytes: 64 << 20, MaxProcesses: 8, CPUPercent: 50}})
 	st, _ := d.load("limited")
