@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -51,6 +53,9 @@ func TestMain(m *testing.M) {
 	}
 	if v := os.Getenv(creatorEnv); v != "" {
 		os.Exit(runCreator(v))
+	}
+	if os.Getenv(exitBySignalEnv) != "" {
+		os.Exit(runExitBySignal())
 	}
 	os.Exit(m.Run())
 }
@@ -293,26 +298,93 @@ func TestLinuxExitCodesAndSignals(t *testing.T) {
 	if out, code := run(t, d, "codes", jail.Process{Argv: []string{"/no/such/command"}}); code != 127 {
 		t.Errorf("missing command: exit %d, want 127: %s", code, out)
 	}
-	cmd, err := d.Command("codes", jail.Process{Argv: []string{"sleep", "100"}})
-	if err != nil {
-		t.Fatal(err)
+	// A SIGTERM that reaches the shim before its command started, and one
+	// that reaches it while the command runs: either way the caller sees
+	// the command killed by SIGTERM, and nothing is left running.
+	for _, early := range []bool{true, false} {
+		argv := []string{"sleep", "100123"}
+		cmd, err := d.Command("codes", jail.Process{Argv: argv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if !early {
+			waitProcess(t, argv, true)
+		}
+		start := time.Now()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+			t.Errorf("SIGTERM (before the command started: %v): %v, want killed by SIGTERM", early, cmd.ProcessState)
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Errorf("SIGTERM took %s to reach the command", time.Since(start))
+		}
+		waitProcess(t, argv, false)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+}
+
+// waitProcess waits until a process runs argv (running true) or none does,
+// with a deadline: the observable state a signal test synchronises on.
+func waitProcess(t *testing.T, argv []string, running bool) {
+	t.Helper()
+	want := strings.Join(argv, "\x00") + "\x00"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		found := false
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && string(b) == want {
+				found = true
+				break
+			}
+		}
+		if found == running {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q running: %v, want %v", argv, found, running)
+		}
+		time.Sleep(10 * time.Millisecond) // polling step under the deadline
 	}
-	time.Sleep(200 * time.Millisecond)
-	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+}
+
+// The shim ends by the command's signal even when the runtime has other
+// threads that could take a process-directed signal (the cause of "exit
+// status 143, want killed by SIGTERM" under load).
+func TestExitBySignal(t *testing.T) {
+	for i := range 20 {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), exitBySignalEnv+"=1")
+		err := cmd.Run()
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+			t.Fatalf("run %d: %v (%v), want killed by SIGTERM", i, cmd.ProcessState, err)
+		}
 	}
-	_ = cmd.Wait()
-	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
-		t.Errorf("after SIGTERM: %v, want killed by SIGTERM", cmd.ProcessState)
+}
+
+// exitBySignalEnv makes the test binary call exitBySignal(SIGTERM) from a
+// locked thread while other threads are busy, as the shim does.
+const exitBySignalEnv = "ZOCKER_JAIL_TEST_EXIT_BY_SIGNAL"
+
+func runExitBySignal() int {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM) // the shim forwards SIGTERM until its command ends
+	for range 4 {
+		go func() {
+			for {
+				runtime.Gosched()
+			}
+		}()
 	}
-	if time.Since(start) > 5*time.Second {
-		t.Errorf("SIGTERM took %s to reach the command", time.Since(start))
-	}
+	runtime.LockOSThread()
+	return exitBySignal(syscall.SIGTERM)
 }
 
 func mountinfo(t testing.TB) string {

@@ -399,10 +399,22 @@ func runExec(args []string) (int, error) {
 	}
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
-		sig := ws.Signal()
-		signal.Reset(sig)
-		_ = syscall.Kill(os.Getpid(), sig)
-		return 128 + int(sig), nil
+		return exitBySignal(ws.Signal()), nil
 	}
 	return ws.ExitStatus(), nil
+}
+
+// exitBySignal ends the shim by sig, as the command ended, so that the
+// caller reads "killed by sig", not an exit status. The signal goes to this
+// thread (tgkill; the caller has locked it), not to the process: a
+// process-directed signal may be taken by another thread of the Go runtime
+// while this one has already returned and exited 128+sig ("exit status 143,
+// want killed by SIGTERM" on a loaded machine). A thread-directed signal is
+// handled before the syscall returns: the runtime, no longer notifying sig,
+// dies by it. The return value is reached only if sig cannot kill (ignored
+// or blocked by the environment).
+func exitBySignal(sig syscall.Signal) int {
+	signal.Reset(sig)
+	_ = unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
+	return 128 + int(sig)
 }
