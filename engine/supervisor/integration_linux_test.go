@@ -33,16 +33,23 @@ func linuxDriver(stateDir string) *linuxns.Driver {
 
 // childPid returns the first child of pid: the Linux driver's command is a
 // shim whose child is the container's command (nsenter --no-fork execs it).
+// Children are listed per thread (/proc/PID/task/TID/children), and the shim
+// forks from the thread it locked for setns, which need not be the main
+// one: reading only the main thread's list is what failed as "process has
+// no child" when the Go scheduler had moved the shim's main goroutine.
 func childPid(t *testing.T, pid int) int {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(pid) + "/children")
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			n, _ := strconv.Atoi(f[0])
-			return n
+		lists, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+		for _, l := range lists {
+			b, _ := os.ReadFile(l)
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				n, _ := strconv.Atoi(f[0])
+				return n
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // polling step under the deadline
 	}
 	t.Fatalf("process %d has no child", pid)
 	return 0
