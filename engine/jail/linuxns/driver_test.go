@@ -333,22 +333,31 @@ func TestLinuxExitCodesAndSignals(t *testing.T) {
 // with a deadline: the observable state a signal test synchronises on.
 func waitProcess(t *testing.T, argv []string, running bool) {
 	t.Helper()
+	if running {
+		waitProcesses(t, argv, 1)
+		return
+	}
+	waitProcesses(t, argv, 0)
+}
+
+// waitProcesses waits until exactly n processes run argv, with a deadline.
+func waitProcesses(t *testing.T, argv []string, n int) {
+	t.Helper()
 	want := strings.Join(argv, "\x00") + "\x00"
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		found := false
+		found := 0
 		entries, _ := os.ReadDir("/proc")
 		for _, e := range entries {
 			if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && string(b) == want {
-				found = true
-				break
+				found++
 			}
 		}
-		if found == running {
+		if found == n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%q running: %v, want %v", argv, found, running)
+			t.Fatalf("%d processes run %q, want %d", found, argv, n)
 		}
 		time.Sleep(10 * time.Millisecond) // polling step under the deadline
 	}
@@ -455,7 +464,11 @@ func TestLinuxMissingHostPath(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Fatalf("Create: %v, want the init's not a directory error", err)
 	}
-	time.Sleep(50 * time.Millisecond) // the failed init is reaped by a goroutine
+	// The failed init is reaped by a goroutine: wait until it is gone.
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Equal(jailInits(t), before) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling step under the deadline
+	}
 	assertNothingLeft(t, d, "bad", root, before)
 }
 
@@ -476,7 +489,7 @@ func TestLinuxRemoveLeavesNothing(t *testing.T) {
 		t.Fatalf("List = %+v, %v", list, err)
 	}
 	st, _ := d.load("gone")
-	cmd, err := d.Command("gone", jail.Process{Argv: []string{"sh", "-c", "sleep 1000 & sleep 1000"}})
+	cmd, err := d.Command("gone", jail.Process{Argv: []string{"sh", "-c", "sleep 1000417 & sleep 1000417"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +498,7 @@ func TestLinuxRemoveLeavesNothing(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
-	time.Sleep(200 * time.Millisecond)
+	waitProcesses(t, []string{"sleep", "1000417"}, 2) // both run in the jail
 	if err := d.Remove(context.Background(), "gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -536,13 +549,17 @@ func TestLinuxSurvivesCreator(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = creator.Wait()
-	time.Sleep(100 * time.Millisecond)
 	list, err := d.List(context.Background())
 	if err != nil || len(list) != 1 || list[0].Name != "orphan" {
 		t.Fatalf("after the creator's death, List = %+v, %v", list, err)
 	}
 	if out, code := run(t, d, "orphan", jail.Process{Argv: []string{"echo", "alive"}}); code != 0 || out != "alive\n" {
 		t.Fatalf("exec in the orphaned jail: exit %d: %q", code, out)
+	}
+	// Still there after the exec: nothing was about to take the init down
+	// with its creator.
+	if list, err := d.List(context.Background()); err != nil || len(list) != 1 {
+		t.Fatalf("after an exec in the orphaned jail, List = %+v, %v", list, err)
 	}
 }
 
