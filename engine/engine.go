@@ -225,6 +225,11 @@ func imageInputs(im zfs.Image) string {
 	if v := im.Props[zfs.PropInputs]; v != "" {
 		return v
 	}
+	if !im.Local() {
+		// A pulled image's config is its repository's word: its inputs
+		// never make it count as a current build or import (H2).
+		return ""
+	}
 	if im.Config.Inputs != "" {
 		return im.Config.Inputs
 	}
@@ -308,6 +313,11 @@ func (e *Engine) importImage(ctx context.Context, a reconcile.Action) error {
 func (e *Engine) ensureVolume(ctx context.Context, a reconcile.Action) error {
 	v := a.Volume
 	spec := zfs.VolumeSpec{Properties: v.Spec.Properties}
+	for k := range v.Spec.Properties {
+		if !manifests.VolumePropertyAllowed(k) {
+			return reconcile.Terminal(fmt.Errorf("volume %s: spec.properties.%s: not a property a Volume may set", a.Name, k))
+		}
+	}
 	if v.Spec.Quota != "" {
 		n, err := manifests.ParseQuantity(v.Spec.Quota)
 		if err != nil {

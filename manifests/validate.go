@@ -114,6 +114,23 @@ var reservedProperties = map[string]string{
 	"canmount":   "zocker-reconcile mounts volumes itself",
 }
 
+// volumeProperties are the ZFS properties a Volume may set: how data is
+// stored and cached. Everything else is refused (review L3): exporting it
+// (sharenfs, sharesmb), what runs from it (setuid, exec, devices), pool
+// space it takes from every other dataset (reservation, refreservation),
+// jailing, swap, and user properties, whose meaning belongs to other tools.
+var volumeProperties = map[string]bool{
+	"aclinherit": true, "aclmode": true, "acltype": true, "atime": true, "casesensitivity": true,
+	"checksum": true, "compression": true, "copies": true, "dnodesize": true, "logbias": true,
+	"normalization": true, "primarycache": true, "readonly": true, "recordsize": true,
+	"redundant_metadata": true, "relatime": true, "secondarycache": true, "snapdir": true,
+	"sync": true, "utf8only": true, "xattr": true,
+}
+
+// VolumePropertyAllowed reports whether a Volume may set the ZFS property
+// name (the engine checks again before it reaches zfs).
+func VolumePropertyAllowed(name string) bool { return volumeProperties[name] }
+
 func (v *validator) volume(o *Volume) {
 	v.meta(&o.Metadata)
 	s := &o.Spec
@@ -133,6 +150,8 @@ func (v *validator) volume(o *Volume) {
 			v.errf(f, "properties under zocker: are reserved for zocker-reconcile's own records")
 		case reservedProperties[k] != "":
 			v.errf(f, "property %s cannot be set here: %s", k, reservedProperties[k])
+		case !volumeProperties[k]:
+			v.errf(f, "property %s is not one a Volume may set: allowed are %s", k, strings.Join(sortedKeys(volumeProperties), ", "))
 		}
 		if s.Properties[k] == "" {
 			v.errf(f, "property %s has an empty value", k)
@@ -344,7 +363,7 @@ func (v *validator) resources(r *Resources) {
 	}
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -56,7 +56,8 @@ const (
 	// BlockedEmptyManifests: the manifest set is empty or missing while
 	// managed objects exist, and AllowEmpty is off.
 	BlockedEmptyManifests = "empty-manifests"
-	// BlockedMaxPrune: the pass would prune more containers than MaxPrune.
+	// BlockedMaxPrune: the pass would prune more containers and destroy
+	// more volumes, together, than MaxPrune.
 	BlockedMaxPrune = "max-prune"
 	// BlockedWaitingForImage: the container's image is being made or absent.
 	BlockedWaitingForImage = "waiting-for-image"
@@ -78,7 +79,8 @@ const (
 	BlockedVolumeInUse = "volume-in-use"
 )
 
-// DefaultMaxPrune is the most containers one pass prunes unless told otherwise.
+// DefaultMaxPrune is the most containers plus volumes one pass prunes unless
+// told otherwise.
 const DefaultMaxPrune = 5
 
 // Options are the guards a caller sets on planning.

@@ -62,7 +62,7 @@ func SpecChanges(applied, desired manifests.ContainerSpec) []string {
 func replaceReason(oc ObservedContainer, desired *manifests.Container, desiredSpec manifests.ContainerSpec, imageID string) string {
 	var parts []string
 	if applied, err := DecodeAppliedSpec(oc.Name, oc.Spec); err == nil {
-		if ch := SpecChanges(applied.Spec, desiredSpec); len(ch) > 0 {
+		if ch := SpecChanges(applied.Spec, RedactEnv(desiredSpec)); len(ch) > 0 {
 			parts = append(parts, strings.Join(ch, ", ")+" changed")
 		}
 	} else {

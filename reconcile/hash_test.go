@@ -88,11 +88,9 @@ func TestAppliedSpecRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ch := SpecChanges(back.Spec, NormalizeSpec(c)); len(ch) > 0 {
+	// Env values come back as their digests (M3), everything else as is.
+	if ch := SpecChanges(back.Spec, RedactEnv(NormalizeSpec(c))); len(ch) > 0 {
 		t.Errorf("round trip changed %v\n%s", ch, js)
-	}
-	if SpecHash(back, "id1") != SpecHash(c, "id1") {
-		t.Error("round trip changes the hash")
 	}
 	if _, err := DecodeAppliedSpec("web", "{not json"); err == nil || !strings.Contains(err.Error(), "container web") {
 		t.Errorf("bad json: err = %v", err)

@@ -391,6 +391,13 @@ func (p *planner) keepContainer(oc ObservedContainer, ref string) {
 	}
 	p.specs[oc.Name] = infoOf(&applied.Spec)
 	if op, reason := driftOp(applied.Spec.State, oc); op != "" {
+		if op == OpStart && hasEnvDigests(applied.Spec) {
+			// The applied spec records env values as digests only (no
+			// secret in ZFS): it cannot start the container again.
+			p.block(Blocked{Kind: manifests.KindContainer, Name: oc.Name, Reason: BlockedInvalidManifest,
+				Message: fmt.Sprintf("container %s is not running and cannot be started from its last applied spec (its env values are not stored): fix %s", oc.Name, ref)})
+			return
+		}
 		p.add(&Action{Kind: manifests.KindContainer, Name: oc.Name, Op: op, Reason: reason + " (last applied spec kept)",
 			Container: applied, Manifest: oc.Manifest, SpecHash: oc.SpecHash})
 	}
@@ -418,9 +425,10 @@ func (p *planner) guardPrunes(pruneC, pruneV []*Action) {
 		}
 		reason = BlockedEmptyManifests
 		msg = fmt.Sprintf("the manifest directory is %s while managed objects exist: nothing is pruned without --allow-empty", what)
-	case maxPrune > 0 && len(pruneC) > maxPrune:
+	case maxPrune > 0 && len(all) > maxPrune:
+		// Volume destructions count: they lose data, containers do not (M8).
 		reason = BlockedMaxPrune
-		msg = fmt.Sprintf("%d container prunes exceed --max-prune %d: nothing is pruned", len(pruneC), maxPrune)
+		msg = fmt.Sprintf("%d prunes (%d containers, %d volumes destroyed) exceed --max-prune %d: nothing is pruned", len(all), len(pruneC), len(pruneV), maxPrune)
 	}
 	if reason != "" {
 		for _, a := range all {

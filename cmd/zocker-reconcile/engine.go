@@ -34,7 +34,7 @@ type reconcileFlags struct {
 func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "let an empty or missing manifest directory prune the managed objects")
-	fl.IntVar(&f.maxPrune, "max-prune", reconcile.DefaultMaxPrune, "refuse a pass that would remove more containers than this (negative: no limit)")
+	fl.IntVar(&f.maxPrune, "max-prune", reconcile.DefaultMaxPrune, "refuse a pass that would remove more containers and destroy more volumes, together, than this (negative: no limit)")
 	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by others or owned by another user")
 	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
@@ -87,6 +87,18 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	maxSize, err := g.imageSizeLimit()
+	if err != nil {
+		return nil, err
+	}
+	store.MaxImageSize = maxSize
+	// Env values reach zocker:spec and zocker:spec-hash only as digests
+	// under this key (review M3); a read-only command does not make it.
+	key, err := store.EnvKey(ctx, mode != readOnly)
+	if err != nil {
+		return nil, err
+	}
+	reconcile.SetEnvKey(key)
 	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
 	if err != nil {
 		return nil, err
@@ -96,7 +108,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
 	}
 	eng := &engine.Engine{
-		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log}),
+		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log, MaxImageSize: maxSize}),
 		Store:             store,
 		Driver:            driver,
 		StateDir:          g.stateDir,
@@ -111,7 +123,11 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	}
 	if mode == owner {
 		// Build jails of a build the process did not finish.
-		if removed, err := build.RemoveLeftoverJails(ctx, driver); err != nil {
+		tmp, err := store.TmpMountpoint(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if removed, err := build.RemoveLeftoverJails(ctx, driver, tmp); err != nil {
 			log.Warn("remove leftover build jails", "err", err)
 		} else if len(removed) > 0 {
 			log.Info("removed leftover build jails", "jails", removed)

@@ -25,7 +25,16 @@ func openStore(ctx context.Context, g *globals) (*zfs.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return zfs.OpenShared(ctx, g.root, &runner.Exec{Logger: log}, log)
+	maxSize, err := g.imageSizeLimit()
+	if err != nil {
+		return nil, err
+	}
+	s, err := zfs.OpenShared(ctx, g.root, &runner.Exec{Logger: log}, log)
+	if err != nil {
+		return nil, err
+	}
+	s.MaxImageSize = maxSize
+	return s, nil
 }
 
 func init() {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -163,10 +164,29 @@ func dash(s string) string {
 	return s
 }
 
+// truncateCmd shortens a command for a table. The command may be a pulled
+// image's CMD: control characters (terminal escapes) are shown escaped,
+// never sent to root's terminal (review L10).
 func truncateCmd(argv []string) string {
-	s := strings.Join(argv, " ")
+	s := printable(strings.Join(argv, " "))
 	if len(s) > 40 {
 		s = s[:37] + "..."
 	}
 	return s
+}
+
+// printable escapes control characters (C0, DEL, C1) and invalid UTF-8.
+func printable(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], string(utf8.RuneError)):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

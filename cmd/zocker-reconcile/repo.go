@@ -45,7 +45,11 @@ func openRepo(ctx context.Context, g *globals, url, tag string) (*repo.Repositor
 	if err != nil {
 		return nil, err
 	}
-	return repo.Open(ctx, url, repo.Options{Out: g.stdout, Log: log})
+	maxSize, err := g.imageSizeLimit()
+	if err != nil {
+		return nil, err
+	}
+	return repo.Open(ctx, url, repo.Options{Out: g.stdout, Log: log, MaxImageSize: maxSize})
 }
 
 // openLocal opens the ZFS engine on --root as the repository's local side.

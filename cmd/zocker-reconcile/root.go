@@ -25,6 +25,8 @@ type globals struct {
 	stateDir  string
 	logLevel  string
 	logFormat string
+	// maxImageSize bounds pulled streams, downloads and work datasets.
+	maxImageSize string
 
 	stdout io.Writer
 	stderr io.Writer
@@ -70,7 +72,8 @@ manages, and converges: importing, building or pulling images and creating,
 starting, replacing, stopping or pruning containers.
 
 Every global flag can also be set through its environment variable:
-ZOCKER_ROOT, ZOCKER_MANIFESTS, ZOCKER_STATE_DIR, ZOCKER_LOG_LEVEL, ZOCKER_LOG_FORMAT.`,
+ZOCKER_ROOT, ZOCKER_MANIFESTS, ZOCKER_STATE_DIR, ZOCKER_LOG_LEVEL, ZOCKER_LOG_FORMAT,
+ZOCKER_MAX_IMAGE_SIZE.`,
 		Example: `  zocker-reconcile validate /usr/local/etc/zocker.d
   zocker-reconcile --root tank/zocker plan
   zocker-reconcile serve --listen 127.0.0.1:9847`,
@@ -83,10 +86,14 @@ ZOCKER_ROOT, ZOCKER_MANIFESTS, ZOCKER_STATE_DIR, ZOCKER_LOG_LEVEL, ZOCKER_LOG_FO
 	pf.StringVar(&g.stateDir, "state-dir", envOr("ZOCKER_STATE_DIR", defaultStateDir), "runtime state: generated jail.conf, supervisor status, logs of the current boot (env ZOCKER_STATE_DIR)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("ZOCKER_LOG_LEVEL", "info"), "debug, info, warn or error (env ZOCKER_LOG_LEVEL)")
 	pf.StringVar(&g.logFormat, "log-format", envOr("ZOCKER_LOG_FORMAT", "text"), "text or json (env ZOCKER_LOG_FORMAT)")
+	pf.StringVar(&g.maxImageSize, "max-image-size", envOr("ZOCKER_MAX_IMAGE_SIZE", "20G"), "largest image stream, download or work dataset, e.g. 20G (env ZOCKER_MAX_IMAGE_SIZE)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		g.stdout = cmd.OutOrStdout()
 		g.stderr = cmd.ErrOrStderr()
 		if _, err := g.logger(); err != nil {
+			return err
+		}
+		if _, err := g.imageSizeLimit(); err != nil {
 			return err
 		}
 		if strings.TrimSpace(g.root) == "" {

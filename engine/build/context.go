@@ -58,7 +58,7 @@ func openContext(dir string) (*buildContext, error) {
 }
 
 func readIgnore(dir string) ([]string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, IgnoreFile))
+	data, err := readSmallFile(filepath.Join(dir, IgnoreFile), maxSmallFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -384,7 +384,7 @@ func InputsHash(contextDir, file string, args map[string]string, baseID string) 
 	if err != nil {
 		return "", err
 	}
-	zf, err := os.ReadFile(zockerfilePath(c.dir, file))
+	zf, err := readSmallFile(zockerfilePath(c.dir, file), maxSmallFile)
 	if err != nil {
 		return "", fmt.Errorf("inputs of build %s: %w", contextDir, err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -113,7 +112,14 @@ type builder struct {
 	args     map[string]*string
 	declared map[string]bool
 	net      string
+	// expandErr is set when a value expanded past maxExpanded.
+	expandErr error
 }
+
+// maxExpanded bounds one expanded value: `ENV A=$A$A` doubles per line, so a
+// few hundred bytes of Zockerfile would otherwise allocate gigabytes while
+// merely planning (review L6).
+const maxExpanded = 64 << 10
 
 // Build runs a Zockerfile. Every step's ID (its content address) is computed
 // first; the steps up to the last one whose image exists are reused, and the
@@ -139,7 +145,7 @@ func Build(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	file := zockerfilePath(bctx.dir, opts.File)
-	data, err := os.ReadFile(file)
+	data, err := readSmallFile(file, maxSmallFile)
 	if err != nil {
 		return Result{}, fmt.Errorf("build: %w", err)
 	}
@@ -154,7 +160,11 @@ func Build(ctx context.Context, opts Options) (Result, error) {
 	b := &builder{opts: opts, log: log, out: opts.Output, ctx: bctx, name: zf.Name,
 		images: map[string]bool{}, args: map[string]*string{}, declared: map[string]bool{}, net: jail.NetNone}
 	for _, im := range st.Images {
-		b.images[im.ID] = true
+		// Only images this host built are cache hits: a pulled or loaded
+		// image's ID is its source's word, not a digest of its inputs (H2).
+		if im.Provenance() == zfs.OriginBuild {
+			b.images[im.ID] = true
+		}
 	}
 	res, err := b.run(ctx, zf, st)
 	if err != nil {
@@ -211,6 +221,9 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 	plan := make([]planned, 0, len(steps)-1)
 	for _, in := range steps[1:] {
 		s, err := b.prepare(in)
+		if err == nil {
+			err = b.expandErr
+		}
 		if err != nil {
 			return res, &StepError{File: b.name, Line: in.Line, Keyword: in.Keyword, Err: err}
 		}
@@ -219,6 +232,9 @@ func (b *builder) run(ctx context.Context, zf *File, st *zfs.State) (Result, err
 		b.parent, b.cfg = id, s.cfg
 		if s.after != nil {
 			s.after()
+			if b.expandErr != nil {
+				return res, &StepError{File: b.name, Line: in.Line, Keyword: in.Keyword, Err: b.expandErr}
+			}
 		}
 	}
 	if len(plan) == 0 && base == "" {
@@ -290,7 +306,16 @@ func (b *builder) lookup(name string) (string, bool) {
 	return "", false
 }
 
-func (b *builder) expand(s string) string { return Expand(s, b.lookup) }
+func (b *builder) expand(s string) string {
+	v := Expand(s, b.lookup)
+	if len(v) > maxExpanded {
+		if b.expandErr == nil {
+			b.expandErr = fmt.Errorf("a value expands to more than %d bytes", maxExpanded)
+		}
+		return ""
+	}
+	return v
+}
 
 func (b *builder) declareArg(in Instruction) {
 	if in.Keyword != Arg {
@@ -500,7 +525,7 @@ func (b *builder) execute(ctx context.Context, in Instruction, id, from string, 
 	// steps in between have no dataset.
 	cfg := s.cfg
 	cfg.Parent = from
-	err = b.opts.Store.Publish(ctx, w, id, cfg, nil)
+	err = b.opts.Store.Publish(ctx, w, id, cfg, map[string]string{zfs.PropOrigin: zfs.OriginBuild})
 	switch {
 	case errors.Is(err, zfs.ErrExists):
 		// Same inputs, same ID: an image made by --no-cache's rerun or by a

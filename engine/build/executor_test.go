@@ -547,21 +547,28 @@ func BenchmarkInputsHashDemo(b *testing.B) {
 	}
 }
 
+// TestRemoveLeftoverJails; also the L11 regression: a foreign jail named
+// zbuild-* whose root is not below ROOT/tmp is left alone (67d2aef removed
+// every zbuild-* jail).
 func TestRemoveLeftoverJails(t *testing.T) {
 	d := newFakeDriver()
+	tmp := t.TempDir()
 	for _, n := range []string{"zbuild-0a1b2c3d", "web", "zbuild-ffff0000"} {
-		if err := d.Create(t.Context(), jail.Spec{Name: n, Root: t.TempDir()}); err != nil {
+		if err := d.Create(t.Context(), jail.Spec{Name: n, Root: filepath.Join(tmp, n)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	removed, err := RemoveLeftoverJails(t.Context(), d)
+	if err := d.Create(t.Context(), jail.Spec{Name: "zbuild-foreign", Root: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := RemoveLeftoverJails(t.Context(), d, tmp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(removed, []string{"zbuild-0a1b2c3d", "zbuild-ffff0000"}) {
 		t.Errorf("removed %v", removed)
 	}
-	if left, _ := d.List(t.Context()); len(left) != 1 || left[0].Name != "web" {
+	if left, _ := d.List(t.Context()); len(left) != 2 || left[0].Name != "web" || left[1].Name != "zbuild-foreign" {
 		t.Errorf("left %v", left)
 	}
 }

@@ -25,6 +25,8 @@ type fakeStore struct {
 	tags    map[string]string
 	tagged  int
 	works   int
+	// origins overrides an image's zocker:origin (default: none, a build).
+	origins map[string]string
 }
 
 func newFakeStore(t *testing.T) *fakeStore {
@@ -55,7 +57,11 @@ func (f *fakeStore) Observe(context.Context) (*zfs.State, error) {
 	defer f.mu.Unlock()
 	st := &zfs.State{Tags: map[string]string{}}
 	for id, cfg := range f.configs {
-		st.Images = append(st.Images, zfs.Image{ID: id, Config: cfg, Dataset: zfs.Dataset{Mountpoint: filepath.Join(f.dir, "images", id)}})
+		im := zfs.Image{ID: id, Config: cfg, Dataset: zfs.Dataset{Mountpoint: filepath.Join(f.dir, "images", id)}}
+		if o := f.origins[id]; o != "" {
+			im.Props = map[string]string{zfs.PropOrigin: o}
+		}
+		st.Images = append(st.Images, im)
 	}
 	for k, v := range f.tags {
 		st.Tags[k] = v

@@ -2,7 +2,6 @@ package build
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -21,7 +20,7 @@ func Inputs(b *manifests.BuildSource, tags func(ref string) (string, bool)) (inp
 	if !filepath.IsAbs(file) {
 		file = filepath.Join(b.Context, file)
 	}
-	data, err := os.ReadFile(file)
+	data, err := readSmallFile(file, maxSmallFile)
 	if err != nil {
 		return "", "", err
 	}

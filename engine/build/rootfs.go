@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 )
 
 // inRoot resolves an absolute path of an image's file system to a host path
@@ -125,11 +127,10 @@ func lookupOwner(root, spec string) (uid, gid int, err error) {
 // findEntry returns the fields of the first line of a colon file in the
 // image whose field col equals value.
 func findEntry(root, file string, col int, value string) ([]string, bool) {
-	host, err := inRoot(root, file, false, 0, 0)
-	if err != nil {
-		return nil, false
-	}
-	f, err := os.Open(host)
+	// No symlink anywhere on the path (the image's /etc/passwd pointing at
+	// the host's would be read on the host), and a regular file only: a
+	// FIFO would block the build (review L7, M4).
+	f, err := jail.OpenFileInRoot(root, file)
 	if err != nil {
 		return nil, false
 	}

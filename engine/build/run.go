@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"strings"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
@@ -22,14 +23,20 @@ const buildJailPrefix = "zbuild-"
 // RemoveLeftoverJails removes build jails that a build interrupted by a
 // crash left running. The service calls it at start-up, before any build,
 // beside the store's cleanup of ROOT/tmp; it returns the names removed.
-func RemoveLeftoverJails(ctx context.Context, d jail.Driver) ([]string, error) {
+// Only jails named like ours AND rooted below under (the mountpoint of
+// ROOT/tmp, where every build clone lives) are ours: a foreign jail called
+// zbuild-something is left alone (review L11).
+func RemoveLeftoverJails(ctx context.Context, d jail.Driver, under string) ([]string, error) {
+	if !path.IsAbs(under) || path.Clean(under) == "/" {
+		return nil, fmt.Errorf("remove leftover build jails: %q is not the work directory", under)
+	}
 	infos, err := d.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list leftover build jails: %w", err)
 	}
 	var removed []string
 	for _, in := range infos {
-		if !strings.HasPrefix(in.Name, buildJailPrefix) {
+		if !strings.HasPrefix(in.Name, buildJailPrefix) || !strings.HasPrefix(path.Clean(in.Path), path.Clean(under)+"/") {
 			continue
 		}
 		if err := d.Remove(ctx, in.Name); err != nil {
@@ -40,7 +47,11 @@ func RemoveLeftoverJails(ctx context.Context, d jail.Driver) ([]string, error) {
 	return removed, nil
 }
 
-// runStep runs a RUN command in a build jail on the clone at root.
+// runStep runs a RUN command in a build jail on the clone at root. The jail
+// is removed (every process of the step gone) before anything on the host
+// looks at the clone again, and the host files copied in for the step are
+// restored with the jail package's no-follow walk: the step may have turned
+// any directory of the clone into a symlink to a host path (review H1).
 func (b *builder) runStep(ctx context.Context, root string, in Instruction, argv, env []string, user, wd, net string) (err error) {
 	if b.opts.Driver == nil {
 		return errors.New("no jail driver to run the step")
@@ -58,11 +69,19 @@ func (b *builder) runStep(ctx context.Context, root string, in Instruction, argv
 	if err := b.opts.Driver.Create(ctx, spec); err != nil {
 		return fmt.Errorf("create build jail: %w", err)
 	}
-	defer func() {
+	removed := false
+	remove := func() error {
+		removed = true
 		if rerr := b.opts.Driver.Remove(context.WithoutCancel(ctx), name); rerr != nil {
 			b.log.Warn("remove build jail", "jail", name, "action", "build", "err", rerr)
-			if err == nil {
-				err = fmt.Errorf("remove build jail %s: %w", name, rerr)
+			return fmt.Errorf("remove build jail %s: %w", name, rerr)
+		}
+		return nil
+	}
+	defer func() {
+		if !removed {
+			if rerr := remove(); err == nil {
+				err = rerr
 			}
 		}
 	}()
@@ -99,12 +118,20 @@ func (b *builder) runStep(ctx context.Context, root string, in Instruction, argv
 	if err != nil {
 		return err
 	}
-	return restoreHostFiles(saved)
+	// Nothing of the step may still run (a daemon it started could swap a
+	// directory between our checks and our writes).
+	if err := remove(); err != nil {
+		return err
+	}
+	return restoreHostFiles(root, saved, b.log)
 }
+
+// maxHostFile bounds what is read of a host file's path inside the clone.
+const maxHostFile = 1 << 20
 
 // savedFile is what an image had at a host file's path before a RUN step.
 type savedFile struct {
-	target  string // host path inside the clone
+	name    string // the path inside the clone (= the host path)
 	existed bool
 	data    []byte
 	mode    fs.FileMode
@@ -114,69 +141,74 @@ type savedFile struct {
 
 // saveHostFiles records what the image has at each host file's path and
 // copies the host's file in where the image has none (the drivers copy them
-// in at Create as well, overwriting: what is saved here is restored).
+// in at Create as well, overwriting: what is saved here is restored). The
+// clone is looked at through the jail package's no-follow walk: an image
+// whose /etc is a symlink gets no host file.
 func saveHostFiles(root string) ([]savedFile, error) {
-	if !isDirIn(root, "/etc") {
-		return nil, nil
-	}
 	var saved []savedFile
 	for _, f := range hostFiles {
-		host, err := os.ReadFile(f)
+		host, err := os.ReadFile(f) // the host's own file: trusted, links followed
 		if err != nil {
 			continue // the host has none: nothing is copied in
 		}
-		target, err := inRoot(root, f, false, 0, 0)
+		e, err := jail.ReadEntryInRoot(root, f, true, maxHostFile)
 		if err != nil {
-			return nil, err
+			continue // a symlink on the way, or too big: left to the image
 		}
-		sf := savedFile{target: target, host: host}
-		if fi, err := os.Lstat(target); err == nil {
-			sf.existed, sf.mode = true, fi.Mode()
-			switch {
-			case fi.Mode()&fs.ModeSymlink != 0:
-				if sf.link, err = os.Readlink(target); err != nil {
-					return nil, err
-				}
-			case fi.Mode().IsRegular():
-				if sf.data, err = os.ReadFile(target); err != nil {
-					return nil, err
-				}
-			default:
-				continue // not a file: left alone
+		sf := savedFile{name: f, host: host, existed: e.Exists, data: e.Data, mode: e.Mode, link: e.Link}
+		switch {
+		case !e.Exists:
+			if !dirExistsInRoot(root, path.Dir(f)) {
+				continue // the image has no /etc: nothing to resolve with
 			}
-		} else if err := os.WriteFile(target, host, 0o644); err != nil {
-			return nil, fmt.Errorf("copy %s into the build: %w", f, err)
+			if err := jail.WriteFileInRoot(root, f, host, 0o644); err != nil {
+				return nil, fmt.Errorf("copy %s into the build: %w", f, err)
+			}
+		case e.Mode&fs.ModeSymlink == 0 && !e.Mode.IsRegular():
+			continue // not a file: left alone
 		}
 		saved = append(saved, sf)
 	}
 	return saved, nil
 }
 
+// dirExistsInRoot reports whether dir (inside root) is a real directory,
+// reached without following symlinks.
+func dirExistsInRoot(root, dir string) bool {
+	e, err := jail.ReadEntryInRoot(root, dir, false, 0)
+	return err == nil && e.Exists && e.Mode.IsDir()
+}
+
 // restoreHostFiles puts back what the image had before the step: the host's
 // files copied in for the build are removed (or the image's own restored),
-// unless the step itself changed them; then they are the image's now.
-func restoreHostFiles(saved []savedFile) error {
+// unless the step itself changed them; then they are the image's now. Run
+// only once the step's jail is gone; every access walks from the root
+// without following symlinks, so a step that made /etc a symlink to a host
+// directory makes the restore skip the file, never touch the host's.
+func restoreHostFiles(root string, saved []savedFile, log interface {
+	Warn(string, ...any)
+}) error {
 	for _, sf := range saved {
-		fi, err := os.Lstat(sf.target)
-		if err != nil || !fi.Mode().IsRegular() {
+		e, err := jail.ReadEntryInRoot(root, sf.name, true, maxHostFile)
+		if err != nil {
+			log.Warn("host file changed into something else by the build step: left as the step made it", "file", sf.name, "action", "build", "err", err)
 			continue
 		}
-		now, err := os.ReadFile(sf.target)
-		if err != nil || !bytes.Equal(now, sf.host) {
+		if !e.Exists || !e.Mode.IsRegular() || !bytes.Equal(e.Data, sf.host) {
 			continue
 		}
-		if err := os.Remove(sf.target); err != nil {
-			return fmt.Errorf("remove %s after the build step: %w", sf.target, err)
+		if err := jail.RemoveInRoot(root, sf.name); err != nil {
+			return fmt.Errorf("remove %s after the build step: %w", sf.name, err)
 		}
 		switch {
 		case !sf.existed:
 		case sf.link != "":
-			err = os.Symlink(sf.link, sf.target)
+			err = jail.SymlinkInRoot(root, sf.name, sf.link)
 		default:
-			err = os.WriteFile(sf.target, sf.data, sf.mode.Perm())
+			err = jail.WriteFileInRoot(root, sf.name, sf.data, sf.mode.Perm())
 		}
 		if err != nil {
-			return fmt.Errorf("restore %s after the build step: %w", sf.target, err)
+			return fmt.Errorf("restore %s after the build step: %w", sf.name, err)
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -42,23 +43,100 @@ type syncWriter interface {
 	Sync() error
 }
 
-// dirFS is a repository in a local (or NFS-mounted) directory.
+// dirFS is a repository in a local (or NFS-mounted) directory. Whoever
+// can write into it is as untrusted as a remote repository (review M5):
+// every access goes through an os.Root opened on the directory, so no path
+// (a symlinked tags/<tag>, images/<id>, a symlinked directory) leads out of
+// it, for reading or for writing; files are opened without following a
+// final symlink and non-blocking, and only regular files are read (a FIFO
+// would hang the caller, a device or /proc file would be read as root).
 type dirFS struct{ root string }
 
-func (d dirFS) p(name string) string { return filepath.Join(d.root, filepath.FromSlash(name)) }
+func (d dirFS) open() (*os.Root, error) { return os.OpenRoot(d.root) }
 
-func (d dirFS) Open(name string) (io.ReadCloser, error) { return os.Open(d.p(name)) }
+// ErrNotRegular is returned (wrapped) for a repository file that is not a
+// regular file. Compare with errors.Is.
+var ErrNotRegular = errors.New("not a regular file")
+
+func (d dirFS) Open(name string) (io.ReadCloser, error) {
+	r, err := d.open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	f, err := r.OpenFile(filepath.FromSlash(name), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s: %w", name, ErrNotRegular)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 func (d dirFS) Create(name string) (syncWriter, error) {
-	return os.OpenFile(d.p(name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	r, err := d.open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	// Only temporary names are created: a new file, never one planted.
+	return r.OpenFile(filepath.FromSlash(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
 }
-func (d dirFS) Rename(from, to string) error { return os.Rename(d.p(from), d.p(to)) }
-func (d dirFS) Remove(name string) error     { return os.Remove(d.p(name)) }
-func (d dirFS) MkdirAll(name string) error   { return os.MkdirAll(d.p(name), 0o755) }
+
+func (d dirFS) Rename(from, to string) error {
+	r, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.Rename(filepath.FromSlash(from), filepath.FromSlash(to))
+}
+
+func (d dirFS) Remove(name string) error {
+	r, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.Remove(filepath.FromSlash(name))
+}
+
+func (d dirFS) MkdirAll(name string) error {
+	// The repository directory itself is the administrator's (a URL given
+	// to the command or in a manifest): made as named.
+	if err := os.MkdirAll(d.root, 0o755); err != nil {
+		return err
+	}
+	r, err := d.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.MkdirAll(filepath.FromSlash(name), 0o755)
+}
+
 func (d dirFS) Stat(name string) (fs.FileInfo, error) {
-	return os.Stat(d.p(name))
+	r, err := d.open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Lstat(filepath.FromSlash(name))
 }
+
 func (d dirFS) ReadDir(name string) ([]fs.FileInfo, error) {
-	ents, err := os.ReadDir(d.p(name))
+	r, err := d.open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	ents, err := fs.ReadDir(r.FS(), name)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ package repo
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -32,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
@@ -49,6 +51,13 @@ type Meta struct {
 	Parent string `json:"parent,omitempty"`
 	// Config is the image configuration as the local store keeps it (JSON).
 	Config json.RawMessage `json:"config,omitempty"`
+	// GUID is the guid of the image's snapshot, as its stream's BEGIN
+	// record carries it (toguid); ParentGUID is the parent's, the snapshot
+	// an incremental stream is based on (fromguid). A pull refuses a stream
+	// whose header says otherwise, and a parent whose local snapshot is not
+	// the one the stream was made on.
+	GUID       uint64 `json:"guid,string,omitempty"`
+	ParentGUID uint64 `json:"parentGuid,string,omitempty"`
 	// Size and SHA256 describe the stream file.
 	Size    int64     `json:"size"`
 	SHA256  string    `json:"sha256"`
@@ -57,10 +66,10 @@ type Meta struct {
 
 func (m Meta) check(id string) error {
 	if m.ID != id {
-		return fmt.Errorf("record of image %s names image %q: %w", id, m.ID, ErrCorrupt)
+		return fmt.Errorf("record of image %s names another image: %w", id, ErrCorrupt)
 	}
 	if m.Parent != "" && image.ValidID(m.Parent) != nil {
-		return fmt.Errorf("record of image %s: parent %q: %w", id, m.Parent, ErrCorrupt)
+		return fmt.Errorf("record of image %s: invalid parent ID: %w", id, ErrCorrupt)
 	}
 	if m.Parent == id {
 		return fmt.Errorf("record of image %s: its own parent: %w", id, ErrCorrupt)
@@ -71,10 +80,24 @@ func (m Meta) check(id string) error {
 	return nil
 }
 
+// checkGUIDs is what a pull needs of a record beyond check: the snapshot
+// GUIDs its stream is checked against.
+func (m Meta) checkGUIDs() error {
+	if m.GUID == 0 {
+		return fmt.Errorf("record of image %s has no stream guid (pushed by an older zocker-reconcile: push it again): %w", m.ID, ErrCorrupt)
+	}
+	if (m.Parent == "") != (m.ParentGUID == 0) {
+		return fmt.Errorf("record of image %s: parent and parent guid must be given together: %w", m.ID, ErrCorrupt)
+	}
+	return nil
+}
+
 // Image is what the local store says about one of its images.
 type Image struct {
 	ID     string
 	Parent string
+	// GUID is the guid of the image's snapshot (0: unknown).
+	GUID uint64
 	// Config is the image configuration (JSON), carried as is.
 	Config  json.RawMessage
 	Created time.Time
@@ -117,7 +140,14 @@ type Options struct {
 	ProgressEvery time.Duration
 	// Now is the clock for Created fields (nil: time.Now).
 	Now func() time.Time
+	// MaxImageSize bounds one image's stream (0: DefaultMaxImageSize): a
+	// record saying more is refused before any byte is read.
+	MaxImageSize int64
 }
+
+// DefaultMaxImageSize is the stream size bound when Options do not give one
+// (the CLI's --max-image-size default, 20G).
+const DefaultMaxImageSize = 20 << 30
 
 // Repository is an open repository.
 type Repository struct {
@@ -142,6 +172,9 @@ func Open(ctx context.Context, url string, opts Options) (*Repository, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxImageSize <= 0 {
+		opts.MaxImageSize = DefaultMaxImageSize
 	}
 	r := &Repository{loc: loc, opts: opts, log: opts.Log.With("repository", loc.String())}
 	switch loc.Scheme {
@@ -182,8 +215,10 @@ func (r *Repository) Resolve(ctx context.Context, tag string) (string, error) {
 		return "", fmt.Errorf("read tag %s in repository %s: %w", tag, r.loc, err)
 	}
 	id := strings.TrimSpace(string(b))
-	if err := image.ValidID(id); err != nil {
-		return "", fmt.Errorf("tag %s in repository %s: %w: %w", tag, r.loc, ErrCorrupt, err)
+	if image.ValidID(id) != nil {
+		// Never the content: a file:// tag may be a link to any host file
+		// (refused now, but the message goes to logs and /status).
+		return "", fmt.Errorf("tag %s in repository %s: not an image ID (%d bytes): %w", tag, r.loc, len(b), ErrCorrupt)
 	}
 	return id, nil
 }
@@ -223,7 +258,7 @@ func (r *Repository) Meta(ctx context.Context, id string) (Meta, error) {
 	}
 	var m Meta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Meta{}, fmt.Errorf("decode record of image %s in repository %s: %w: %w", id, r.loc, ErrCorrupt, err)
+		return Meta{}, fmt.Errorf("decode record of image %s in repository %s: not a JSON record (%d bytes): %w", id, r.loc, len(b), ErrCorrupt)
 	}
 	if err := m.check(id); err != nil {
 		return Meta{}, fmt.Errorf("repository %s: %w", r.loc, err)
@@ -309,12 +344,21 @@ func (r *Repository) pushImage(ctx context.Context, local Local, img Image) (Met
 		return Meta{}, fmt.Errorf("create %s in %s: %w", dir, r.loc, err)
 	}
 	r.removeTmp(dir)
+	var parentGUID uint64
+	if img.Parent != "" {
+		p, ok, err := local.Image(ctx, img.Parent)
+		if err != nil || !ok {
+			return Meta{}, fmt.Errorf("push image %s: parent %s: not local (%v)", img.ID, img.Parent, err)
+		}
+		parentGUID = p.GUID
+	}
 	h := sha256.New()
 	pr := r.progress("push", img.ID)
+	head := &headTap{}
 	start := time.Now()
 	err := writeAtomic(r.f, streamPath(img.ID), func(w io.Writer) error {
 		// Large writes let the SFTP client keep many requests in flight.
-		bw := bufio.NewWriterSize(io.MultiWriter(w, h, pr), 1<<20)
+		bw := bufio.NewWriterSize(io.MultiWriter(w, h, pr, head), 1<<20)
 		if err := local.Send(ctx, img.ID, img.Parent, bw); err != nil {
 			return fmt.Errorf("send image %s: %w", img.ID, err)
 		}
@@ -323,7 +367,13 @@ func (r *Repository) pushImage(ctx context.Context, local Local, img Image) (Met
 	if err != nil {
 		return Meta{}, fmt.Errorf("push image %s to %s: %w", img.ID, r.loc, err)
 	}
-	m := Meta{ID: img.ID, Parent: img.Parent, Config: img.Config, Size: pr.n, SHA256: hex.EncodeToString(h.Sum(nil)), Created: r.opts.Now().UTC()}
+	// Record what the stream says it is, after checking it is what a pull
+	// will accept: our own stream passes the same checks.
+	sh, err := zfs.ReadStreamHeader(bytes.NewReader(head.b), zfs.StreamWant{ToGUID: img.GUID, FromGUID: parentGUID, Snapshot: zfs.ImageSnapshot})
+	if err != nil {
+		return Meta{}, fmt.Errorf("push image %s to %s: own stream: %w", img.ID, r.loc, err)
+	}
+	m := Meta{ID: img.ID, Parent: img.Parent, Config: img.Config, GUID: sh.ToGUID, ParentGUID: sh.FromGUID, Size: pr.n, SHA256: hex.EncodeToString(h.Sum(nil)), Created: r.opts.Now().UTC()}
 	if !img.Created.IsZero() {
 		m.Created = img.Created.UTC()
 	}
@@ -340,6 +390,16 @@ func (r *Repository) pushImage(ctx context.Context, local Local, img Image) (Met
 	r.log.Info("pushed image", "image", img.ID, "parent", img.Parent, "bytes", m.Size, "seconds", time.Since(start).Seconds(), "action", "push")
 	r.say("pushed %s (%s, %s)", image.Short(img.ID), image.Size(m.Size), kind(img.Parent))
 	return m, nil
+}
+
+// headTap keeps the first record of a stream written through it.
+type headTap struct{ b []byte }
+
+func (t *headTap) Write(p []byte) (int, error) {
+	if n := zfs.StreamRecordSize - len(t.b); n > 0 {
+		t.b = append(t.b, p[:min(n, len(p))]...)
+	}
+	return len(p), nil
 }
 
 func kind(parent string) string {
@@ -395,16 +455,26 @@ func (r *Repository) Pull(ctx context.Context, local Local, tag string) (PullRes
 		if len(missing) > maxChain {
 			return res, fmt.Errorf("pull %s: parent chain longer than %d: a cycle?", tag, maxChain)
 		}
-		_, ok, err := local.Image(ctx, cur)
+		have, ok, err := local.Image(ctx, cur)
 		if err != nil {
 			return res, fmt.Errorf("pull %s: image %s: %w", tag, cur, err)
 		}
-		if ok {
-			break
+		if ok && cur != id {
+			break // a parent: pullImage checks its snapshot is the stream's base
 		}
 		m, err := r.Meta(ctx, cur)
 		if err != nil {
 			return res, fmt.Errorf("pull %s: %w", tag, err)
+		}
+		if ok {
+			// The same ID is only the same image when it is the same
+			// snapshot (pushed from here, or pulled before): a local build
+			// or import is never replaced by nor taken for the
+			// repository's image (H2).
+			if have.GUID != m.GUID {
+				return res, fmt.Errorf("pull %s: image %s exists locally but is not the repository's (snapshot guid %d, the repository's %d): %w", tag, cur, have.GUID, m.GUID, zfs.ErrOriginConflict)
+			}
+			break
 		}
 		missing = append(missing, m)
 		cur = m.Parent
@@ -425,6 +495,23 @@ func (r *Repository) Pull(ctx context.Context, local Local, tag string) (PullRes
 // pullImage receives one stream into a temporary dataset, checks it and
 // publishes it; whatever fails, nothing of it stays.
 func (r *Repository) pullImage(ctx context.Context, local Local, m Meta) (err error) {
+	if err := m.checkGUIDs(); err != nil {
+		return fmt.Errorf("repository %s: %w", r.loc, err)
+	}
+	if m.Size > r.opts.MaxImageSize {
+		return fmt.Errorf("image %s: stream of %d bytes is larger than the limit of %d bytes (--max-image-size)", m.ID, m.Size, r.opts.MaxImageSize)
+	}
+	if m.Parent != "" {
+		// The stream must be based on OUR parent snapshot: a local image of
+		// the same ID built here (another snapshot) is not it.
+		p, ok, err := local.Image(ctx, m.Parent)
+		if err != nil {
+			return fmt.Errorf("image %s: parent %s: %w", m.ID, m.Parent, err)
+		}
+		if !ok || p.GUID != m.ParentGUID {
+			return fmt.Errorf("image %s: the local parent image %s (snapshot guid %d) is not the one its stream was made on (guid %d): remove the local image or pull into another root: %w", m.ID, m.Parent, p.GUID, m.ParentGUID, ErrCorrupt)
+		}
+	}
 	rc, err := r.f.Open(streamPath(m.ID))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -439,14 +526,20 @@ func (r *Repository) pullImage(ctx context.Context, local Local, m Meta) (err er
 	// recorded, so that zfs receive sees a broken stream where it can; the
 	// check after receive catches the rest.
 	chk := &checkReader{r: io.TeeReader(io.LimitReader(bufio.NewReaderSize(rc, 1<<20), m.Size+1), io.MultiWriter(h, pr)), h: h, m: m, n: &pr.n}
+	// Every record header is checked before its bytes reach zfs receive:
+	// no properties, no second dataset, the recorded snapshot (C1).
+	sc := zfs.NewStreamChecker(chk, zfs.StreamWant{ToGUID: m.GUID, FromGUID: m.ParentGUID, Snapshot: zfs.ImageSnapshot})
 	start := time.Now()
-	work, err := local.Receive(ctx, m.Parent, chk)
+	work, err := local.Receive(ctx, m.Parent, sc)
 	if err != nil {
 		if work != "" {
 			r.discard(ctx, local, work, m.ID)
 		}
 		if chk.bad != nil {
 			return fmt.Errorf("image %s: %w", m.ID, chk.bad)
+		}
+		if sc.Err() != nil {
+			return fmt.Errorf("image %s in %s: %w", m.ID, r.loc, sc.Err())
 		}
 		return fmt.Errorf("image %s: receive: %w", m.ID, err)
 	}
@@ -457,13 +550,16 @@ func (r *Repository) pullImage(ctx context.Context, local Local, m Meta) (err er
 	}()
 	// zfs receive may stop reading at the stream's end record: drain, so
 	// that trailing bytes count against the checksum too.
-	if _, err := io.Copy(io.Discard, chk); err != nil && chk.bad == nil {
+	if _, err := io.Copy(io.Discard, sc); err != nil && chk.bad == nil && sc.Err() == nil {
 		return fmt.Errorf("image %s: read stream: %w", m.ID, err)
 	}
 	if chk.bad != nil {
 		return fmt.Errorf("image %s: %w", m.ID, chk.bad)
 	}
-	if err := local.Publish(ctx, work, Image{ID: m.ID, Parent: m.Parent, Config: m.Config, Created: m.Created}); err != nil {
+	if sc.Err() != nil {
+		return fmt.Errorf("image %s in %s: %w", m.ID, r.loc, sc.Err())
+	}
+	if err := local.Publish(ctx, work, Image{ID: m.ID, Parent: m.Parent, GUID: m.GUID, Config: m.Config, Created: m.Created}); err != nil {
 		return fmt.Errorf("image %s: %w", m.ID, err)
 	}
 	r.log.Info("pulled image", "image", m.ID, "parent", m.Parent, "bytes", m.Size, "seconds", time.Since(start).Seconds(), "action", "pull")

@@ -52,6 +52,15 @@ func (f *fakeLocal) stream(id, parent string) string {
 	return "STREAM " + id + " ON " + parent + "\n" + f.content[id]
 }
 
+// wire is the stream Send writes: f.stream in a zfs send record frame.
+func (f *fakeLocal) wire(id, parent string) string {
+	var from uint64
+	if parent != "" {
+		from = guidOf(parent)
+	}
+	return string(fakeStream(guidOf(id), from, f.stream(id, parent)))
+}
+
 func (f *fakeLocal) LookupTag(_ context.Context, tag string) (string, error) {
 	if id, ok := f.tags[tag]; ok {
 		return id, nil
@@ -61,12 +70,15 @@ func (f *fakeLocal) LookupTag(_ context.Context, tag string) (string, error) {
 
 func (f *fakeLocal) Image(_ context.Context, id string) (Image, bool, error) {
 	img, ok := f.images[id]
+	if ok {
+		img.GUID = guidOf(id)
+	}
 	return img, ok, nil
 }
 
 func (f *fakeLocal) Send(_ context.Context, id, parent string, w io.Writer) error {
 	f.sends = append(f.sends, id)
-	s := f.stream(id, parent)
+	s := f.wire(id, parent)
 	if id == f.failSend {
 		_, _ = io.WriteString(w, s[:len(s)/2])
 		return errors.New("zfs send: killed")
@@ -96,7 +108,7 @@ func (f *fakeLocal) Publish(_ context.Context, work string, img Image) error {
 	if !ok {
 		return fmt.Errorf("no work %s", work)
 	}
-	head, content, _ := strings.Cut(string(b), "\n")
+	head, content, _ := strings.Cut(fakePayload(b), "\n")
 	if head != "STREAM "+img.ID+" ON "+img.Parent {
 		return fmt.Errorf("stream %q is not image %s on %q", head, img.ID, img.Parent)
 	}
@@ -187,7 +199,7 @@ func TestPushLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(stream) != f.stream(x.id, x.parent) {
+		if string(stream) != f.wire(x.id, x.parent) {
 			t.Errorf("stream of %s = %q", x.id, stream)
 		}
 		var m Meta
@@ -648,7 +660,7 @@ func TestProgressLines(t *testing.T) {
 	if _, err := r.Pull(ctx, newFake(), "base"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "pull "+a[:12]+": ") || !strings.Contains(out.String(), "pulled "+a[:12]+" (1.6K, full)") {
+	if !strings.Contains(out.String(), "pull "+a[:12]+": ") || !strings.Contains(out.String(), "pulled "+a[:12]+" (2.6 KiB, full)") {
 		t.Errorf("pull lines:\n%s", out.String())
 	}
 }

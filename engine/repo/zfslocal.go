@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
@@ -41,6 +44,88 @@ type ZFSLocal struct {
 	// ReceiveOrigin passes -o origin= to zfs receive for incremental
 	// streams (OpenZFS; not zfs-fuse). NewZFSLocal sets it on FreeBSD.
 	ReceiveOrigin bool
+
+	capsOnce sync.Once
+	caps     ReceiveCaps
+}
+
+// ReceiveCaps says which zfs receive options the local zfs has. OpenZFS
+// (FreeBSD 13+, Linux) and FreeBSD 12's ZFS have -u (do not mount) and
+// -x PROPERTY (ignore the stream's value); zfs-fuse 0.7 (pool v23) has
+// neither: its usage is "receive [-vnF]". There, the StreamChecker's refusal
+// of every stream that could carry properties is what keeps a stream's
+// mountpoint off the host, and the received dataset is mounted (below the
+// work dataset) before it can be checked.
+type ReceiveCaps struct {
+	NoMount bool // -u
+	Exclude bool // -x PROPERTY (and -o PROPERTY=VALUE)
+}
+
+// receiveUsageRe finds the flag group of `zfs receive`'s usage line.
+var receiveUsageRe = regexp.MustCompile(`receive(?:\|recv)? \[-([A-Za-z]+)\]`)
+
+// ParseReceiveUsage reads the capabilities from the usage text `zfs receive`
+// prints without arguments.
+func ParseReceiveUsage(usage string) ReceiveCaps {
+	var c ReceiveCaps
+	if m := receiveUsageRe.FindStringSubmatch(usage); m != nil {
+		c.NoMount = strings.ContainsRune(m[1], 'u')
+	}
+	c.Exclude = strings.Contains(usage, "-x <property>") || strings.Contains(usage, "-x property")
+	return c
+}
+
+// receiveCaps runs `zfs receive` without arguments once (it exits non-zero
+// and prints its usage) and remembers what it offers.
+func (z *ZFSLocal) receiveCaps(ctx context.Context) ReceiveCaps {
+	z.capsOnce.Do(func() {
+		out, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfs.Bin(), "receive"}})
+		text := string(out)
+		var ce *runner.CommandError
+		if errors.As(err, &ce) {
+			text += ce.Stderr
+		}
+		z.caps = ParseReceiveUsage(text)
+		z.Log.Debug("zfs receive capabilities", "no_mount", z.caps.NoMount, "exclude", z.caps.Exclude)
+	})
+	return z.caps
+}
+
+// excludedProps are the properties a received image never takes from its
+// stream where zfs receive has -x: where it is mounted and how, what runs
+// from it, who it is shared with, what it reserves of the pool, and every
+// property this program keeps its own state in. Streams carrying any
+// property are refused before this (StreamChecker); this is the second wall.
+func excludedProps() []string {
+	ps := []string{"mountpoint", "canmount", "setuid", "exec", "devices", "sharenfs", "sharesmb",
+		"reservation", "refreservation", "quota", "refquota", "readonly",
+		zfs.PropManaged, zfs.PropKind, zfs.PropName, zfs.PropImage, zfs.PropManifest, zfs.PropSpecHash,
+		zfs.PropSpec, zfs.PropConfig, zfs.PropParent, zfs.PropSource, zfs.PropOrigin, zfs.PropInputs}
+	if runtime.GOOS == "freebsd" {
+		ps = append(ps, "jailed")
+	} else {
+		ps = append(ps, "zoned")
+	}
+	return ps
+}
+
+// ReceiveArgv is the zfs receive command for a stream into target: -u and -x
+// where the local zfs has them, -o origin= for an incremental stream on
+// OpenZFS.
+func ReceiveArgv(caps ReceiveCaps, originSnap, target string) []string {
+	argv := []string{zfs.Bin(), "receive"}
+	if caps.NoMount {
+		argv = append(argv, "-u")
+	}
+	if caps.Exclude {
+		for _, p := range excludedProps() {
+			argv = append(argv, "-x", p)
+		}
+	}
+	if originSnap != "" {
+		argv = append(argv, "-o", "origin="+originSnap)
+	}
+	return append(argv, target)
 }
 
 // NewZFSLocal returns the adapter with the platform's defaults.
@@ -81,7 +166,17 @@ func (z *ZFSLocal) Image(ctx context.Context, id string) (Image, bool, error) {
 	if !ok {
 		return Image{}, false, nil
 	}
-	img := Image{ID: id, Parent: im.Parent, Created: im.Created}
+	img := Image{ID: id, Parent: im.Parent, GUID: im.GUID, Created: im.Created}
+	if img.GUID == 0 {
+		// zfs-fuse leaves guid out of `zfs get all`: ask for it.
+		out, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfs.Bin(), "get", "-H", "-p", "-o", "value", "guid", z.imageSnap(id)}})
+		if err != nil {
+			return Image{}, false, fmt.Errorf("image %s: snapshot guid: %w", id, err)
+		}
+		if img.GUID, err = strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64); err != nil {
+			return Image{}, false, fmt.Errorf("image %s: snapshot guid %q: %w", id, strings.TrimSpace(string(out)), err)
+		}
+	}
 	if c := im.Props[zfs.PropConfig]; c != "" {
 		img.Config = []byte(c)
 	}
@@ -115,20 +210,23 @@ func (z *ZFSLocal) Receive(ctx context.Context, parent string, r io.Reader) (str
 		return "", err
 	}
 	work := z.Store.Root() + "/tmp/" + hex.EncodeToString(b[:])
+	// The quota bounds what the stream can make, whatever it says about
+	// itself (a WRITE_BYREF or compressed stream makes more than its size).
 	if _, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfs.Bin(), "create",
-		"-o", zfs.PropManaged + "=true", "-o", zfs.PropKind + "=" + zfs.KindTmp, work}}); err != nil {
+		"-o", zfs.PropManaged + "=true", "-o", zfs.PropKind + "=" + zfs.KindTmp,
+		"-o", "quota=" + strconv.FormatInt(z.Store.ImageSizeLimit(), 10), work}}); err != nil {
 		return "", fmt.Errorf("create receive dataset %s: %w", work, err)
 	}
-	argv := []string{zfs.Bin(), "receive"}
+	var origin string
 	if parent != "" {
 		if err := image.ValidID(parent); err != nil {
 			return work, err
 		}
 		if z.ReceiveOrigin {
-			argv = append(argv, "-o", "origin="+z.imageSnap(parent))
+			origin = z.imageSnap(parent)
 		}
 	}
-	argv = append(argv, work+"/img")
+	argv := ReceiveArgv(z.receiveCaps(ctx), origin, work+"/img")
 	if _, err := z.Runner.Run(ctx, runner.Cmd{Argv: argv, Stdin: r, Timeout: -1}); err != nil {
 		return work, fmt.Errorf("receive into %s: %w", work+"/img", err)
 	}
@@ -156,12 +254,16 @@ func (z *ZFSLocal) Publish(ctx context.Context, work string, img Image) error {
 	if got := strings.TrimSpace(string(out)); got != want {
 		return fmt.Errorf("publish image %s: received as a clone of %s instead of %s (zfs-fuse picks a clone stream's origin by GUID in the whole pool: pull into a root on another pool)", img.ID, got, want)
 	}
+	if err := z.checkReceived(ctx, work, img.ID); err != nil {
+		return err
+	}
 	props := [][2]string{
 		{"readonly", "on"},
 		{zfs.PropManaged, "true"},
 		{zfs.PropKind, zfs.KindImage},
 		{zfs.PropName, img.ID},
 		{zfs.PropSource, "pull"},
+		{zfs.PropOrigin, zfs.OriginPull},
 	}
 	if len(img.Config) > 0 {
 		// Compact: a zfs property value is one line.
@@ -201,6 +303,36 @@ func (z *ZFSLocal) Publish(ctx context.Context, work string, img Image) error {
 		z.Log.Warn("remove empty receive dataset", "dataset", work, "err", err)
 	}
 	z.Log.Info("published pulled image", "image", img.ID, "dataset", target, "action", "pull")
+	return nil
+}
+
+// checkReceived refuses received work that is more than one filesystem
+// with its @image snapshot, or that holds any property with source
+// "received": the StreamChecker lets no such stream through, this checks
+// what zfs made of it (one `zfs get -r`, which zfs-fuse has too).
+func (z *ZFSLocal) checkReceived(ctx context.Context, work, id string) error {
+	out, err := z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfs.Bin(), "get", "-H", "-r", "-o", "name,property,value,source", "type", work}})
+	if err != nil {
+		return fmt.Errorf("publish image %s: list received datasets: %w", id, err)
+	}
+	want := map[string]string{work: "filesystem", work + "/img": "filesystem", work + "/img@" + zfs.ImageSnapshot: "snapshot"}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 4 || want[f[0]] != f[2] {
+			return fmt.Errorf("publish image %s: the stream made %q: want one filesystem with its @%s snapshot: %w", id, line, zfs.ImageSnapshot, ErrCorrupt)
+		}
+		delete(want, f[0])
+	}
+	if len(want) > 0 {
+		return fmt.Errorf("publish image %s: the stream did not make the @%s snapshot: %w", id, zfs.ImageSnapshot, ErrCorrupt)
+	}
+	out, err = z.Runner.Run(ctx, runner.Cmd{Argv: []string{zfs.Bin(), "get", "-H", "-r", "-s", "received", "-o", "name,property", "all", work}})
+	if err != nil {
+		return fmt.Errorf("publish image %s: list received properties: %w", id, err)
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		return fmt.Errorf("publish image %s: the stream set properties (%s): %w", id, strings.ReplaceAll(s, "\n", "; "), ErrCorrupt)
+	}
 	return nil
 }
 

@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	gozfs "github.com/mistifyio/go-zfs/v4"
@@ -97,8 +99,11 @@ func (s *Store) ImportTarball(ctx context.Context, src ImportSource, cfg Config)
 		}
 		// The declared digest gives the ID: an image already present is
 		// not downloaded again.
-		if ok, err := s.imageExists(ctx, TarballID(want)); err != nil || ok {
-			return TarballID(want), err
+		if ok, err := s.requireOrigin(ctx, TarballID(want), OriginImport); err != nil || ok {
+			if err != nil {
+				return "", fmt.Errorf("import tarball %s: %w", src.URL, err)
+			}
+			return TarballID(want), nil
 		}
 		f, err := s.download(ctx, src.URL, want)
 		if err != nil {
@@ -116,11 +121,12 @@ func (s *Store) ImportTarball(ctx context.Context, src ImportSource, cfg Config)
 	}
 	id = TarballID(digest)
 	log := s.log.With("image", id, "action", "import")
-	if ok, err := s.imageExists(ctx, id); err != nil || ok {
-		if ok {
-			log.Debug("image already imported")
+	if ok, err := s.requireOrigin(ctx, id, OriginImport); err != nil || ok {
+		if err != nil {
+			return "", fmt.Errorf("import tarball %s: %w", path, err)
 		}
-		return id, err
+		log.Debug("image already imported")
+		return id, nil
 	}
 	w, err := s.NewWork(ctx, "")
 	if err != nil {
@@ -137,7 +143,7 @@ func (s *Store) ImportTarball(ctx context.Context, src ImportSource, cfg Config)
 	}
 	log.Info("extracted tarball", "dataset", w.Dataset, "seconds", time.Since(start).Seconds())
 	cfg.Parent = ""
-	if err = s.Publish(ctx, w, id, cfg, map[string]string{PropSource: "sha256:" + digest}); err != nil {
+	if err = s.Publish(ctx, w, id, cfg, map[string]string{PropSource: "sha256:" + digest, PropOrigin: OriginImport}); err != nil {
 		if errors.Is(err, ErrExists) {
 			return id, nil // imported concurrently: same content, same ID
 		}
@@ -159,11 +165,16 @@ func (s *Store) imageExists(ctx context.Context, id string) (bool, error) {
 }
 
 func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	// Non-blocking and checked by descriptor: a FIFO or device named as
+	// the tarball is an error, not a hang or an endless read (review L8).
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s: not a regular file", path)
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
@@ -205,10 +216,18 @@ func (s *Store) download(ctx context.Context, url, want string) (string, error) 
 			os.Remove(f.Name())
 		}
 	}()
+	limit := s.ImageSizeLimit()
+	if resp.ContentLength > limit {
+		return "", fmt.Errorf("download %s: %d bytes is more than the limit of %d (--max-image-size)", url, resp.ContentLength, limit)
+	}
 	h := sha256.New()
 	pw := &progress{log: s.log, url: url, total: resp.ContentLength, last: time.Now()}
-	if _, err := io.Copy(io.MultiWriter(f, h, pw), resp.Body); err != nil {
+	n, err := io.Copy(io.MultiWriter(f, h, pw), io.LimitReader(resp.Body, limit+1))
+	if err != nil {
 		return "", fmt.Errorf("download %s: %w", url, err)
+	}
+	if n > limit {
+		return "", fmt.Errorf("download %s: more than the limit of %d bytes (--max-image-size)", url, limit)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		return "", fmt.Errorf("download %s: sha256 mismatch: got %s, %s was declared", url, got, want)
@@ -252,6 +271,9 @@ func (s *Store) NewWork(ctx context.Context, fromID string) (*Work, error) {
 	}
 	name := s.tmpDS() + "/" + hex.EncodeToString(b[:])
 	props := marks(KindTmp, "")
+	// Whatever an archive or a build step writes is bounded; Publish lifts
+	// the quota once the image is complete (M8).
+	props["quota"] = strconv.FormatInt(s.ImageSizeLimit(), 10)
 	var ds *gozfs.Dataset
 	var err error
 	if fromID == "" {
@@ -280,7 +302,9 @@ func (s *Store) Discard(ctx context.Context, w *Work) {
 // Publish turns a work dataset into image id: snapshot @image, readonly, the
 // image properties, then one rename to ROOT/images/<id>. The parent is
 // cfg.Parent (the builder's FROM). extra are more zocker:* properties.
-// When the image already exists the work is discarded and ErrExists returned.
+// extra must name the image's PropOrigin (a build when it does not).
+// When the image already exists with the same origin the work is discarded
+// and ErrExists returned; with another origin, ErrOriginConflict.
 func (s *Store) Publish(ctx context.Context, w *Work, id string, cfg Config, extra map[string]string) error {
 	if err := image.ValidID(id); err != nil {
 		return err
@@ -297,7 +321,7 @@ func (s *Store) Publish(ctx context.Context, w *Work, id string, cfg Config, ext
 	if err != nil {
 		return fmt.Errorf("publish image %s: %w", id, err)
 	}
-	props := map[string]string{PropKind: KindImage, PropConfig: string(cj), PropName: id}
+	props := map[string]string{PropKind: KindImage, PropConfig: string(cj), PropName: id, PropOrigin: OriginBuild}
 	if cfg.Parent != "" {
 		props[PropParent] = cfg.Parent
 	}
@@ -313,6 +337,9 @@ func (s *Store) Publish(ctx context.Context, w *Work, id string, cfg Config, ext
 	if err := s.setProp(ctx, w.Dataset, "readonly", "on"); err != nil {
 		return fmt.Errorf("publish image %s: %w", id, err)
 	}
+	if err := s.setProp(ctx, w.Dataset, "quota", "none"); err != nil {
+		return fmt.Errorf("publish image %s: %w", id, err)
+	}
 	for k, v := range props {
 		if err := s.setProp(ctx, w.Dataset, k, v); err != nil {
 			return fmt.Errorf("publish image %s: %w", id, err)
@@ -321,6 +348,9 @@ func (s *Store) Publish(ctx context.Context, w *Work, id string, cfg Config, ext
 	if err := s.rename(ctx, w.Dataset, s.imageDS(id)); err != nil {
 		if errors.Is(err, ErrExists) {
 			s.Discard(context.WithoutCancel(ctx), w)
+			if _, oerr := s.requireOrigin(ctx, id, props[PropOrigin]); oerr != nil {
+				return fmt.Errorf("publish image %s: %w", id, oerr)
+			}
 		}
 		return fmt.Errorf("publish image %s: %w", id, err)
 	}

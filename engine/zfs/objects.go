@@ -116,7 +116,7 @@ func (s *Store) CreateContainer(ctx context.Context, name, imageID string, props
 	snap := &gozfs.Dataset{Name: s.imageDS(imageID) + "@" + ImageSnapshot, Type: gozfs.DatasetSnapshot}
 	ds, err := snap.Clone(s.containerDS(name), all)
 	if err != nil {
-		return nil, fmt.Errorf("create container %s: clone image %s: %w", name, imageID, classify(err))
+		return nil, fmt.Errorf("create container %s: clone image %s: %w", name, imageID, redactValues(classify(err), all, PropSpec))
 	}
 	// The engine logs "created container" once the clone has its properties;
 	// this is the store-level detail.

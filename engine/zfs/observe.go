@@ -25,8 +25,9 @@ type Dataset struct {
 	Referenced uint64
 	Quota      uint64
 	Created    time.Time
-	// Props are the dataset's OWN zocker:* properties (source local or
-	// received), never ones inherited from a parent.
+	// Props are the dataset's OWN zocker:* properties (source local), never
+	// ones inherited from a parent nor ones a received stream brought: a
+	// stream is not ours to believe (review C1).
 	Props map[string]string
 }
 
@@ -35,6 +36,10 @@ type Image struct {
 	Dataset
 	ID     string
 	Parent string
+	// GUID is the guid of the @image snapshot: what a zfs send stream of the
+	// image carries as toguid and what a child's incremental stream is
+	// based on (fromguid).
+	GUID   uint64
 	Config Config
 	// ConfigErr is set when the stored config could not be decoded.
 	ConfigErr error
@@ -92,7 +97,7 @@ func (st *State) Image(id string) (Image, bool) {
 type record struct {
 	typ  string
 	vals map[string]string // standard properties
-	own  map[string]string // zocker:* with source local or received
+	own  map[string]string // zocker:* with source local
 }
 
 // get runs `zfs get -H -p [-r] -o name,property,value,source PROPS DS` and
@@ -140,7 +145,7 @@ func parseGet(out []byte) (map[string]*record, error) {
 		case strings.HasPrefix(prop, "zocker:"):
 			// Only the dataset's own values: children inherit user
 			// properties (the tags on ROOT/images, zocker:managed on ROOT).
-			if src == "local" || src == "received" {
+			if src == "local" {
 				rec.own[prop] = val
 			}
 		default:
@@ -231,6 +236,9 @@ func (s *Store) state(recs map[string]*record) *State {
 			continue
 		case nested && dir == "images" && managed && kind == KindImage && image.ValidID(leaf) == nil && hasImageSnap(n):
 			im := Image{Dataset: rec.dataset(n), ID: leaf, Parent: rec.own[PropParent]}
+			if snap := recs[n+"@"+ImageSnapshot]; snap != nil {
+				im.GUID, _ = strconv.ParseUint(snap.vals["guid"], 10, 64)
+			}
 			im.Config, im.ConfigErr = decodeConfig(rec.own[PropConfig])
 			st.Images = append(st.Images, im)
 			continue

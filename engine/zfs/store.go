@@ -91,6 +91,21 @@ type Store struct {
 	sleep func(time.Duration)
 	// HTTPClient downloads URL imports; nil means http.DefaultClient.
 	HTTPClient *http.Client
+	// MaxImageSize bounds a download and is the quota of every work dataset
+	// (import, build step, receive), so that no source can fill the pool
+	// (0: DefaultMaxImageSize; the CLI's --max-image-size).
+	MaxImageSize int64
+}
+
+// DefaultMaxImageSize is the image size bound when none is set: 20 GiB.
+const DefaultMaxImageSize = 20 << 30
+
+// ImageSizeLimit is MaxImageSize, or the default when it is not set.
+func (s *Store) ImageSizeLimit() int64 {
+	if s.MaxImageSize > 0 {
+		return s.MaxImageSize
+	}
+	return DefaultMaxImageSize
 }
 
 // Root returns the root dataset's name.
@@ -181,6 +196,9 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 		if rec.own[PropManaged] != "true" {
 			return nil, fmt.Errorf("open root %s: %s exists but is not managed by zocker-reconcile", root, ds)
 		}
+	}
+	if err := s.secureTree(ctx); err != nil {
+		return nil, fmt.Errorf("open root %s: %w", root, err)
 	}
 	// Leftovers of an interrupted import or build: never published, never used.
 	for name, rec := range recs {
@@ -283,9 +301,19 @@ func (s *Store) create(ctx context.Context, ds string, props map[string]string) 
 // kernel still holds the mount (zfs destroy -f): used for datasets no process
 // may be using any more (tmp work, images, containers whose jail is gone);
 // zfs-fuse otherwise says "busy" for seconds to minutes after files were read.
+//
+// -r takes every child dataset too: outside ROOT/tmp work (all ours by
+// construction) a child dataset is never one of ours (containers, volumes
+// and images have none), so one made by hand below them is refused rather
+// than destroyed with them (review M8).
 func (s *Store) destroy(ctx context.Context, ds string, recursive, force bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if recursive && !strings.HasPrefix(ds, s.tmpDS()+"/") {
+		if err := s.refuseChildren(ctx, ds); err != nil {
+			return err
+		}
 	}
 	var flags gozfs.DestroyFlag = gozfs.DestroyDefault
 	if recursive {
@@ -330,6 +358,25 @@ func (s *Store) rename(ctx context.Context, from, to string) error {
 	}
 	if _, err := (&gozfs.Dataset{Name: to}).Mount(false, nil); err != nil && !strings.Contains(stderrOf(err), "already mounted") {
 		return fmt.Errorf("mount dataset %s after rename: %w", to, classify(err))
+	}
+	return nil
+}
+
+// refuseChildren fails when ds has child file systems or volumes (its
+// snapshots are fine: -r is for them).
+func (s *Store) refuseChildren(ctx context.Context, ds string) error {
+	out, err := s.r.Run(ctx, runner.Cmd{Argv: []string{Bin(), "list", "-H", "-r", "-o", "name", "-t", "filesystem,volume", ds}, Timeout: CommandTimeout})
+	if err != nil {
+		return fmt.Errorf("destroy dataset %s: list children: %w", ds, classify(err))
+	}
+	var children []string
+	for _, n := range strings.Fields(string(out)) {
+		if n != ds {
+			children = append(children, n)
+		}
+	}
+	if len(children) > 0 {
+		return fmt.Errorf("destroy dataset %s: it has child datasets not made by zocker-reconcile (%s): refusing to destroy them with it; move or destroy them by hand", ds, strings.Join(children, ", "))
 	}
 	return nil
 }

@@ -557,13 +557,12 @@ func lookupUser(root, user string) (uid, gid int, err error) {
 }
 
 // scanColonFile calls fn with the fields of each line of a passwd-style file
-// inside root (symlinks resolved within root) until fn returns true.
+// inside root (no symlink followed, a regular file only) until fn returns true.
 func scanColonFile(root, path string, fn func([]string) bool) error {
-	host, err := resolveIn(root, path, false)
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(host)
+	// The container runs while this reads its file: no symlink on the path
+	// (a swapped component would lead to the host), a regular file only
+	// (a FIFO would block the caller).
+	f, err := jail.OpenFileInRoot(root, path)
 	if err != nil {
 		return err
 	}
