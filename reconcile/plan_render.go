@@ -28,9 +28,11 @@ func (op Op) Sign() string {
 	return "?"
 }
 
-// verb is how RenderText names an operation: the object kind is printed
-// separately, so "create-volume" reads "create volume data".
-func (op Op) verb() string {
+// Verb names an operation without its object kind, which is printed or
+// labelled separately: "create-volume" is "create" (volume data). It is both
+// RenderText's word and the action label of the metrics (ARCHITECTURE
+// section 8).
+func (op Op) Verb() string {
 	switch op {
 	case OpCreateVolume:
 		return "create"
@@ -82,12 +84,12 @@ func (p Plan) Summarize() Summary {
 func RenderText(w io.Writer, p Plan) error {
 	var b strings.Builder
 	for _, a := range p.Actions {
-		fmt.Fprintf(&b, "%s %s %s %s: %s\n", a.Op.Sign(), a.Op.verb(), strings.ToLower(a.Kind), a.Name, a.Reason)
+		fmt.Fprintf(&b, "%s %s %s %s: %s\n", a.Op.Sign(), a.Op.Verb(), strings.ToLower(a.Kind), a.Name, a.Reason)
 	}
 	for _, bl := range p.Blocked {
 		op := "hold"
 		if bl.Op != "" {
-			op = bl.Op.verb()
+			op = bl.Op.Verb()
 		}
 		fmt.Fprintf(&b, "! %s %s %s: %s (%s)\n", op, strings.ToLower(bl.Kind), bl.Name, bl.Message, bl.Reason)
 	}
