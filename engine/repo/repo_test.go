@@ -660,7 +660,7 @@ func TestProgressLines(t *testing.T) {
 	if _, err := r.Pull(ctx, newFake(), "base"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "pull "+a[:12]+": ") || !strings.Contains(out.String(), "pulled "+a[:12]+" (2.6 KiB, full)") {
+	if !strings.Contains(out.String(), "pull "+a[:12]+": ") || !strings.Contains(out.String(), "pulled "+a[:12]+" (2.6K, full)") {
 		t.Errorf("pull lines:\n%s", out.String())
 	}
 }
