@@ -106,7 +106,7 @@ func startServe(b testing.TB, level string, resync time.Duration) *service {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s.cmd = exec.Command(bin, "serve", "--root", root, "--manifests", s.manifests, "--state-dir", s.state,
+	s.cmd = exec.Command(bin, "serve", "--init", "--root", root, "--manifests", s.manifests, "--state-dir", s.state,
 		"--listen", "127.0.0.1:0", "--resync", resync.String(), "--max-prune", "-1")
 	// The supervisors inherit the environment: their supervisor.log is JSON too.
 	s.cmd.Env = append(os.Environ(), "ZOCKER_LOG_FORMAT=json", "ZOCKER_LOG_LEVEL="+level)

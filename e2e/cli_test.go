@@ -43,13 +43,24 @@ func TestPlanApplyAndNoopCost(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("plan after apply: exit %d, want 0 (in sync)\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
 		}
-		n := 0
+		n, checks := 0, 0
 		var cmds []string
 		for _, l := range strings.Split(res.stderr, "\n") {
-			if strings.Contains(l, "msg=exec ") || strings.Contains(l, "msg=go-zfs ") {
-				n++
-				cmds = append(cmds, l)
+			if !strings.Contains(l, "msg=exec ") && !strings.Contains(l, "msg=go-zfs ") {
+				continue
 			}
+			// The command's start-up check that the root exists and its
+			// state directory is this one (issue 19): one command per
+			// invocation, not part of the pass.
+			if strings.Contains(l, "zocker:state-dir") {
+				checks++
+				continue
+			}
+			n++
+			cmds = append(cmds, l)
+		}
+		if checks != 1 {
+			t.Errorf("plan ran %d root checks, want 1", checks)
 		}
 		t.Logf("no-op plan ran %d commands:\n%s", n, strings.Join(cmds, "\n"))
 		return n

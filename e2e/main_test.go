@@ -112,6 +112,11 @@ func newHost(t *testing.T) *host {
 	h.man = mkdir(t, base, "manifests")
 	h.empty = mkdir(t, base, "empty")
 	t.Cleanup(h.teardown)
+	// Nothing creates a root by surprise (issue 19): every test's starts
+	// as a service's would, from zocker-reconcile init.
+	if res := h.run("init"); res.code != 0 {
+		t.Fatalf("init: exit %d: %s%s", res.code, res.stdout, res.stderr)
+	}
 	return h
 }
 

@@ -154,16 +154,22 @@ func TestServeUpdateRollsBackUnhealthy(t *testing.T) {
 func TestServeUpdateRollsBackExitingCommand(t *testing.T) {
 	h := newHost(t)
 	policy := "\n  update: {healthTimeout: 20s}\n"
+	// Env values are stored nowhere in ZFS (only digests): a rollback to a
+	// version whose TOKEN differs from the declared one must still run it
+	// with its own value.
 	h.write("image.yaml", h.imageYAML())
-	h.write("job.yaml", containerYAML("job", "/bin/sleep", "1000")+policy)
+	h.write("job.yaml", containerYAML("job", "/bin/sleep", "1000")+"  env: {TOKEN: one}"+policy)
 	s := h.start()
 	s.waitReady(t, 2*time.Minute)
 	h.waitRunning("job", []string{"/bin/sleep", "1000"}, 2*time.Minute)
 
 	mark := s.mark()
-	h.write("job.yaml", containerYAML("job", "/bin/sh", "-c", "exit 1")+policy)
+	h.write("job.yaml", containerYAML("job", "/bin/sh", "-c", "exit 1")+"  env: {TOKEN: two}"+policy)
 	s.waitLog(t, mark, 90*time.Second, "action=rollback", "container=job", "result=success", "exited with code 1")
 	h.waitRunning("job", []string{"/bin/sleep", "1000"}, time.Minute)
+	if res := h.run("exec", "job", "--", "/bin/sh", "-c", "echo $TOKEN"); strings.TrimSpace(res.stdout) != "one" {
+		t.Errorf("restored version's TOKEN = %q (exit %d, %s), want one", res.stdout, res.code, res.stderr)
+	}
 
 	// 5 MiB written outside volumes shows in the plan of the next change.
 	// serve is stopped meanwhile (the container keeps running), or it would

@@ -6,21 +6,27 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/image"
+	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
@@ -55,9 +61,12 @@ type Engine struct {
 	LoopbackPool netip.Prefix
 	// LoopbackInterface carries them (lo0, or a cloned lo1 for pf NAT).
 	LoopbackInterface string
-	Build             Builder
-	Pull              Puller
-	Log               *slog.Logger
+	// JailNameservers replace the host's loopback nameservers in loopback
+	// and alias jails (FreeBSD: such a jail cannot reach 127.0.0.1).
+	JailNameservers []string
+	Build           Builder
+	Pull            Puller
+	Log             *slog.Logger
 	// UpdateStep, when set, is called after each step of a health-gated
 	// replacement ("stopped", "kept", "created"): the crash-safety tests
 	// pause the service there and kill it (see ZOCKER_TEST_PAUSE_UPDATE).
@@ -106,7 +115,28 @@ func (e *Engine) ObserveDetail(ctx context.Context) (Detail, error) {
 	e.lastMu.Lock()
 	e.lastTags = st.Tags
 	e.lastMu.Unlock()
-	return Detail{Observed: Convert(st, sups, jails), State: st, Supervisors: sups}, nil
+	o := Convert(st, sups, jails)
+	st, sups = withoutAdHoc(st, sups)
+	return Detail{Observed: o, State: st, Supervisors: sups}, nil
+}
+
+// withoutAdHoc returns st and sups without the ad-hoc containers (run,
+// create), so that the service's metrics and usage sampling never list them.
+// st is copied, not changed.
+func withoutAdHoc(st *zfs.State, sups []supervisor.Status) (*zfs.State, []supervisor.Status) {
+	adhoc := map[string]bool{}
+	for _, c := range st.Containers {
+		if IsAdHoc(c) {
+			adhoc[c.ContainerName] = true
+		}
+	}
+	if len(adhoc) == 0 {
+		return st, sups
+	}
+	cp := *st
+	cp.Containers = slices.DeleteFunc(slices.Clone(st.Containers), IsAdHoc)
+	sups = slices.DeleteFunc(slices.Clone(sups), func(s supervisor.Status) bool { return adhoc[s.Name] })
+	return &cp, sups
 }
 
 // Convert turns what the store, the supervisors and the jail listing report
@@ -145,6 +175,12 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 		bySup[s.Name] = s
 	}
 	for _, c := range st.Containers {
+		if IsAdHoc(c) {
+			// Made by run or create: the reconciler never touches it, and a
+			// declared container of that name is Stalled, never a takeover.
+			o.Foreign[c.ContainerName] = HolderRun
+			continue
+		}
 		oc := reconcile.ObservedContainer{
 			Name:     c.ContainerName,
 			Managed:  c.Props[zfs.PropManaged] == "true",
@@ -160,10 +196,7 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 			oc.UpdateStarted = time.Unix(sec, 0)
 		}
 		if s, ok := bySup[c.ContainerName]; ok {
-			oc.Running = s.Up()
-			oc.Health = observedHealth(s.Health.Status)
-			oc.HealthOutput = s.Health.LastOutput
-			oc.Restarts, oc.LastExitCode, oc.Exited = s.Restarts, s.LastExitCode, !s.LastExitAt.IsZero()
+			ApplySupervisor(&oc, s)
 		}
 		o.Containers[oc.Name] = oc
 	}
@@ -201,12 +234,35 @@ func Convert(st *zfs.State, sups []supervisor.Status, jails []jail.Info) reconci
 		if _, managed := o.Containers[j.Name]; managed {
 			continue
 		}
+		if _, held := o.Foreign[j.Name]; held {
+			continue
+		}
 		o.Foreign[j.Name] = fmt.Sprintf("jail %d", j.JID)
 	}
 	return o
 }
 
-func observedHealth(s string) string {
+// ApplySupervisor copies a supervisor's report into the reconciler's view of
+// its container. A live supervisor is a running container from the
+// reconciler's point of view, also while it backs off or after its command
+// exited under OnFailure/Never: restarting is the supervisor's job. Why it
+// is then not Ready is in Runtime, for the status.
+func ApplySupervisor(oc *reconcile.ObservedContainer, s supervisor.Status) {
+	oc.Running = s.Up()
+	oc.Health = ObservedHealth(s.Health.Status)
+	oc.HealthOutput = s.Health.LastOutput
+	oc.Restarts, oc.LastExitCode, oc.Exited = s.Restarts, s.LastExitCode, !s.LastExitAt.IsZero()
+	oc.Runtime = reconcile.ContainerRuntime{
+		State: string(s.State), LastSignal: s.LastSignal, NextStartAt: s.NextStartAt, Message: s.Message,
+		HealthStreak: s.Health.FailingStreak, HealthExitCode: s.Health.LastExitCode,
+	}
+	if !s.Alive && s.State != supervisor.StateStopped {
+		oc.Runtime.State = "dead"
+	}
+}
+
+// ObservedHealth maps a supervisor's health status to reconcile's.
+func ObservedHealth(s string) string {
 	switch s {
 	case supervisor.HealthHealthy:
 		return reconcile.HealthHealthy
@@ -273,10 +329,19 @@ func (e *Engine) Execute(ctx context.Context, a reconcile.Action) error {
 	case reconcile.OpStart:
 		return e.start(ctx, a.Container)
 	case reconcile.OpStop:
+		if err := e.refuseAdHoc(ctx, a.Name); err != nil {
+			return err
+		}
 		return supervisor.Stop(ctx, e.StateDir, a.Name, e.Driver)
 	case reconcile.OpReplace:
+		if err := e.refuseAdHoc(ctx, a.Name); err != nil {
+			return err
+		}
 		return e.replace(ctx, a)
 	case reconcile.OpPrune:
+		if err := e.refuseAdHoc(ctx, a.Name); err != nil {
+			return err
+		}
 		if err := e.remove(ctx, a.Name); err != nil {
 			return err
 		}
@@ -300,6 +365,10 @@ func (e *Engine) importImage(ctx context.Context, a reconcile.Action) error {
 	}
 	src := zfs.ImportSource{Path: t.Path, URL: t.URL, SHA256: t.SHA256}
 	id, err := e.Store.ImportTarball(ctx, src, zfs.Config{Inputs: a.Inputs})
+	if errors.Is(err, zfs.ErrDigestMismatch) {
+		// The user's mistake: held (Stalled) until the manifest changes.
+		return reconcile.Terminal(fmt.Errorf("import image %s: %w", a.Name, err))
+	}
 	if err != nil {
 		return fmt.Errorf("import image %s: %w", a.Name, err)
 	}
@@ -347,28 +416,43 @@ func (e *Engine) createClone(ctx context.Context, a reconcile.Action, address st
 		zfs.PropSpecHash: a.SpecHash,
 		zfs.PropSpec:     spec,
 	}
+	if a.Trial {
+		props[zfs.PropUpdateStarted] = strconv.FormatInt(time.Now().Unix(), 10)
+	}
+	return e.cloneFor(ctx, c, a.ImageID, props, address)
+}
+
+// cloneFor clones image imageID for container c with props, allocating a
+// loopback address when c needs one and address is "".
+func (e *Engine) cloneFor(ctx context.Context, c *manifests.Container, imageID string, props map[string]string, address string) error {
+	name := c.Metadata.Name
 	e.allocMu.Lock()
 	defer e.allocMu.Unlock()
 	if c.Spec.Network.Mode == manifests.NetLoopback && address == "" {
+		// The service and the ad-hoc commands (run, create) allocate from
+		// one pool: a lock in the state directory they share makes the
+		// observation and the clone one step across processes too.
+		unlock, err := lockFile(filepath.Join(e.StateDir, "loopback.lock"))
+		if err != nil {
+			return fmt.Errorf("container %s: %w", name, err)
+		}
+		defer unlock()
 		st, err := e.Store.Observe(ctx)
 		if err != nil {
 			return err
 		}
 		address, err = e.allocate(st)
 		if err != nil {
-			return reconcile.Terminal(fmt.Errorf("container %s: %w", a.Name, err))
+			return reconcile.Terminal(fmt.Errorf("container %s: %w", name, err))
 		}
 	}
 	if address != "" {
 		props[PropIP] = address
 	}
-	if a.Trial {
-		props[zfs.PropUpdateStarted] = strconv.FormatInt(time.Now().Unix(), 10)
-	}
-	if _, err := e.Store.CreateContainer(ctx, a.Name, a.ImageID, props); err != nil {
+	if _, err := e.Store.CreateContainer(ctx, name, imageID, props); err != nil {
 		return err
 	}
-	e.Log.Info("created container", "container", a.Name, "image", image.Short(a.ImageID))
+	e.Log.Info("created container", "container", name, "image", image.Short(imageID))
 	return nil
 }
 
@@ -411,9 +495,25 @@ func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
 	if clone == nil {
 		return fmt.Errorf("start container %s: no clone: %w", name, zfs.ErrNotFound)
 	}
+	cfg, err := e.supervisorConfig(st, clone, c)
+	if err != nil {
+		return err
+	}
+	pid, err := supervisor.Start(ctx, e.StateDir, name, e.Self, cfg)
+	if err != nil {
+		return err // it says "start container NAME: ..."
+	}
+	e.Log.Info("started container", "container", name, "pid", pid)
+	return nil
+}
+
+// supervisorConfig is the supervisor config of container c on its clone,
+// from the observed state st (its image, the volumes).
+func (e *Engine) supervisorConfig(st *zfs.State, clone *zfs.Container, c *manifests.Container) (supervisor.Config, error) {
+	name := c.Metadata.Name
 	img, ok := st.Image(clone.ImageID)
 	if !ok {
-		return fmt.Errorf("start container %s: image %s: %w", name, image.Short(clone.ImageID), zfs.ErrNotFound)
+		return supervisor.Config{}, fmt.Errorf("start container %s: image %s: %w", name, image.Short(clone.ImageID), zfs.ErrNotFound)
 	}
 	volumes := map[string]string{}
 	for _, v := range st.Volumes {
@@ -424,17 +524,13 @@ func (e *Engine) start(ctx context.Context, c *manifests.Container) error {
 		VolumePaths:       volumes,
 		Address:           clone.Props[PropIP],
 		LoopbackInterface: e.LoopbackInterface,
+		Nameservers:       e.JailNameservers,
 	})
 	if err != nil {
-		return reconcile.Terminal(err)
+		return cfg, reconcile.Terminal(err)
 	}
 	cfg.Annotations = map[string]string{"image": clone.ImageID, "specHash": clone.SpecHash, "ip": clone.Props[PropIP]}
-	pid, err := supervisor.Start(ctx, e.StateDir, name, e.Self, cfg)
-	if err != nil {
-		return fmt.Errorf("start container %s: %w", name, err)
-	}
-	e.Log.Info("started container", "container", name, "pid", pid)
-	return nil
+	return cfg, nil
 }
 
 func imageConfig(c zfs.Config) ImageConfig {
@@ -478,13 +574,23 @@ func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
 			return err
 		}
 		e.updateStep(ctx, a.Name, "stopped")
+		// The old version's env values are not in ZFS (only digests are):
+		// its supervisor config, root-only in the state directory, has them.
+		var env []string
+		if cfg, err := supervisor.ReadConfig(e.StateDir, a.Name); err == nil {
+			env = cfg.Process.Env
+		}
 		// The old version's status (its last exit) must not be read as the
 		// new version's.
 		if err := supervisor.Forget(e.StateDir, a.Name); err != nil {
 			e.Log.Warn("forget supervisor state", "container", a.Name, "err", err)
 		}
-		if _, err := e.Store.KeepPrevious(ctx, a.Name); err != nil {
+		id, err := e.Store.KeepPrevious(ctx, a.Name)
+		if err != nil {
 			return err
+		}
+		if err := e.savePreviousEnv(id, env); err != nil {
+			e.Log.Warn("keep the previous version's env for a rollback", "container", a.Name, "err", err)
 		}
 		e.updateStep(ctx, a.Name, "kept")
 	} else if err := e.remove(ctx, a.Name); err != nil {
@@ -525,12 +631,16 @@ func (e *Engine) rollback(ctx context.Context, a reconcile.Action) error {
 	if len(a.Previous) != 1 || a.Container == nil {
 		return reconcile.Terminal(fmt.Errorf("rollback container %s: no previous clone named", a.Name))
 	}
+	if missing := reconcile.RecoverEnv(a.Container.Spec.Env, e.previousEnv(a.Previous[0])); len(missing) > 0 {
+		return reconcile.Terminal(fmt.Errorf("rollback container %s: the previous version's value of %s is not recorded (env values are never stored in ZFS, and the copy in the state directory is gone): declare the version to run", a.Name, strings.Join(missing, ", ")))
+	}
 	if err := e.remove(ctx, a.Name); err != nil {
 		return err
 	}
 	if err := e.Store.RestorePrevious(ctx, a.Previous[0]); err != nil {
 		return err
 	}
+	e.forgetPreviousEnv(a.Previous[0])
 	if a.Failed != "" {
 		err := e.Store.SetContainerProps(ctx, a.Name, map[string]string{
 			zfs.PropRolledBack: a.Failed, zfs.PropRollbackReason: oneLine(a.Reason, 1000)})
@@ -557,8 +667,56 @@ func (e *Engine) confirm(ctx context.Context, a reconcile.Action) error {
 		if err := e.Store.DestroyPrevious(ctx, id); err != nil && !errors.Is(err, zfs.ErrNotFound) {
 			return err
 		}
+		e.forgetPreviousEnv(id)
 	}
 	return nil
+}
+
+// previousEnvPath is where the env of a previous clone's last run is kept:
+// root-only, in the state directory (it holds secrets; ZFS properties are
+// world-readable).
+func (e *Engine) previousEnvPath(id string) string {
+	return filepath.Join(e.StateDir, "previous", id+".env.json")
+}
+
+func (e *Engine) savePreviousEnv(id string, env []string) error {
+	if len(env) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(e.previousEnvPath(id)), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(e.previousEnvPath(id), b, 0o600)
+}
+
+// previousEnv returns the saved env of a previous clone as a map (empty
+// when none was saved).
+func (e *Engine) previousEnv(id string) map[string]string {
+	env := map[string]string{}
+	b, err := os.ReadFile(e.previousEnvPath(id))
+	if err != nil {
+		return env
+	}
+	var list []string
+	if json.Unmarshal(b, &list) != nil {
+		return env
+	}
+	for _, kv := range list {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func (e *Engine) forgetPreviousEnv(id string) {
+	if err := os.Remove(e.previousEnvPath(id)); err != nil && !os.IsNotExist(err) {
+		e.Log.Warn("remove the saved env of a previous clone", "dataset", id, "err", err)
+	}
 }
 
 // removePrevious destroys every previous clone of a pruned container.
@@ -574,6 +732,7 @@ func (e *Engine) removePrevious(ctx context.Context, name string) error {
 		if err := e.Store.DestroyPrevious(ctx, pc.PreviousID); err != nil && !errors.Is(err, zfs.ErrNotFound) {
 			return err
 		}
+		e.forgetPreviousEnv(pc.PreviousID)
 	}
 	return nil
 }
@@ -600,4 +759,21 @@ func (e *Engine) remove(ctx context.Context, name string) error {
 		e.Log.Warn("forget supervisor state", "container", name, "err", err)
 	}
 	return nil
+}
+
+// lockFile takes an exclusive flock on path (created if needed) and returns
+// its release.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -127,6 +127,23 @@ func (f *fakeStore) DestroyVolume(_ context.Context, name string) error {
 	return nil
 }
 
+func (f *fakeStore) Root() string          { return "pool/zocker" }
+func (f *fakeStore) ImageSizeLimit() int64 { return 0 }
+func (f *fakeStore) Untag(_ context.Context, tag string) error {
+	f.call("untag %s", tag)
+	return nil
+}
+func (f *fakeStore) RemoveImage(_ context.Context, ref string) (bool, error) {
+	f.call("remove-image %s", ref)
+	return true, nil
+}
+func (f *fakeStore) Commit(_ context.Context, name string, _ zfs.Config, _ map[string]string) (string, error) {
+	f.call("commit %s", name)
+	return strings.Repeat("c", 64), nil
+}
+
+func (f *fakeStore) SweepTmp(context.Context) []string { return nil }
+
 // fakeDriver records the jails removed; nothing runs.
 type fakeDriver struct{ removed []string }
 

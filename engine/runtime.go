@@ -32,6 +32,9 @@ type RuntimeInputs struct {
 	Address string
 	// LoopbackInterface carries loopback addresses (lo0 by default).
 	LoopbackInterface string
+	// Nameservers replace the host's loopback nameservers in loopback and
+	// alias jails (--jail-nameserver, FreeBSD).
+	Nameservers []string
 }
 
 // SupervisorConfig turns a declared container and its image's config into
@@ -92,6 +95,7 @@ func SupervisorConfig(c *manifests.Container, img ImageConfig, in RuntimeInputs)
 		Params:      s.JailParams,
 		Network:     jail.Network{Mode: s.Network.Mode},
 		Limits:      jail.Limits{CPUPercent: s.Resources.CPU, MaxProcesses: s.Resources.MaxProcesses},
+		Nameservers: in.Nameservers,
 	}
 	switch s.Network.Mode {
 	case jail.NetLoopback:

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/build"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/repo"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 )
 
@@ -12,6 +13,7 @@ import (
 // fake. Builds run on it too (build.Store).
 type Store interface {
 	build.Store
+	repo.ZFSStore // Root, ImageSizeLimit: save and load go through engine/repo
 	ImportTarball(ctx context.Context, src zfs.ImportSource, cfg zfs.Config) (id string, err error)
 	SetImageProps(ctx context.Context, id string, props map[string]string) error
 	CreateContainer(ctx context.Context, name, imageID string, props map[string]string) (*zfs.Container, error)
@@ -23,6 +25,10 @@ type Store interface {
 	DestroyPrevious(ctx context.Context, id string) error
 	EnsureVolume(ctx context.Context, name string, spec zfs.VolumeSpec, props map[string]string) error
 	DestroyVolume(ctx context.Context, name string) error
+	Untag(ctx context.Context, tag string) error
+	RemoveImage(ctx context.Context, ref string) (removed bool, err error)
+	Commit(ctx context.Context, name string, cfg zfs.Config, extra map[string]string) (id string, err error)
+	SweepTmp(ctx context.Context) []string
 }
 
 var _ Store = (*zfs.Store)(nil)

@@ -10,7 +10,8 @@ import (
 	"regexp"
 )
 
-// NameRegexp is what object names and tags must match: short DNS labels.
+// NameRegexp is what object names and tags must match: short DNS labels
+// (and not all digits: see ValidName).
 var NameRegexp = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // nameRule says NameRegexp in words.
@@ -34,8 +35,23 @@ func ValidName(what, s string) error {
 		return fmt.Errorf("name %q is invalid: %s", s, nameRule)
 	case !NameRegexp.MatchString(s):
 		return fmt.Errorf("invalid %s name %q: %s", what, s, nameRule)
+	case allDigits(s):
+		// jail(8) (config.c load_config), jexec, jls -j and libjail's
+		// jail_getid() read an all-digit name as a jail ID: "3" would act
+		// on whatever jail has jid 3 (security review M6).
+		return fmt.Errorf("%s %q is invalid: it needs at least one letter (jail(8) reads an all-digit name as a jail ID)", label, s)
 	}
 	return nil
+}
+
+// allDigits reports whether s is a non-empty string of ASCII digits.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // ValidID checks an image ID: 64 lowercase hex digits (the sha256 the store

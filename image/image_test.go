@@ -6,7 +6,7 @@ import (
 )
 
 func TestValidName(t *testing.T) {
-	for _, ok := range []string{"a", "web", "web-1", "0", strings.Repeat("a", 63)} {
+	for _, ok := range []string{"a", "web", "web-1", "0a", strings.Repeat("a", 63)} {
 		if err := ValidName("container", ok); err != nil {
 			t.Errorf("ValidName(%q): %v", ok, err)
 		}
@@ -20,6 +20,7 @@ func TestValidName(t *testing.T) {
 		"a/b":                   `invalid tag name`,
 		"a.b":                   `invalid tag name`,
 		"../x":                  `invalid tag name`,
+		"3":                     `tag name "3" is invalid: it needs at least one letter`,
 	} {
 		if err := ValidName("tag", bad); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ValidName(%q) = %v, want an error containing %q", bad, err, want)

@@ -52,6 +52,10 @@ func Default(obj any, dir string) {
 				b.File = DefaultZockerfile
 			}
 		}
+		if o := s.OCI; o != nil && o.Archive != "" {
+			o.Archive = absolute(o.Archive, dir)
+			o.SHA256 = strings.ToLower(o.SHA256)
+		}
 		if p := s.Pull; p != nil && p.Tag == "" {
 			p.Tag = o.Metadata.Name
 		}

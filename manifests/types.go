@@ -44,6 +44,26 @@ type ImageSpec struct {
 	Build *BuildSource `json:"build,omitempty"`
 	// Pull fetches the image from a Zocker image repository.
 	Pull *PullSource `json:"pull,omitempty"`
+	// OCI fetches an OCI image from a registry or an OCI image layout archive.
+	OCI *OCISource `json:"oci,omitempty"`
+}
+
+// OCISource is an OCI image: exactly one of Ref and Archive.
+type OCISource struct {
+	// Ref is REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:DIGEST.
+	Ref string `json:"ref,omitempty"`
+	// Archive is an OCI image layout: a directory, .tar, .tar.gz or .txz;
+	// relative to the manifest's directory.
+	Archive string `json:"archive,omitempty"`
+	// SHA256 is the archive file's digest as 64 hex digits (optional).
+	SHA256 string `json:"sha256,omitempty"`
+	// Name picks one image of the archive's index by its
+	// org.opencontainers.image.ref.name annotation.
+	Name string `json:"name,omitempty"`
+	// Platform is OS/ARCH[/VARIANT]; default the host's (freebsd/amd64 on FreeBSD).
+	Platform string `json:"platform,omitempty"`
+	// Insecure allows plain HTTP to the registry (one on loopback).
+	Insecure bool `json:"insecure,omitempty"`
 }
 
 // TarballSource is a root filesystem archive on disk or behind an https URL.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/zocker-reconcile/zocker-reconcile/image"
+	"github.com/zocker-reconcile/zocker-reconcile/manifests/jailparam"
 )
 
 // validator checks one decoded, defaulted object, reporting each problem
@@ -43,17 +44,17 @@ func (v *validator) image(o *Image) {
 	v.meta(&o.Metadata)
 	s := &o.Spec
 	n := 0
-	for _, set := range []bool{s.Tarball != nil, s.Build != nil, s.Pull != nil} {
+	for _, set := range []bool{s.Tarball != nil, s.Build != nil, s.Pull != nil, s.OCI != nil} {
 		if set {
 			n++
 		}
 	}
 	switch {
 	case n == 0:
-		v.errf("spec", "an image needs exactly one source: tarball, build or pull")
+		v.errf("spec", "an image needs exactly one source: tarball, build, pull or oci")
 		return
 	case n > 1:
-		v.errf("spec", "an image needs exactly one source, got %d of tarball, build and pull", n)
+		v.errf("spec", "an image needs exactly one source, got %d of tarball, build, pull and oci", n)
 		return
 	}
 	if t := s.Tarball; t != nil {
@@ -91,6 +92,9 @@ func (v *validator) image(o *Image) {
 				v.errf("spec.build.args."+k, "build argument name %q is invalid: want letters, digits and '_', not starting with a digit", k)
 			}
 		}
+	}
+	if o := s.OCI; o != nil {
+		v.oci(o)
 	}
 	if p := s.Pull; p != nil {
 		u, err := url.Parse(p.Repository)
@@ -161,15 +165,6 @@ func (v *validator) volume(o *Volume) {
 	if s.ReclaimPolicy != ReclaimRetain && s.ReclaimPolicy != ReclaimDelete {
 		v.errf("spec.reclaimPolicy", "reclaimPolicy %q is invalid: want Retain or Delete", s.ReclaimPolicy)
 	}
-}
-
-// managedJailParams are jail(8) parameters that the spec's own fields set;
-// jailParams may not override them.
-var managedJailParams = map[string]string{
-	"name": "metadata.name", "path": "the container's dataset", "host.hostname": "spec.hostname",
-	"ip4": "spec.network", "ip4.addr": "spec.network", "ip6": "spec.network", "ip6.addr": "spec.network",
-	"vnet": "spec.network", "vnet.interface": "spec.network", "securelevel": "spec.securelevel",
-	"persist": "zocker-reconcile", "jid": "zocker-reconcile",
 }
 
 func (v *validator) container(o *Container) {
@@ -283,17 +278,13 @@ func (v *validator) container(o *Container) {
 	for _, k := range sortedKeys(s.JailParams) {
 		f := "spec.jailParams." + k
 		val := s.JailParams[k]
-		switch {
-		case !jailParamRegexp.MatchString(k):
-			v.errf(f, "jail parameter name %q is invalid: want lower-case letters, digits, '_' and '.'", k)
-		case strings.HasPrefix(k, "exec.") || strings.HasPrefix(k, "mount."):
-			v.errf(f, "jail parameter %s is not allowed: exec.* and mount.* run commands or mount file systems on the host", k)
-		case managedJailParams[k] != "":
-			v.errf(f, "jail parameter %s is set from %s and cannot be overridden", k, managedJailParams[k])
-		}
 		if strings.ContainsAny(val, "\"\\;{}\n\r\x00") {
 			v.errf(f, "value %q must not contain quotes, backslashes, ';', '{', '}' or line breaks (it is written into jail.conf)", val)
+			continue
 		}
+		// jailparam reads the name as jail(8) does ("noexec.prestart" is
+		// exec.prestart) and accepts only its allow-list.
+		v.check(f, jailparam.Check(k, val))
 	}
 }
 

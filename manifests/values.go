@@ -13,8 +13,7 @@ import (
 )
 
 var (
-	envKeyRegexp    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	jailParamRegexp = regexp.MustCompile(`^[a-z][a-z0-9_.]*$`)
+	envKeyRegexp = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// user is a login name or a numeric uid; ':' and '/' would let it reach
 	// into other fields of jexec -U or a passwd lookup.
 	userRegexp = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`)

@@ -54,12 +54,12 @@ func TestSignalNumber(t *testing.T) {
 }
 
 func TestValidNames(t *testing.T) {
-	for _, ok := range []string{"a", "web", "web-1", "0", strings.Repeat("a", 63)} {
+	for _, ok := range []string{"a", "web", "web-1", "0a", "1-x", strings.Repeat("a", 63)} {
 		if err := image.ValidName("", ok); err != nil {
 			t.Errorf("ValidName(%q): %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "Web", "a_b", "x;rm -rf /", "../x", "-a", "a-", "a.b", strings.Repeat("a", 64)} {
+	for _, bad := range []string{"", "0", "3", "42", "Web", "a_b", "x;rm -rf /", "../x", "-a", "a-", "a.b", strings.Repeat("a", 64)} {
 		if err := image.ValidName("", bad); err == nil {
 			t.Errorf("ValidName(%q): want an error", bad)
 		}

@@ -116,7 +116,8 @@ func TestRCScriptCommand(t *testing.T) {
 		t.Fatal("rc.d script does not source /etc/rc.subr")
 	}
 	writeFile(t, filepath.Join(dir, "zocker_reconcile"), string(body))
-	writeFile(t, rcconf, `zocker_reconcile_enable=YES
+	writeFile(t, rcconf, `svcj_all_enable=YES
+zocker_reconcile_enable=YES
 zocker_reconcile_listen=0.0.0.0:9847
 zocker_reconcile_flags="--log-format json --max-prune 10"
 `)
@@ -129,7 +130,7 @@ kill() { echo "kill $*"; }
 run_rc_command() {
 	case "$1" in
 	argv)
-		echo "name=$name rcvar=$rcvar pidfile=$pidfile procname=$procname"
+		echo "name=$name rcvar=$rcvar pidfile=$pidfile procname=$procname svcj=$zocker_reconcile_svcj"
 		echo "flags-for-rc.subr=[$zocker_reconcile_flags]"
 		eval "set -- $command $zocker_reconcile_flags $command_args"
 		for a; do echo "arg $a"; done ;;
@@ -143,10 +144,11 @@ run_rc_command() {
 	if err != nil {
 		t.Fatalf("argv: %v\n%s", err, out)
 	}
-	want := `name=zocker_reconcile rcvar=zocker_reconcile_enable pidfile=/var/run/zocker_reconcile.pid procname=/usr/sbin/daemon
+	want := `name=zocker_reconcile rcvar=zocker_reconcile_enable pidfile=/var/run/zocker_reconcile.pid procname=/usr/sbin/daemon svcj=NO
 flags-for-rc.subr=[]
 arg /usr/sbin/daemon
-arg -r
+arg -R
+arg 10
 arg -P
 arg /var/run/zocker_reconcile.pid
 arg -p

@@ -51,6 +51,11 @@ const (
 	OpDestroyVolume Op = "destroy-volume"
 )
 
+// Ops returns every operation, in the order above.
+func Ops() []Op {
+	return []Op{OpImport, OpBuild, OpPull, OpCreateVolume, OpUpdateVolume, OpCreate, OpStart, OpStop, OpReplace, OpPrune, OpDestroyVolume}
+}
+
 // Reasons a Blocked entry gives (stable: they are metric label values).
 const (
 	// BlockedEmptyManifests: the manifest set is empty or missing while
@@ -74,6 +79,9 @@ const (
 	BlockedNameConflict = "name-conflict"
 	// BlockedMissingVolume: a mounted Volume is neither declared nor present.
 	BlockedMissingVolume = "missing-volume"
+	// BlockedOutsideSelection: the action needs an action on an object
+	// outside Options.Only, which the pass does not take.
+	BlockedOutsideSelection = "outside-selection"
 	// BlockedVolumeInUse: a Volume to destroy is still mounted by a container
 	// that stays.
 	BlockedVolumeInUse = "volume-in-use"
@@ -93,6 +101,10 @@ type Options struct {
 	// Now is the time of the pass: health-gated updates are judged against
 	// it. The zero time judges every trial as just started.
 	Now time.Time
+	// Only, when set, restricts the plan to these object keys (apply FILE,
+	// plan FILE): nothing else is acted on and nothing is pruned, whatever
+	// the rest of the set says.
+	Only map[string]bool
 }
 
 // Plan is the ordered list of actions one pass takes, and what it holds back.
@@ -107,6 +119,9 @@ type Plan struct {
 	InSync bool `json:"inSync"`
 	// Revision is the manifest revision the plan was computed from.
 	Revision string `json:"revision,omitempty"`
+	// Partial is true when the plan was restricted to some objects
+	// (Options.Only): it prunes nothing.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Action is one step of a plan, with what the executor needs to take it.

@@ -50,6 +50,12 @@ type Observed struct {
 	Previous map[string][]ObservedPrevious
 }
 
+// HolderRun is the Foreign description of a name held by an ad-hoc
+// container (made by run or create, zocker:origin=cli): the reconciler never
+// touches one, and a declared Container of that name is Stalled with
+// "name in use by a container made with run".
+const HolderRun = "a container made with run"
+
 // ObservedImage is one image dataset.
 type ObservedImage struct {
 	// ID is the image's content address.
@@ -104,6 +110,27 @@ type ObservedContainer struct {
 	// the evidence.
 	RolledBack     string
 	RollbackReason string
+	// Runtime is the rest of what the supervisor last reported. The plan
+	// does not use it (restarting is the supervisor's job); the status
+	// does, to say why a running container is not Ready.
+	Runtime ContainerRuntime
+}
+
+// ContainerRuntime is the part of a supervisor's report that only the status
+// uses (with ObservedContainer's Restarts, Exited, LastExitCode and
+// HealthOutput).
+type ContainerRuntime struct {
+	// State is the supervisor's state (starting, running, exited, backoff,
+	// stopped, failed, or dead when the supervisor died); "" when none runs.
+	State      string
+	LastSignal string
+	// NextStartAt is when a command in backoff starts again.
+	NextStartAt time.Time
+	// Message is the supervisor's explanation (a start failure).
+	Message string
+	// HealthStreak and HealthExitCode describe the failing health checks.
+	HealthStreak   int
+	HealthExitCode int
 }
 
 // ObservedVolume is one volume dataset.

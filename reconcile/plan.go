@@ -74,6 +74,9 @@ func Diff(d Desired, o Observed, opts Options) Plan {
 	p.linkStops()
 
 	plan := Plan{Actions: p.order(), Blocked: p.blocked, Revision: set.Revision}
+	if opts.Only != nil {
+		plan = plan.restrict(opts.Only)
+	}
 	slices.SortFunc(plan.Blocked, func(a, b Blocked) int {
 		if c := KindRank(a.Kind) - KindRank(b.Kind); c != 0 {
 			return c
@@ -85,6 +88,33 @@ func Diff(d Desired, o Observed, opts Options) Plan {
 	})
 	plan.InSync = len(plan.Actions) == 0 && !slices.ContainsFunc(plan.Blocked, func(b Blocked) bool { return !b.Settled() })
 	return plan
+}
+
+// restrict keeps the actions and holds of the objects in only. An action
+// that depends on an action left out is held instead (it would fail
+// without it), and so are the ones depending on it in turn.
+func (plan Plan) restrict(only map[string]bool) Plan {
+	out := Plan{Revision: plan.Revision, Partial: true}
+	dropped := map[string]bool{}
+	for _, a := range plan.Actions {
+		if !only[a.Key()] {
+			dropped[a.Key()] = true
+			continue
+		}
+		if dep := slices.IndexFunc(a.DependsOn, func(k string) bool { return dropped[k] }); dep >= 0 {
+			dropped[a.Key()] = true
+			out.Blocked = append(out.Blocked, Blocked{Kind: a.Kind, Name: a.Name, Op: a.Op, Reason: BlockedOutsideSelection,
+				Message: fmt.Sprintf("needs %s, which is not among the objects given (apply the whole directory, or that object's file first)", a.DependsOn[dep])})
+			continue
+		}
+		out.Actions = append(out.Actions, a)
+	}
+	for _, b := range plan.Blocked {
+		if only[b.Key()] && b.Reason != BlockedEmptyManifests && b.Reason != BlockedMaxPrune {
+			out.Blocked = append(out.Blocked, b)
+		}
+	}
+	return out
 }
 
 // keptObjects lists the keys whose declaring file failed to load: the
@@ -139,13 +169,17 @@ func (p *planner) planImages() {
 		tagID, tagged := p.o.Tags[name]
 		a := &Action{Kind: manifests.KindImage, Name: name, Image: img, Manifest: p.manifestRef(manifests.KindImage, name)}
 		switch {
-		case img.Spec.Pull != nil:
+		case img.Spec.Pull != nil || img.Spec.OCI != nil:
 			a.Op = OpPull
 			remote := p.d.RemoteIDs[name]
 			a.Inputs = remote
 			switch {
 			case !tagged:
 				a.Reason = "not present"
+			case remote != "" && tagID != remote && img.Spec.OCI != nil && img.Spec.OCI.Archive != "":
+				a.Reason = fmt.Sprintf("archive holds sha256:%s (from sha256:%s)", image.Short(remote), image.Short(tagID))
+			case remote != "" && tagID != remote && img.Spec.OCI != nil:
+				a.Reason = fmt.Sprintf("registry tag moved to sha256:%s (from sha256:%s)", image.Short(remote), image.Short(tagID))
 			case remote != "" && tagID != remote:
 				a.Reason = fmt.Sprintf("repository tag moved to %s (from %s)", image.Short(remote), image.Short(tagID))
 			default:
@@ -209,8 +243,11 @@ func (p *planner) planContainers() {
 		c := p.set.Containers[name]
 		oc, ok := p.o.Containers[name]
 		if holder, foreign := p.o.Foreign[name]; foreign {
-			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Reason: BlockedNameConflict,
-				Message: fmt.Sprintf("name %s is held by %s, not managed by zocker: it is never taken over", name, holder)})
+			msg := fmt.Sprintf("name %s is held by %s, not managed by zocker: it is never taken over", name, holder)
+			if holder == HolderRun {
+				msg = fmt.Sprintf("name in use by %s: it is never taken over (zocker-reconcile rm %s frees it)", HolderRun, name)
+			}
+			p.block(Blocked{Kind: manifests.KindContainer, Name: name, Reason: BlockedNameConflict, Message: msg})
 			continue
 		}
 		if ok && !oc.Managed {

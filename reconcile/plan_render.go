@@ -78,13 +78,19 @@ func (p Plan) Summarize() Summary {
 	return s
 }
 
+// Line is the action as plan prints it ("~ replace container web: spec.command
+// changed"); apply prints the same line with the time it took.
+func (a Action) Line() string {
+	return fmt.Sprintf("%s %s %s %s: %s", a.Op.Sign(), a.Op.Verb(), strings.ToLower(a.Kind), a.Name, a.Reason)
+}
+
 // RenderText writes p for people: one line per action with its sign and
 // reason ("~ replace container web: spec.command changed"), one "!" line per
 // blocked change, then a summary line.
 func RenderText(w io.Writer, p Plan) error {
 	var b strings.Builder
 	for _, a := range p.Actions {
-		fmt.Fprintf(&b, "%s %s %s %s: %s\n", a.Op.Sign(), a.Op.Verb(), strings.ToLower(a.Kind), a.Name, a.Reason)
+		b.WriteString(a.Line() + "\n")
 	}
 	for _, bl := range p.Blocked {
 		op := "hold"

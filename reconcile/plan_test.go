@@ -132,6 +132,40 @@ func planCases() []planCase {
 			want: []string{"pull image/base: repository tag moved to id9 (from id1)"},
 		},
 		{
+			name: "oci image whose registry tag moved is pulled; its container waits",
+			world: func(t *testing.T) (Desired, Observed, Options) {
+				img := img("base", func(i *manifests.Image) {
+					i.Spec = manifests.ImageSpec{OCI: &manifests.OCISource{Ref: "127.0.0.1:5000/base:v1", Insecure: true}}
+				})
+				d := desired(newSet(img, web()))
+				d.RemoteIDs = map[string]string{"base": "id9"}
+				return d, observed(applied(t, web(), "id1")), Options{}
+			},
+			want: []string{"pull image/base: registry tag moved to sha256:id9 (from sha256:id1)", "blocked hold container/web: waiting-for-image"},
+		},
+		{
+			name: "oci image from an archive holding another image is pulled",
+			world: func(t *testing.T) (Desired, Observed, Options) {
+				img := img("base", func(i *manifests.Image) {
+					i.Spec = manifests.ImageSpec{OCI: &manifests.OCISource{Archive: "/var/cache/runtime.txz"}}
+				})
+				d := desired(newSet(img))
+				d.RemoteIDs = map[string]string{"base": "id9"}
+				return d, observed(), Options{}
+			},
+			want: []string{"pull image/base: archive holds sha256:id9 (from sha256:id1)"},
+		},
+		{
+			name: "oci image whose registry is unreachable stays as it is",
+			world: func(t *testing.T) (Desired, Observed, Options) {
+				img := img("base", func(i *manifests.Image) {
+					i.Spec = manifests.ImageSpec{OCI: &manifests.OCISource{Ref: "127.0.0.1:5000/base:v1"}}
+				})
+				return desired(newSet(img, web())), observed(applied(t, web(), "id1")), Options{}
+			},
+			want: []string{},
+		},
+		{
 			name: "pull image with unknown remote uses the local tag",
 			world: func(t *testing.T) (Desired, Observed, Options) {
 				img := img("base", func(i *manifests.Image) {
@@ -258,6 +292,15 @@ func planCases() []planCase {
 			world: func(t *testing.T) (Desired, Observed, Options) {
 				o := observed()
 				o.Foreign["web"] = "jail 12"
+				return desired(newSet(web())), o, Options{}
+			},
+			want: []string{"blocked hold container/web: name-conflict"},
+		},
+		{
+			name: "declared name held by a container made with run is not taken over",
+			world: func(t *testing.T) (Desired, Observed, Options) {
+				o := observed()
+				o.Foreign["web"] = HolderRun
 				return desired(newSet(web())), o, Options{}
 			},
 			want: []string{"blocked hold container/web: name-conflict"},
@@ -727,5 +770,17 @@ func TestBuildWaitsForItsBaseImage(t *testing.T) {
 	}
 	if strings.Join(order, ",") != "aaa,zzz,hello" {
 		t.Errorf("order %v: the build must come after its base", order)
+	}
+}
+
+func TestPlanNameInUseByRun(t *testing.T) {
+	o := observed()
+	o.Foreign["web"] = HolderRun
+	p := Diff(desired(newSet(web())), o, Options{})
+	if len(p.Blocked) != 1 || p.Blocked[0].Message != "name in use by a container made with run: it is never taken over (zocker-reconcile rm web frees it)" {
+		t.Fatalf("blocked: %+v", p.Blocked)
+	}
+	if len(p.Actions) != 0 {
+		t.Errorf("actions on a name held by run: %+v", p.Actions)
 	}
 }

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,6 +189,12 @@ func (p *planner) addRollback(name string, pc ObservedPrevious, failed, why, cha
 			Message: fmt.Sprintf("%s, and previous clone %s cannot be restored: %v", why, pc.ID, err)})
 		return
 	}
+	if c, ok := p.set.Containers[name]; ok {
+		// Env values are stored as digests only (secret.go): the declared
+		// values give back those that did not change; the engine recovers
+		// the others from its root-only copy.
+		RecoverEnv(applied.Spec.Env, c.Spec.Env)
+	}
 	reason := why
 	if changed != "" {
 		reason += " (" + changed + ")"
@@ -238,4 +245,22 @@ func (p *planner) holdRolledBack(oc ObservedContainer) {
 		p.add(&Action{Kind: manifests.KindContainer, Name: oc.Name, Op: op, Reason: reason + " (rolled-back version)",
 			Container: applied, Manifest: oc.Manifest, SpecHash: oc.SpecHash})
 	}
+}
+
+// RecoverEnv replaces, in env (an applied spec's, whose values are digests),
+// every digest that one of known's values matches by that value, and returns
+// the names whose values are still digests, sorted.
+func RecoverEnv(env, known map[string]string) (missing []string) {
+	for k, v := range env {
+		if !IsEnvDigest(v) {
+			continue
+		}
+		if kv, ok := known[k]; ok && EnvDigest(k, kv) == v {
+			env[k] = kv
+			continue
+		}
+		missing = append(missing, k)
+	}
+	slices.Sort(missing)
+	return missing
 }

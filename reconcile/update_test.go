@@ -175,3 +175,14 @@ func TestUpdateOrphanPreviousPruned(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestRecoverEnv(t *testing.T) {
+	env := map[string]string{"A": EnvDigest("A", "1"), "B": EnvDigest("B", "old"), "C": "plain"}
+	missing := RecoverEnv(env, map[string]string{"A": "1", "B": "new"})
+	if env["A"] != "1" || env["C"] != "plain" || !IsEnvDigest(env["B"]) || !slices.Equal(missing, []string{"B"}) {
+		t.Errorf("env = %v, missing %v", env, missing)
+	}
+	if missing := RecoverEnv(env, map[string]string{"B": "old"}); len(missing) != 0 || env["B"] != "old" {
+		t.Errorf("second source: env = %v, missing %v", env, missing)
+	}
+}

@@ -43,6 +43,7 @@ runs=(
 	"./engine/jail/linuxns|^BenchmarkStart$|50x"
 	"./engine/build|^BenchmarkRebuildUnchanged$|5x"
 	"./engine/build|^BenchmarkRunTrueStep$|5x"
+	"./engine/oci|^BenchmarkPullVsSkopeo$|2x"
 	"./bench|^BenchmarkManifestToRunning$|1x"
 	"./bench|^BenchmarkServeIdle$|1x"
 )
@@ -85,6 +86,7 @@ function metricrow(name, u, v,    target, verdict) {
 	if (u == "total-p50-ms") { target = "< 1000 ms"; verdict = (v < 1000) ? "ok" : "over" }
 	if (u ~ /^cmds\/noop-pass-/) { target = "<= 2, same for any N"; verdict = (v <= 2) ? "ok" : "over"; noop[u] = v }
 	if (u == "idle-cpu-%") { target = "~0 % (< 1 %)"; verdict = (v < 1) ? "ok" : "over" }
+	if (u == "pull/skopeo") { target = "~1x of skopeo copy (figure)" }
 	if (u == "rss-MB") { target = "< 50 MB"; verdict = (v < 50) ? "ok" : "over" }
 	row("  " name, sprintf("%g %s", v, u), target, verdict)
 }

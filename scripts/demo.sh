@@ -58,4 +58,4 @@ demo: starting zocker-reconcile on examples/demo (pool $pool, root $root)
 MSG
 mkdir -p "$state"
 echo $$ >"$state/serve.pid" # exec keeps the pid: demo-clean stops this service
-exec "$bin" serve --root "$root" --manifests "$top/examples/demo" --state-dir "$state" --listen "$listen"
+exec "$bin" serve --init --root "$root" --manifests "$top/examples/demo" --state-dir "$state" --listen "$listen"

@@ -23,6 +23,8 @@ type LoaderOptions struct {
 	Tags func(ref string) (string, bool)
 	// Resolve reads the ID a repository tag points to (repo.Resolve).
 	Resolve func(ctx context.Context, url, tag string) (string, error)
+	// ResolveOCI reads the image ID an oci source names now.
+	ResolveOCI func(ctx context.Context, src *manifests.OCISource) (string, error)
 	// Log defaults to slog.Default().
 	Log *slog.Logger
 }
@@ -54,7 +56,7 @@ func NewLoader(opts LoaderOptions) *Loader {
 	return &Loader{
 		opts:    opts,
 		inputs:  in,
-		remotes: &Remotes{Interval: opts.PullInterval, Resolve: opts.Resolve},
+		remotes: &Remotes{Interval: opts.PullInterval, Resolve: opts.Resolve, ResolveOCI: opts.ResolveOCI},
 		log:     log,
 	}
 }

@@ -16,7 +16,10 @@ type recorder struct{ s *Service }
 
 func (r *recorder) Execute(ctx context.Context, a reconcile.Action) error {
 	start := time.Now()
-	err := r.s.cfg.Engine.Execute(ctx, a)
+	deadline := r.s.cfg.Deadlines.For(a.Op)
+	done := r.s.flights.begin(a, deadline)
+	err := runWithDeadline(ctx, a, deadline, r.s.cfg.Engine.Execute)
+	done()
 	took := time.Since(start)
 	result := metrics.ResultSuccess
 	level := slog.LevelInfo

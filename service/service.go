@@ -59,6 +59,12 @@ type Config struct {
 	Workers int
 	Resync  time.Duration
 	Log     *slog.Logger
+	// Deadlines bound each action (--action-timeout).
+	Deadlines Deadlines
+	// Supervisors, when set, reads the supervisors' reports (a directory
+	// listing, no command) every second between passes, so that a crash
+	// loop or a failing health check shows at once.
+	Supervisors func() ([]supervisor.Status, error)
 }
 
 // Service runs the reconcile loop and serves its state.
@@ -68,6 +74,8 @@ type Service struct {
 	log  *slog.Logger
 	book *StatusBook
 	ctrl *controller.Controller[reconcile.Desired, engine.Detail]
+
+	flights inFlight
 
 	mu          sync.Mutex
 	revision    string
@@ -82,7 +90,7 @@ func New(cfg Config) *Service {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &Service{cfg: cfg, m: cfg.Metrics, log: cfg.Log, book: NewStatusBook(time.Now)}
+	s := &Service{cfg: cfg, m: cfg.Metrics, log: cfg.Log, book: NewStatusBook(time.Now), flights: inFlight{now: time.Now}}
 	m, log := cfg.Metrics, cfg.Log
 	s.ctrl = &controller.Controller[reconcile.Desired, engine.Detail]{
 		Root:    cfg.Manifests,
@@ -126,7 +134,9 @@ func (s *Service) Reload(reason string) {
 }
 
 // Handler serves /metrics, /healthz, /readyz and /status. /healthz fails
-// when the loop has not gone round for a few resync periods.
+// when the loop has not gone round for a few resync periods, or while an
+// action runs past its deadline (its context was cancelled and it did not
+// stop: a pinned worker).
 func (s *Service) Handler() httpapi.Options {
 	maxAge := 3*s.cfg.Resync + 2*time.Minute
 	return httpapi.Options{
@@ -134,6 +144,9 @@ func (s *Service) Handler() httpapi.Options {
 		Live: func() error {
 			if age := time.Since(s.ctrl.LastProgress()); age > maxAge {
 				return fmt.Errorf("the reconcile loop has not progressed for %s", age.Round(time.Second))
+			}
+			if late := s.flights.overdue(); late != "" {
+				return fmt.Errorf("an action ignores its deadline: %s", late)
 			}
 			return nil
 		},
@@ -160,6 +173,9 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- httpapi.Serve(ctx, ln, httpapi.NewHandler(s.Handler())) }()
+	if s.cfg.Supervisors != nil {
+		go s.watchRuntime(ctx)
+	}
 	runErr := s.ctrl.Run(ctx)
 	return errors.Join(runErr, <-httpDone)
 }
@@ -222,9 +238,7 @@ func (s *Service) plan(d reconcile.Desired, o engine.Detail) []controller.Item {
 	opts.Now = time.Now()
 	p := reconcile.Diff(d, o.Observed, opts)
 	s.book.Planned(p, d, o.Observed)
-	for name, err := range s.cfg.Loader.RemoteErrors() {
-		s.book.SetCondition(reconcile.Key(manifests.KindImage, name), ConditionReady, false, "RepositoryUnreachable", err.Error(), "")
-	}
+	ReportRemoteErrors(s.book, d, s.cfg.Loader.RemoteErrors())
 	s.recordObserved(p, o)
 	s.mu.Lock()
 	s.acted = false
@@ -275,8 +289,7 @@ func (s *Service) recordObserved(p reconcile.Plan, o engine.Detail) {
 		up, healthy, restarts := false, false, 0
 		if i, ok := bySup[name]; ok {
 			st := o.Supervisors[i]
-			up = st.Running()
-			healthy = st.Health.Status == supervisor.HealthHealthy
+			up, healthy = containerGauges(st)
 			restarts = st.Restarts
 		}
 		s.m.ContainerState(name, up, healthy, restarts)
@@ -342,4 +355,28 @@ func (s *Service) passDone(trigger string, err error) {
 		s.mu.Unlock()
 		s.book.Converged(rev)
 	}
+}
+
+// ReportRemoteErrors marks the Images whose repository, registry or archive
+// could not be read at the last load not Ready, with the reason; the image
+// and its containers stay as they are.
+func ReportRemoteErrors(book *StatusBook, d reconcile.Desired, errs map[string]error) {
+	for name, err := range errs {
+		reason := "RepositoryUnreachable"
+		if img := imageOf(d, name); img != nil && img.Spec.OCI != nil {
+			reason = "RegistryUnreachable"
+			if img.Spec.OCI.Archive != "" {
+				reason = "ArchiveUnreadable"
+			}
+		}
+		book.SetCondition(reconcile.Key(manifests.KindImage, name), ConditionReady, false, reason, err.Error(), "")
+	}
+}
+
+// imageOf is the declared Image name, or nil.
+func imageOf(d reconcile.Desired, name string) *manifests.Image {
+	if d.Set == nil {
+		return nil
+	}
+	return d.Set.Images[name]
 }

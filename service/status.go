@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine"
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
@@ -145,6 +147,20 @@ type StatusBook struct {
 	updated  time.Time
 	files    []FileStatus
 	objects  map[string]*ObjectStatus
+	// failures are the last failed action of each object, kept until one
+	// of its actions succeeds, so that a later plan does not hide why it
+	// is not Ready.
+	failures map[string]failure
+	// containers are the containers that should run, with what was last
+	// observed of them (for Runtime).
+	containers map[string]reconcile.ObservedContainer
+}
+
+// failure is a failed action as the book keeps it.
+type failure struct {
+	msg        string
+	terminal   bool
+	generation string
 }
 
 // NewStatusBook returns an empty book reading the time from now (time.Now
@@ -153,7 +169,8 @@ func NewStatusBook(now func() time.Time) *StatusBook {
 	if now == nil {
 		now = time.Now
 	}
-	return &StatusBook{now: now, objects: make(map[string]*ObjectStatus)}
+	return &StatusBook{now: now, objects: make(map[string]*ObjectStatus), failures: map[string]failure{},
+		containers: map[string]reconcile.ObservedContainer{}}
 }
 
 // SetCondition sets one condition of the object key ("Kind/name"), creating
@@ -296,8 +313,10 @@ func (b *StatusBook) Planned(p reconcile.Plan, d reconcile.Desired, o reconcile.
 	for key := range b.objects {
 		if !tracked[key] {
 			delete(b.objects, key)
+			delete(b.failures, key)
 		}
 	}
+	clear(b.containers)
 	for key := range tracked {
 		obj := b.object(key)
 		hash := ""
@@ -323,18 +342,24 @@ func (b *StatusBook) Planned(p reconcile.Plan, d reconcile.Desired, o reconcile.
 		case isBlocked:
 			b.setAll(obj, false, true, false, ConditionReconciling, ReasonWaiting, bl.Message, hash)
 		case hasAction:
-			b.setAll(obj, false, true, false, ConditionReconciling, ReasonChangesPending, a.String(), hash)
-		default:
-			reason, msg := ReasonInSync, ""
-			if obj.Kind == manifests.KindContainer {
-				switch o.Containers[obj.Name].Health {
-				case reconcile.HealthUnhealthy:
-					reason, msg = ReasonUnhealthy, "health check failing"
-				case reconcile.HealthStarting:
-					reason, msg = ReasonHealthStarting, "health check not yet passed"
-				}
+			f, failed := b.failures[key]
+			switch {
+			case failed && f.terminal && f.generation == a.Generation():
+				// Held until the spec changes: the controller does not retry it.
+				b.setAll(obj, false, false, true, ConditionStalled, ReasonFailed, f.msg, hash)
+			case failed:
+				b.setAll(obj, false, true, false, ConditionReconciling, ReasonRetrying, f.msg, hash)
+			default:
+				b.setAll(obj, false, true, false, ConditionReconciling, ReasonChangesPending, a.String(), hash)
 			}
-			b.setAll(obj, reason == ReasonInSync, false, false, ConditionReady, reason, msg, hash)
+		default:
+			ready, reason, msg := true, ReasonInSync, ""
+			if c, ok := set.Containers[obj.Name]; ok && obj.Kind == manifests.KindContainer && c.Spec.State != manifests.StateStopped {
+				oc := o.Containers[obj.Name]
+				b.containers[obj.Name] = oc
+				ready, reason, msg = readiness(oc, b.now())
+			}
+			b.setAll(obj, ready, false, false, ConditionReady, reason, msg, hash)
 		}
 	}
 }
@@ -365,6 +390,7 @@ func stalledReason(reason string) string {
 func (b *StatusBook) Succeeded(a reconcile.Action) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	delete(b.failures, a.Key())
 	if a.Op == reconcile.OpPrune || a.Op == reconcile.OpDestroyVolume {
 		delete(b.objects, a.Key())
 		b.updated = b.now().UTC()
@@ -383,6 +409,7 @@ func (b *StatusBook) Failed(a reconcile.Action, err error, terminal bool) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.failures[a.Key()] = failure{msg: msg, terminal: terminal, generation: a.Generation()}
 	obj := b.object(a.Key())
 	b.set(obj, ConditionReady, false, ReasonFailed, msg, "")
 	if terminal {
@@ -392,6 +419,55 @@ func (b *StatusBook) Failed(a reconcile.Action, err error, terminal bool) {
 	}
 	b.set(obj, ConditionReconciling, true, ReasonRetrying, msg, "")
 	b.set(obj, ConditionStalled, false, ReasonNone, "", "")
+}
+
+// Runtime refreshes the Ready condition of the containers the last plan
+// had nothing to do for, from their supervisors' latest reports (by name):
+// between passes, a container that starts crash-looping or fails its health
+// check stops being Ready within a second, not at the next resync. It
+// returns the names whose readiness changed.
+func (b *StatusBook) Runtime(latest map[string]supervisor.Status) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var changed []string
+	for name, oc := range b.containers {
+		obj, ok := b.objects[reconcile.Key(manifests.KindContainer, name)]
+		if !ok {
+			continue
+		}
+		if rc, _ := obj.Condition(ConditionReconciling); rc.Status {
+			continue
+		}
+		if st, _ := obj.Condition(ConditionStalled); st.Status {
+			continue
+		}
+		if s, ok := latest[name]; ok {
+			engine.ApplySupervisor(&oc, s)
+		} else {
+			oc.Running, oc.Runtime = false, reconcile.ContainerRuntime{}
+		}
+		b.containers[name] = oc
+		was := obj.Ready()
+		ready, reason, msg := readiness(oc, b.now())
+		b.setAll(obj, ready, false, false, ConditionReady, reason, msg, "")
+		if was != ready {
+			changed = append(changed, name)
+		}
+	}
+	return changed
+}
+
+// Object returns one object's status.
+func (b *StatusBook) Object(kind, name string) (ObjectStatus, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objects[reconcile.Key(kind, name)]
+	if !ok {
+		return ObjectStatus{}, false
+	}
+	c := *o
+	c.Conditions = slices.Clone(o.Conditions)
+	return c, true
 }
 
 // Converged records that a pass over revision ended with nothing left to do.

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/zocker-reconcile/zocker-reconcile/controller"
+	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
 
 // applyPasses bounds apply: an import in one pass lets the containers
@@ -17,24 +19,44 @@ const applyPasses = 5
 func init() {
 	register(func(g *globals) *cobra.Command {
 		var f reconcileFlags
+		var initRoot bool
+		var timeout string
 		cmd := &cobra.Command{
-			Use:   "apply [DIR]",
+			Use:   "apply [DIR|FILE]",
 			Short: "Converge once on the manifests, then exit",
 			Long: `apply loads the manifests (DIR, else --manifests) and runs converging passes
 (observe, plan, act) until nothing is left to do, then exits: 0 when the host
 matches the manifests, 1 otherwise. A manifest file that does not load
 makes the exit status 1 too: the valid objects are converged, the objects of
 the invalid file are left as they are. The same guards as serve apply:
---allow-empty, --max-prune.`,
+--allow-empty, --max-prune.
+
+Given a FILE, apply acts only on the objects that file declares and prunes
+nothing (as kubectl apply -f does); objects of other files it needs must
+exist already. Pruning happens only when the argument is the whole manifest
+directory. The first line of the output says which mode ran.
+
+While a service (serve) holds the root, apply refuses: use plan to see what
+the service will do, or stop it first.`,
 			Example: `  zocker-reconcile apply
-  zocker-reconcile apply ./examples/demo --root tank/zocker`,
+  zocker-reconcile apply ./examples/demo --root tank/zocker
+  zocker-reconcile apply /usr/local/etc/zocker.d/web.yaml`,
 			Args: cobra.MaximumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				log, err := g.logger()
 				if err != nil {
 					return err
 				}
+				deadlines, err := service.ParseDeadlines(timeout)
+				if err != nil {
+					return err
+				}
 				ctx := cmd.Context()
+				lock, err := claimRoot(ctx, g, initRoot, "apply", "")
+				if err != nil {
+					return err
+				}
+				defer lock.Release(context.WithoutCancel(ctx))
 				eng, err := newEngine(ctx, g, &f, log, shared)
 				if err != nil {
 					return err
@@ -43,21 +65,27 @@ the invalid file are left as they are. The same guards as serve apply:
 				if _, err := eng.Observe(ctx); err != nil {
 					return err
 				}
-				d, err := newLoader(&f, log, eng).Load(ctx, manifestsArg(g, args))
+				sel, err := selectManifests(g, args)
+				if err != nil {
+					return err
+				}
+				d, err := newLoader(&f, log, eng).Load(ctx, sel.load)
 				if err != nil {
 					return err
 				}
 				for _, pr := range d.Set.Problems {
 					fmt.Fprintln(g.stderr, pr.String())
 				}
+				opts := f.options()
+				opts.Only = sel.only(d.Set)
+				fmt.Fprintln(g.stdout, sel.describe(opts.Only))
 				start := time.Now()
-				p, err := controller.Converge(ctx, d, eng, eng, f.options(), applyPasses, func(r controller.PassResult) {
-					sign := r.Action.Op.Sign()
+				p, err := controller.Converge(ctx, d, eng, service.WithDeadlines(eng, deadlines), opts, applyPasses, func(r controller.PassResult) {
 					if r.Err != nil {
-						fmt.Fprintf(g.stdout, "%s %s: FAILED after %s: %v\n", sign, r.Action, r.Took.Round(time.Millisecond), r.Err)
+						fmt.Fprintf(g.stdout, "%s: FAILED after %s: %v\n", r.Action.Line(), r.Took.Round(time.Millisecond), r.Err)
 						return
 					}
-					fmt.Fprintf(g.stdout, "%s %s (%s)\n", sign, r.Action, r.Took.Round(time.Millisecond))
+					fmt.Fprintf(g.stdout, "%s (%s)\n", r.Action.Line(), r.Took.Round(time.Millisecond))
 				})
 				invalid := invalidFiles(d.Set)
 				if err != nil {
@@ -75,6 +103,8 @@ the invalid file are left as they are. The same guards as serve apply:
 			},
 		}
 		f.add(cmd)
+		cmd.Flags().BoolVar(&initRoot, "init", false, "create --root when it does not exist (its parent must)")
+		cmd.Flags().StringVar(&timeout, "action-timeout", service.DefaultDeadlines, "deadline of each action: DURATION for all, OP=DURATION for one (import, build, pull, create, start, ...)")
 		return cmd
 	})
 }

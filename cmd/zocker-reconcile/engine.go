@@ -28,6 +28,7 @@ type reconcileFlags struct {
 	insecure          bool
 	loopbackPool      string
 	loopbackInterface string
+	jailNameservers   []string
 	pullInterval      time.Duration
 }
 
@@ -38,7 +39,8 @@ func (f *reconcileFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&f.insecure, "insecure-manifests", false, "accept manifest files and directories writable by others or owned by another user")
 	fl.StringVar(&f.loopbackPool, "loopback-pool", jail.DefaultLoopbackPool.String(), "the addresses given to loopback-networked containers")
 	fl.StringVar(&f.loopbackInterface, "loopback-interface", "lo0", "FreeBSD: the interface that carries loopback addresses (e.g. a cloned lo1 for pf NAT)")
-	fl.DurationVar(&f.pullInterval, "pull-interval", service.DefaultPullInterval, "how often the repository tags of pull Images are checked (and on every manifest change)")
+	fl.StringSliceVar(&f.jailNameservers, "jail-nameserver", nil, "FreeBSD: nameservers for loopback and alias containers when the host's resolv.conf names 127.0.0.1 or ::1 (unreachable from such a jail); repeatable")
+	fl.DurationVar(&f.pullInterval, "pull-interval", service.DefaultPullInterval, "how often the repository tags of pull Images and the registry tags of oci Images are checked (and on every manifest change)")
 }
 
 func (f *reconcileFlags) options() reconcile.Options {
@@ -69,10 +71,22 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("--loopback-pool %q: %w", f.loopbackPool, err)
 	}
+	for _, n := range f.jailNameservers {
+		if _, err := netip.ParseAddr(n); err != nil {
+			return nil, fmt.Errorf("--jail-nameserver %q: %w", n, err)
+		}
+	}
 	r := &runner.Exec{Logger: log}
+	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
+	if err != nil {
+		return nil, err
+	}
 	var store *zfs.Store
 	switch mode {
 	case readOnly:
+		if _, err := checkRoot(ctx, g); err != nil {
+			return nil, err
+		}
 		store, err = zfs.Attach(g.root, r, log)
 	default:
 		if err := os.MkdirAll(g.stateDir, 0o750); err != nil {
@@ -99,22 +113,19 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		return nil, err
 	}
 	reconcile.SetEnvKey(key)
-	driver, err := newSupervisorDriver(g.stateDir, superviseOptions{loopbackInterface: f.loopbackInterface}, log)
-	if err != nil {
-		return nil, err
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find this binary for the supervisors: %w", err)
 	}
 	eng := &engine.Engine{
-		Pull:              engine.RepoPuller(store, r, repo.Options{Log: log, MaxImageSize: maxSize}),
+		Pull:              engine.Pullers(engine.RepoPuller(store, r, repo.Options{Log: log, MaxImageSize: maxSize}), engine.OCIPuller(store, log)),
 		Store:             store,
 		Driver:            driver,
 		StateDir:          g.stateDir,
 		Self:              []string{exe, SuperviseCommand},
 		LoopbackPool:      pool,
 		LoopbackInterface: f.loopbackInterface,
+		JailNameservers:   f.jailNameservers,
 		Log:               log,
 	}
 	eng.Build = eng.ZockerfileBuilder()
@@ -131,6 +142,8 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 			log.Warn("remove leftover build jails", "err", err)
 		} else if len(removed) > 0 {
 			log.Info("removed leftover build jails", "jails", removed)
+			// What their inits held busy can go now.
+			store.SweepTmp(ctx)
 		}
 	}
 	return eng, nil
@@ -139,7 +152,7 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 // newLoader makes the desired-state loader; eng (may be nil) lets build
 // inputs use the base image IDs it last observed.
 func newLoader(f *reconcileFlags, log *slog.Logger, eng *engine.Engine) *service.Loader {
-	opts := service.LoaderOptions{Insecure: f.insecure, PullInterval: f.pullInterval, Resolve: repo.Resolve, Log: log}
+	opts := service.LoaderOptions{Insecure: f.insecure, PullInterval: f.pullInterval, Resolve: repo.Resolve, ResolveOCI: engine.OCIResolver(log), Log: log}
 	if eng != nil {
 		opts.Tags = eng.Tags()
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -23,6 +22,9 @@ import (
 func openStore(ctx context.Context, g *globals) (*zfs.Store, error) {
 	log, err := g.logger()
 	if err != nil {
+		return nil, err
+	}
+	if _, err := checkRoot(ctx, g); err != nil {
 		return nil, err
 	}
 	maxSize, err := g.imageSizeLimit()
@@ -46,18 +48,35 @@ func init() {
 
 func newImportCmd(g *globals) *cobra.Command {
 	var tag, sum string
+	var of ociFlags
 	cmd := &cobra.Command{
-		Use:   "import -t TAG PATH|URL",
-		Short: "Import a root filesystem archive as an image and tag it",
+		Use:   "import -t TAG PATH|URL|docker://REF|oci-archive:PATH",
+		Short: "Import a root filesystem archive or an OCI image as an image and tag it",
 		Long: `Import extracts a root filesystem archive (FreeBSD base.txz, a busybox
 rootfs tar) into a new image whose ID is the archive's content address, and
 points TAG at it. Importing the same archive again changes nothing. A URL must
-be https and needs --sha256; for a path, --sha256 is checked when given.`,
+be https and needs --sha256; for a path, --sha256 is checked when given.
+
+docker://REGISTRY/REPO:TAG (or @sha256:DIGEST) pulls an OCI image from a
+registry, oci-archive:PATH reads an OCI image layout (a directory, .tar,
+.tar.gz or .txz, --sha256 checked when given, --name picking one image of its
+index); each layer becomes a dataset shared with other images, and the image
+ID is the config digest. Credentials come from the Docker config
+($DOCKER_CONFIG, ~/.docker/config.json, $REGISTRY_AUTH_FILE).`,
 		Example: `  zocker-reconcile import -t base /var/cache/zocker/base-14.3.txz
-  zocker-reconcile import -t base https://download.freebsd.org/.../base.txz --sha256 9f2c...`,
+  zocker-reconcile import -t base https://download.freebsd.org/.../base.txz --sha256 9f2c...
+  zocker-reconcile import -t runtime docker://docker.io/freebsd/freebsd-runtime:15.0
+  zocker-reconcile import -t runtime oci-archive:FreeBSD-15.0-RELEASE-amd64-container-image-runtime.txz --platform freebsd/amd64 --sha256 0c1d...`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := image.ValidName("tag", tag); err != nil {
+				return err
+			}
+			if isOCI(args[0]) {
+				id, err := importOCI(cmd.Context(), g, tag, args[0], sum, of)
+				if err == nil {
+					fmt.Fprintln(g.stdout, id)
+				}
 				return err
 			}
 			src := zfs.ImportSource{Path: args[0], SHA256: sum}
@@ -81,6 +100,7 @@ be https and needs --sha256; for a path, --sha256 is checked when given.`,
 	}
 	cmd.Flags().StringVarP(&tag, "tag", "t", "", "the tag to point at the image (required)")
 	cmd.Flags().StringVar(&sum, "sha256", "", "the archive's expected sha256 (required for a URL)")
+	of.add(cmd, true)
 	_ = cmd.MarkFlagRequired("tag")
 	return cmd
 }
@@ -98,7 +118,7 @@ type imageRow struct {
 
 func newImagesCmd(g *globals) *cobra.Command {
 	var quiet bool
-	var output string
+	var output *format
 	cmd := &cobra.Command{
 		Use:   "images [TAG]",
 		Short: "List images (TAG, IMAGE ID, CREATED, SIZE, PARENT)",
@@ -111,9 +131,6 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
   zocker-reconcile images -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "" && output != "json" {
-				return fmt.Errorf("-o %q: want json", output)
-			}
 			st, err := observeRoot(cmd.Context(), g) // listing only: change nothing
 			if err != nil {
 				return err
@@ -137,10 +154,8 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
 				for _, r := range rows {
 					fmt.Fprintln(g.stdout, r.ID)
 				}
-			case output == "json":
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
+			case *output == formatJSON:
+				return printJSON(g.stdout, struct {
 					Images  []imageRow `json:"images"`
 					Foreign []string   `json:"foreign"`
 				}{rows, foreignUnder(st, strings.TrimSuffix(g.root, "/")+"/images/")})
@@ -154,7 +169,7 @@ images directory that zocker-reconcile did not make are reported as foreign.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print full image IDs only")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json")
+	output = addOutput(cmd)
 	return cmd
 }
 
@@ -232,9 +247,10 @@ func newRmiCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rmi NAME|ID",
 		Short: "Remove a tag, and the image when no tag is left",
-		Long: `Rmi removes the tag NAME (or every tag of image ID) and destroys the image
-when no tag points at it any more. It refuses while a container or a child
-image uses the image, and names it.`,
+		Long: `Rmi removes the tag NAME, or image ID with all its tags. Removing one tag of
+several is always allowed. Removing the last tag, or an ID, destroys the
+image: that is refused while a container or a child image uses it (naming
+them), and a refusal changes nothing.`,
 		Example: "  zocker-reconcile rmi base",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

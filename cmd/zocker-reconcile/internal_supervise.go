@@ -41,7 +41,10 @@ func init() {
 				if err != nil {
 					return err
 				}
-				return runSupervisor(args[0], args[1], opts, log)
+				if err := runSupervisor(args[0], args[1], opts, log); err != nil {
+					return err
+				}
+				return removeWhenDone(g, args[0], args[1], log)
 			},
 		}
 		cmd.Flags().StringVar(&opts.loopbackInterface, "loopback-interface", "", "FreeBSD: the interface of loopback addresses when the jail spec names none")

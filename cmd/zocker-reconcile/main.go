@@ -19,7 +19,16 @@ func main() {
 func run(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
-	err := root.Execute()
+	sub, _, _ := root.Find(args)
+	ctx, signalled, stop := interruptible(sub)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if sig := signalled(); sig != 0 {
+		// The command saw its context cancelled and undid its work; its
+		// error is that cancellation, not news.
+		fmt.Fprintf(os.Stderr, "zocker-reconcile: interrupted by %s; the work in progress was undone\n", signalName(sig))
+		return 128 + int(sig)
+	}
 	if err == nil {
 		return 0
 	}

@@ -12,9 +12,9 @@ import (
 func init() {
 	register(func(g *globals) *cobra.Command {
 		var f reconcileFlags
-		var output string
+		var output *format
 		cmd := &cobra.Command{
-			Use:   "plan [DIR]",
+			Use:   "plan [DIR|FILE]",
 			Short: "Show what a pass would do, without doing it",
 			Long: `plan loads the manifests (DIR, else --manifests), observes the ZFS datasets and
 jails under --root, and prints the actions a pass would take, each with its
@@ -23,15 +23,16 @@ reason, like terraform plan:
   +  create         ~  replace, update, build, pull
   -  prune          >  start     .  stop     !  blocked (and why)
 
+Given a FILE, only the objects it declares are planned and nothing is pruned
+(what apply FILE would do); the first line says which mode ran, and -o json
+has "partial": true.
+
 Exit status: 0 in sync, 2 changes pending (or held back), 1 error or a
 manifest file that does not load (the plan of the valid objects is printed).`,
 			Example: `  zocker-reconcile plan
   zocker-reconcile plan ./staging -o json`,
 			Args: cobra.MaximumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if output != "text" && output != "json" {
-					return fmt.Errorf("-o %q: want text or json", output)
-				}
 				log, err := g.logger()
 				if err != nil {
 					return err
@@ -46,18 +47,27 @@ manifest file that does not load (the plan of the valid objects is printed).`,
 				if err != nil {
 					return err
 				}
-				d, err := newLoader(&f, log, eng).Load(ctx, manifestsArg(g, args))
+				sel, err := selectManifests(g, args)
 				if err != nil {
 					return err
 				}
+				d, err := newLoader(&f, log, eng).Load(ctx, sel.load)
+				if err != nil {
+					return err
+				}
+				opts := f.options()
+				opts.Only = sel.only(d.Set)
+				if *output != formatJSON {
+					fmt.Fprintln(g.stdout, sel.describe(opts.Only))
+				}
 				start := time.Now()
-				p := reconcile.Diff(d, o, f.options())
+				p := reconcile.Diff(d, o, opts)
 				log.Debug("planned", "took", time.Since(start), "actions", len(p.Actions))
 				p.Revision = d.Set.Revision
 				for _, pr := range d.Set.Problems {
 					fmt.Fprintln(g.stderr, pr.String())
 				}
-				if output == "json" {
+				if *output == formatJSON {
 					err = reconcile.RenderJSON(g.stdout, p)
 				} else {
 					err = reconcile.RenderText(g.stdout, p)
@@ -75,7 +85,7 @@ manifest file that does not load (the plan of the valid objects is printed).`,
 			},
 		}
 		f.add(cmd)
-		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+		output = addOutput(cmd)
 		return cmd
 	})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -33,8 +32,13 @@ type psRow struct {
 	Used     uint64    `json:"usedBytes"`
 	Command  []string  `json:"command,omitempty"`
 	Managed  bool      `json:"managed"`
-	PID      int       `json:"pid,omitempty"`
-	Message  string    `json:"message,omitempty"`
+	// Origin is the manifest file that declares the container, or "cli"
+	// for one made by run or create.
+	Origin string `json:"origin,omitempty"`
+	// ExitCode is the last exit of a command that ended (state exited).
+	ExitCode *int   `json:"exitCode,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	Message  string `json:"message,omitempty"`
 	// up is supervisor.Status.Up: what ps lists without -a.
 	up bool
 }
@@ -53,6 +57,10 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 	for _, c := range st.Containers {
 		r := psRow{Name: c.ContainerName, Image: image.Short(c.ImageID), Created: c.Created, State: "created",
 			IP: c.Props[engine.PropIP], Used: c.Used, Managed: c.Props[zfs.PropManaged] == "true"}
+		r.Origin = c.Manifest
+		if engine.IsAdHoc(c) {
+			r.Origin = zfs.OriginCLI
+		}
 		if t := tags[c.ImageID]; len(t) > 0 {
 			slices.Sort(t)
 			r.Image = t[0]
@@ -60,7 +68,13 @@ func containerRows(st *zfs.State, sups []supervisor.Status, stateDir string) []p
 		if s, ok := bySup[c.ContainerName]; ok {
 			r.State, r.Restarts, r.Health, r.PID, r.Message = string(s.State), s.Restarts, s.Health.Status, s.PID, s.Message
 			r.up = s.Up()
-			if !s.Alive && s.State != supervisor.StateStopped {
+			switch {
+			case s.State == supervisor.StateExited && !s.LastExitAt.IsZero():
+				// Zocker's "down": the command ended (its supervisor may be
+				// gone with it, as for the containers of run).
+				code := s.LastExitCode
+				r.State, r.ExitCode = fmt.Sprintf("exited (%d)", code), &code
+			case !s.Alive && s.State != supervisor.StateStopped:
 				r.State = "dead (" + string(s.State) + ")"
 			}
 			if r.Health == supervisor.HealthNone {
@@ -93,6 +107,9 @@ func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := checkRoot(ctx, g); err != nil {
+		return nil, err
+	}
 	store, err := zfs.Attach(g.root, &runner.Exec{Logger: log}, log)
 	if err != nil {
 		return nil, err
@@ -106,14 +123,17 @@ func observeRoot(ctx context.Context, g *globals) (*zfs.State, error) {
 
 func init() {
 	register(func(g *globals) *cobra.Command {
-		var all, previous bool
-		var output string
+		var all, quiet, previous bool
+		var output *format
 		cmd := &cobra.Command{
 			Use:   "ps",
 			Short: "List containers",
 			Long: `ps lists the running containers under --root: name, image, creation time,
-state, IP, restarts, health, space used and command. -a adds the stopped ones;
---previous adds the previous clones that health-gated updates keep (spec.update).`,
+state, IP, restarts, health, space used, origin (the manifest file that
+declares it, or cli for a container made by run or create) and command. -a
+adds the ones that do not run: created, stopped, and exited with the
+command's exit code (Zocker's "down"). --previous adds the previous clones that
+health-gated updates keep (spec.update).`,
 			Example: `  zocker-reconcile ps
   zocker-reconcile ps -a -o json
   zocker-reconcile ps -a --previous`,
@@ -136,23 +156,28 @@ state, IP, restarts, health, space used and command. -a adds the stopped ones;
 				if previous {
 					rows = append(rows, previousRows(st)...)
 				}
-				if output == "json" {
-					enc := json.NewEncoder(g.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(rows)
+				switch {
+				case quiet:
+					for _, r := range rows {
+						fmt.Fprintln(g.stdout, r.Name)
+					}
+					return nil
+				case *output == formatJSON:
+					return printJSON(g.stdout, rows)
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 0, 3, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tCOMMAND")
+				fmt.Fprintln(tw, "NAME\tIMAGE\tCREATED\tSTATE\tIP\tRESTARTS\tHEALTH\tUSED\tORIGIN\tCOMMAND")
 				for _, r := range rows {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Image, r.Created.Local().Format("2006-01-02 15:04"),
-						r.State, dash(r.IP), r.Restarts, dash(r.Health), image.Size(r.Used), truncateCmd(r.Command))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Image, r.Created.Local().Format("2006-01-02 15:04"),
+						r.State, dash(r.IP), r.Restarts, dash(r.Health), image.Size(r.Used), dash(r.Origin), truncateCmd(r.Command))
 				}
 				return tw.Flush()
 			},
 		}
 		cmd.Flags().BoolVarP(&all, "all", "a", false, "also list containers that do not run")
+		cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the names only")
 		cmd.Flags().BoolVar(&previous, "previous", false, "also list the previous clones kept by updates")
-		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+		output = addOutput(cmd)
 		return cmd
 	})
 }

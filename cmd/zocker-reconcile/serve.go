@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics/httpapi"
 	"github.com/zocker-reconcile/zocker-reconcile/service"
@@ -21,6 +22,8 @@ import (
 type serveFlags struct {
 	reconcileFlags
 	listen  string
+	init    bool
+	timeout string
 	workers int
 	resync  time.Duration
 }
@@ -51,6 +54,8 @@ containers keep running, and the next start adopts them.`,
 		f.add(cmd)
 		fl := cmd.Flags()
 		fl.StringVar(&f.listen, "listen", envOr("ZOCKER_LISTEN", httpapi.DefaultListen), "address of /metrics, /healthz, /readyz and /status (env ZOCKER_LISTEN)")
+		fl.BoolVar(&f.init, "init", false, "create --root when it does not exist (its parent must)")
+		fl.StringVar(&f.timeout, "action-timeout", service.DefaultDeadlines, "deadline of each action: DURATION for all, OP=DURATION for one (import, build, pull, create, start, stop, replace, prune, ...); /healthz fails while an action runs past it")
 		fl.IntVar(&f.workers, "workers", 2, "actions run at once (image builds and pulls run one at a time)")
 		fl.DurationVar(&f.resync, "resync", 30*time.Second, "period of the full passes that also repair drift (±10% jitter)")
 		return cmd
@@ -74,15 +79,35 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 	if err := httpapi.CheckListen(f.listen, explicitListen, log); err != nil {
 		return err
 	}
+	deadlines, err := service.ParseDeadlines(f.timeout)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	m.BuildInfo(version, runtime.Version())
+	// One writer per root: taken before the engine sweeps ROOT/tmp, which
+	// would otherwise destroy another service's work in progress.
+	lock, err := claimRoot(ctx, g, f.init, "serve", f.listen)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+			log.Warn("release the root", "err", err)
+		}
+	}()
 	eng, err := newEngine(ctx, g, &f.reconcileFlags, log, owner)
 	if err != nil {
 		return err
+	}
+	if cleaned, err := cleanupSelftests(ctx, g, log); err != nil {
+		log.Warn("clean up interrupted selftests", "err", err)
+	} else if len(cleaned) > 0 {
+		log.Info("removed the leftovers of interrupted selftests", "ids", cleaned)
 	}
 	usage, _ := eng.Driver.(service.UsageReader)
 	svc := service.New(service.Config{
@@ -95,12 +120,17 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 		Registry:  reg,
 		Workers:   f.workers,
 		Resync:    f.resync,
+		Deadlines: deadlines,
 		Log:       log,
+		Supervisors: func() ([]supervisor.Status, error) {
+			return supervisor.List(g.stateDir)
+		},
 	})
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}
+	go retrySweep(ctx, eng.Store, f.resync, log)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

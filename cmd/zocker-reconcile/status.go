@@ -18,7 +18,8 @@ import (
 func init() {
 	register(func(g *globals) *cobra.Command {
 		var f reconcileFlags
-		var output, listen string
+		var listen string
+		var output *format
 		var local bool
 		cmd := &cobra.Command{
 			Use:   "status",
@@ -32,9 +33,6 @@ Ready and every file loaded, 1 otherwise.`,
   zocker-reconcile status -o json --listen 127.0.0.1:9847`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				if output != "text" && output != "json" {
-					return fmt.Errorf("-o %q: want text or json", output)
-				}
 				log, err := g.logger()
 				if err != nil {
 					return err
@@ -51,19 +49,19 @@ Ready and every file loaded, 1 otherwise.`,
 					if err != nil {
 						return err
 					}
-					d, err := newLoader(&f, log, eng).Load(cmd.Context(), g.manifests)
+					loader := newLoader(&f, log, eng)
+					d, err := loader.Load(cmd.Context(), g.manifests)
 					if err != nil {
 						return err
 					}
 					book := service.NewStatusBook(time.Now)
 					book.LoadedManifests(d.Set)
 					book.Planned(reconcile.Diff(d, o, f.options()), d, o)
+					service.ReportRemoteErrors(book, d, loader.RemoteErrors())
 					st = book.Snapshot()
 				}
-				if output == "json" {
-					enc := json.NewEncoder(g.stdout)
-					enc.SetIndent("", "  ")
-					if err := enc.Encode(st); err != nil {
+				if *output == formatJSON {
+					if err := printJSON(g.stdout, st); err != nil {
 						return err
 					}
 				} else {
@@ -76,7 +74,7 @@ Ready and every file loaded, 1 otherwise.`,
 			},
 		}
 		f.add(cmd)
-		cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+		output = addOutput(cmd)
 		cmd.Flags().StringVar(&listen, "listen", envOr("ZOCKER_LISTEN", httpapi.DefaultListen), "the service's address (env ZOCKER_LISTEN)")
 		cmd.Flags().BoolVar(&local, "local", false, "do not ask the service; compute the status here")
 		return cmd

@@ -12,11 +12,18 @@ import (
 // runValidate runs the validate command in-process and returns its output and exit code.
 func runValidate(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	return runCLI(t, append([]string{"validate"}, args...)...)
+}
+
+// runCLI runs a command line in-process and returns its output (stdout
+// and stderr) and exit code.
+func runCLI(t *testing.T, args ...string) (string, int) {
+	t.Helper()
 	root := newRootCmd()
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	root.SetArgs(append([]string{"validate"}, args...))
+	root.SetArgs(args)
 	err := root.Execute()
 	var ec *exitCode
 	switch {
@@ -25,7 +32,7 @@ func runValidate(t *testing.T, args ...string) (string, int) {
 	case errors.As(err, &ec):
 		return out.String(), ec.code
 	}
-	t.Fatalf("validate %v: %v", args, err)
+	t.Fatalf("%v: %v", args, err)
 	return "", 0
 }
 

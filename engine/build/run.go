@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 )
@@ -91,6 +92,11 @@ func (b *builder) runStep(ctx context.Context, root string, in Instruction, argv
 	}
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = b.out, b.out
+	// When the step is cancelled only the exec shim is killed; the step's
+	// processes live on in the jail (until Remove below) and hold the
+	// output pipe open, on which Wait would block for good (the service
+	// writes the output to a log, not a file): stop waiting for it.
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %v: %w", argv, err)
 	}

@@ -8,8 +8,9 @@ import (
 	"path"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/zocker-reconcile/zocker-reconcile/manifests/jailparam"
 )
 
 // DefaultLoopbackInterface carries loopback-mode addresses when neither the
@@ -34,39 +35,32 @@ var (
 	// jailNameRE: a jail name may not contain '.', which jail(8) reads as
 	// hierarchy, and it is written unquoted as the block name.
 	jailNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,62})$`)
-	// paramNameRE is what a jail(8) parameter name looks like.
-	paramNameRE = regexp.MustCompile(`^[a-z][a-z0-9_.]*$`)
 	// ifaceRE is a FreeBSD interface name (em0, lo1, vlan10, bridge0, wg0).
 	ifaceRE    = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.]{0,14}$`)
 	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?$`)
 )
 
-// reservedParams are written by RenderConf itself: a jailParams entry may not
-// override them, or a manifest could silently undo the isolation defaults.
-var reservedParams = map[string]bool{
-	"name": true, "jid": true, "path": true, "host.hostname": true,
-	"persist": true, "nopersist": true, "mount.devfs": true, "mount.nodevfs": true,
-	"devfs_ruleset": true, "exec.clean": true, "exec.noclean": true,
-	"enforce_statfs": true, "securelevel": true,
-	"ip4": true, "ip4.addr": true, "ip6": true, "ip6.addr": true,
-	"interface": true, "mount.fstab": true, "mount": true,
-	"command": true, "depend": true,
+// validJailName: jailNameRE, and not all digits, which jail(8), jexec, jls
+// and libjail's jail_getid() read as a jail ID (config.c load_config turns
+// a numeric block name into jid=).
+func validJailName(name string) error {
+	if !jailNameRE.MatchString(name) {
+		return fmt.Errorf("jail name %q must match %s", name, jailNameRE)
+	}
+	if strings.Trim(name, "0123456789") == "" {
+		return fmt.Errorf("jail name %q is all digits: jail(8) would read it as a jail ID", name)
+	}
+	return nil
 }
 
 // ValidateParam checks one extra jail parameter (a manifest's jailParams
-// entry). Names must look like jail(8) parameters and must not be one the
-// renderer owns; exec.* parameters are refused because jail(8) runs them as
-// sh(1) command lines, several of them on the host. Values may contain no
-// control characters (a newline could otherwise end the statement).
+// entry) against the allow-list of package jailparam, which reads the name
+// as jail(8) does: "noexec.prestart" is exec.prestart, run on the host.
+// Values may contain no control characters (a newline could otherwise end
+// the statement).
 func ValidateParam(name, value string) error {
-	if !paramNameRE.MatchString(name) || strings.Contains(name, "..") || strings.HasSuffix(name, ".") {
-		return fmt.Errorf("jail parameter %q: name must match %s", name, paramNameRE)
-	}
-	if reservedParams[name] {
-		return fmt.Errorf("jail parameter %q: set by zocker-reconcile, not allowed in jailParams", name)
-	}
-	if name == "exec" || strings.HasPrefix(name, "exec.") || strings.HasPrefix(name, "mount.") {
-		return fmt.Errorf("jail parameter %q: runs commands or mounts on the host, not allowed in jailParams", name)
+	if err := jailparam.Check(name, value); err != nil {
+		return err
 	}
 	if err := checkText(value); err != nil {
 		return fmt.Errorf("jail parameter %q: value %w", name, err)
@@ -110,8 +104,8 @@ func quote(s string) string {
 // devfs with ruleset 4, exec.clean, enforce_statfs = 2, and no allow.*
 // beyond what Params declares.
 func RenderConf(s Spec, opts ConfOptions) ([]byte, error) {
-	if !jailNameRE.MatchString(s.Name) {
-		return nil, fmt.Errorf("render jail.conf: jail name %q must match %s", s.Name, jailNameRE)
+	if err := validJailName(s.Name); err != nil {
+		return nil, fmt.Errorf("render jail.conf: %w", err)
 	}
 	if err := checkAbs("root", s.Root); err != nil {
 		return nil, fmt.Errorf("render jail.conf for %s: %w", s.Name, err)
@@ -144,9 +138,23 @@ func RenderConf(s Spec, opts ConfOptions) ([]byte, error) {
 	line("host.hostname = %s", quote(hostname))
 	line("persist")
 	line("mount.devfs")
-	line("devfs_ruleset = %d", DefaultDevfsRuleset)
+	// devfs_ruleset and enforce_statfs may be given in jailParams (the
+	// allow-list keeps enforce_statfs at 1 or 2); the rest are defaults.
+	if _, ok := s.Params["devfs_ruleset"]; !ok {
+		line("devfs_ruleset = %d", DefaultDevfsRuleset)
+	}
 	line("exec.clean")
-	line("enforce_statfs = 2")
+	if _, ok := s.Params["enforce_statfs"]; !ok {
+		line("enforce_statfs = 2")
+	}
+	// kern_jail.c starts a jail with JAIL_DEFAULT_ALLOW; of those, a
+	// service jail needs reserved_ports and suser, not changing its host
+	// name or debugging its other processes' unprivileged peers.
+	for _, a := range defaultDenied {
+		if !hasParam(s.Params, a) {
+			line("allow.no%s", strings.TrimPrefix(a, "allow."))
+		}
+	}
 	if s.Securelevel != nil {
 		if *s.Securelevel < -1 || *s.Securelevel > 3 {
 			return nil, fmt.Errorf("render jail.conf for %s: securelevel %d is outside -1..3", s.Name, *s.Securelevel)
@@ -179,6 +187,19 @@ func RenderConf(s Spec, opts ConfOptions) ([]byte, error) {
 	}
 	b.WriteString("}\n")
 	return b.Bytes(), nil
+}
+
+// defaultDenied are kernel default permissions RenderConf turns off unless
+// jailParams names them (in either spelling).
+var defaultDenied = []string{"allow.set_hostname", "allow.unprivileged_proc_debug"}
+
+// hasParam reports whether params sets the boolean name, as name or as its
+// "no" form.
+func hasParam(params map[string]string, name string) bool {
+	i := strings.LastIndexByte(name, '.') + 1
+	_, a := params[name]
+	_, b := params[name[:i]+"no"+name[i:]]
+	return a || b
 }
 
 // checkAbs refuses relative paths and control characters in a path written
@@ -290,11 +311,14 @@ func parseAddr(s string, hostRoute bool) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, bits), nil
 }
 
-// fstabEscape encodes a space, which would split an fstab(5) field, as the
-// octal escape \040 that getfsent(3) decodes. Tabs and other control
-// characters never get here: checkAbs refuses them.
+// fstabEscape encodes a space, which would split a mount.fstab field, as
+// \040, and '#', at which jail(8) cuts every mount.fstab line before
+// splitting it (config.c check_intparams), as \043. jail(8) decodes both
+// itself: command.c run_command (IP__MOUNT_FROM_FSTAB) splits the line on
+// blanks and runs strunvis(3) on the first two fields. Tabs and other
+// control characters never get here: checkAbs refuses them.
 func fstabEscape(s string) string {
-	return strings.ReplaceAll(s, " ", `\040`)
+	return strings.NewReplacer(" ", `\040`, "#", `\043`).Replace(s)
 }
 
 // MountPoint returns where on the host a mount's target lies: the jail root
@@ -305,7 +329,7 @@ func MountPoint(root, target string) string {
 
 // ValidateMount checks one mount for RenderFstab: absolute source and
 // target, not the jail root itself, no control characters or backslashes
-// (getfsent(3) would read a backslash as the start of an escape).
+// (strunvis(3) in jail(8) would read a backslash as the start of an escape).
 func ValidateMount(m Mount) error {
 	if err := checkAbs("mount source", m.Source); err != nil {
 		return err
@@ -352,11 +376,15 @@ func JailCreateArgv(confPath, name string) []string {
 }
 
 // JailRemoveArgv is `jail -f CONF -r NAME`. Given the same file, jail -r
-// also unmounts devfs and the fstab mounts and removes the address aliases;
-// without one ("" when the file is lost) only the jail itself goes.
+// also unmounts devfs and the fstab mounts and removes the address aliases.
+// Without one ("" when the file is lost) it is `jail -R NAME`: `jail -r`
+// would read /etc/jail.conf (jail.c main: -f defaults to it), fail on any
+// syntax error there and run the exec.* and mounts of a same-named entry;
+// -R removes the running jail reading no configuration at all. Whatever
+// our file described is then swept by the driver (Sweep).
 func JailRemoveArgv(confPath, name string) []string {
 	if confPath == "" {
-		return []string{JailPath, "-r", name}
+		return []string{JailPath, "-R", name}
 	}
 	return []string{JailPath, "-f", confPath, "-r", name}
 }
@@ -387,10 +415,12 @@ var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // the environment is set completely by env -i, and -l would also move a
 // command without -d into the user's home directory. With withWorkdir false
 // (a jexec without -d) jexec runs the command from "/", so only "" or "/"
-// is accepted. A numeric User is refused: jexec -U looks users up by name.
+// is accepted. A numeric User other than 0 is refused: jexec -U looks users
+// up by name (the FreeBSD driver resolves uids with LookupUID first); root
+// gets no -U at all.
 func JexecArgv(name string, p Process, withWorkdir bool) ([]string, error) {
-	if !jailNameRE.MatchString(name) {
-		return nil, fmt.Errorf("jexec: jail name %q must match %s", name, jailNameRE)
+	if err := validJailName(name); err != nil {
+		return nil, fmt.Errorf("jexec: %w", err)
 	}
 	if len(p.Argv) == 0 || p.Argv[0] == "" {
 		return nil, fmt.Errorf("jexec in %s: empty command", name)
@@ -413,13 +443,15 @@ func JexecArgv(name string, p Process, withWorkdir bool) ([]string, error) {
 	} else if path.Clean(wd) != "/" {
 		return nil, fmt.Errorf("jexec in %s with workdir %s: %w", name, wd, ErrWorkdirUnsupported)
 	}
-	if p.User != "" {
-		if _, err := strconv.Atoi(p.User); err == nil {
-			return nil, fmt.Errorf("jexec in %s: numeric user %s: jexec -U needs a user name", name, p.User)
-		}
-		if strings.HasPrefix(p.User, "-") {
-			return nil, fmt.Errorf("jexec in %s: user %q may not start with '-'", name, p.User)
-		}
+	switch {
+	case p.User == "" || p.User == "root" || p.User == "0":
+		// jexec runs as root by default; -U root would need the image's
+		// /etc/pwd.db for nothing.
+	case strings.Trim(p.User, "0123456789") == "":
+		return nil, fmt.Errorf("jexec in %s: numeric user %s: jexec -U needs a user name (resolve it with LookupUID)", name, p.User)
+	case strings.HasPrefix(p.User, "-"):
+		return nil, fmt.Errorf("jexec in %s: user %q may not start with '-'", name, p.User)
+	default:
 		argv = append(argv, "-U", p.User)
 	}
 	argv = append(argv, name, EnvPath, "-i")

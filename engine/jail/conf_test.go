@@ -46,8 +46,11 @@ func TestConfGolden(t *testing.T) {
 	full.Mounts = []Mount{
 		{Source: "/zroot/zocker/volumes/weblogs", Target: "/var/log/httpd"},
 		{Source: "/srv/www", Target: "/usr/local/www", ReadOnly: true},
+		// jail(8) cuts a mount.fstab line at '#' (config.c check_intparams).
+		{Source: "/srv/site #2", Target: "/srv/b#c"},
 	}
-	full.Params = map[string]string{"allow.raw_sockets": "true", "allow.sysvipc": "", "osrelease": "14.3-RELEASE"}
+	full.Params = map[string]string{"allow.raw_sockets": "true", "allow.sysvipc": "", "osrelease": "14.3-RELEASE",
+		"allow.noset_hostname": "", "enforce_statfs": "1", "devfs_ruleset": "5"}
 	full.Limits = Limits{MemoryBytes: 512 << 20, CPUPercent: 50, MaxProcesses: 256}
 
 	cases := []struct {
@@ -86,12 +89,14 @@ func TestConfDefaults(t *testing.T) {
 	}
 	s := string(got)
 	for _, want := range []string{"\tpersist;\n", "\tmount.devfs;\n", "\tdevfs_ruleset = 4;\n",
-		"\texec.clean;\n", "\tenforce_statfs = 2;\n", "\thost.hostname = 'a';\n"} {
+		"\texec.clean;\n", "\tenforce_statfs = 2;\n", "\thost.hostname = 'a';\n",
+		// kern_jail.c's JAIL_DEFAULT_ALLOW minus what a service needs.
+		"\tallow.noset_hostname;\n", "\tallow.nounprivileged_proc_debug;\n"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("conf lacks %q:\n%s", want, s)
 		}
 	}
-	for _, absent := range []string{"allow.", "securelevel", "mount.fstab"} {
+	for _, absent := range []string{"allow.raw", "allow.sysvipc", "allow.mount", "securelevel", "mount.fstab"} {
 		if strings.Contains(s, absent) {
 			t.Errorf("conf has %q though the spec does not ask for it:\n%s", absent, s)
 		}
@@ -113,7 +118,7 @@ func TestConfLoopbackInterfaceOption(t *testing.T) {
 func TestConfQuotingCannotInject(t *testing.T) {
 	s := baseSpec("a", Network{Mode: NetNone})
 	s.Root = `/jails/it's $name\x`
-	s.Params = map[string]string{"osrelease": `13'; exec.start = "/bin/sh"; x = '`}
+	s.Params = map[string]string{"linux.osname": `13'; exec.start = "/bin/sh"; x = '`}
 	got, err := RenderConf(s, ConfOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -122,36 +127,28 @@ func TestConfQuotingCannotInject(t *testing.T) {
 	if !strings.Contains(str, `path = '/jails/it\'s $name\\x';`) {
 		t.Errorf("path not escaped as expected:\n%s", str)
 	}
-	if !strings.Contains(str, `osrelease = '13\'; exec.start = "/bin/sh"; x = \'';`) {
+	if !strings.Contains(str, `linux.osname = '13\'; exec.start = "/bin/sh"; x = \'';`) {
 		t.Errorf("value not escaped as expected:\n%s", str)
 	}
 	// Every statement stays on its own line: one line per parameter.
-	if n := strings.Count(str, "\n"); n != 13 {
-		t.Errorf("got %d lines, want 13:\n%s", n, str)
+	if n := strings.Count(str, "\n"); n != 15 {
+		t.Errorf("got %d lines, want 15:\n%s", n, str)
 	}
-	if got, want := unquoteSingle(t, `'13\'; exec.start = "/bin/sh"; x = \''`), s.Params["osrelease"]; got != want {
-		t.Errorf("round trip: got %q want %q", got, want)
+	// Read back as jail(8) would: the same two values, and no exec.start.
+	ps, err := readConf(str, "a", readerOptions{Strict: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// unquoteSingle decodes a single-quoted jail.conf string the way
-// usr.sbin/jail/jaillex.l does (backslash escapes the next character).
-func unquoteSingle(t *testing.T, q string) string {
-	t.Helper()
-	if len(q) < 2 || q[0] != '\'' || q[len(q)-1] != '\'' {
-		t.Fatalf("not single-quoted: %s", q)
+	m := map[string]string{}
+	for _, p := range ps {
+		m[p.name] = strings.Join(p.values, ",")
 	}
-	var b strings.Builder
-	in := q[1 : len(q)-1]
-	for i := 0; i < len(in); i++ {
-		if in[i] == '\\' {
-			i++
-		} else if in[i] == '\'' {
-			t.Fatalf("unescaped quote inside %s", q)
-		}
-		b.WriteByte(in[i])
+	if m["path"] != s.Root || m["linux.osname"] != s.Params["linux.osname"] {
+		t.Errorf("read back path %q, linux.osname %q", m["path"], m["linux.osname"])
 	}
-	return b.String()
+	if _, ok := m["exec.start"]; ok {
+		t.Errorf("the value injected exec.start: %q", confMap(ps))
+	}
 }
 
 func TestConfRejects(t *testing.T) {
@@ -173,11 +170,14 @@ func TestConfRejects(t *testing.T) {
 		{"alias bad address", func(s *Spec) {
 			s.Network = Network{Mode: NetAlias, Interface: "em0", Addresses: []string{"10.0.0.300"}}
 		}, `address "10.0.0.300"`},
-		{"param name", func(s *Spec) { s.Params = map[string]string{"Allow.x": "1"} }, `jail parameter "Allow.x": name must match`},
-		{"param injection name", func(s *Spec) { s.Params = map[string]string{"a = 1; b": "1"} }, "name must match"},
+		{"param name", func(s *Spec) { s.Params = map[string]string{"Allow.x": "1"} }, `jail parameter name "Allow.x" is invalid`},
+		{"param injection name", func(s *Spec) { s.Params = map[string]string{"a = 1; b": "1"} }, `name "a = 1; b" is invalid`},
+		{"param digit name", func(s *Spec) { s.Name = "42" }, `jail name "42" is all digits`},
+		{"param no-prefixed exec", func(s *Spec) { s.Params = map[string]string{"noexec.prestart": "id"} }, "means exec.prestart to jail(8)"},
 		{"param newline", func(s *Spec) { s.Params = map[string]string{"osrelease": "1\n}"} }, `value contains control character '\n'`},
-		{"param reserved", func(s *Spec) { s.Params = map[string]string{"enforce_statfs": "0"} }, "set by zocker-reconcile"},
-		{"param exec", func(s *Spec) { s.Params = map[string]string{"exec.prestart": "rm -rf /"} }, "runs commands or mounts on the host"},
+		{"param reserved", func(s *Spec) { s.Params = map[string]string{"persist": ""} }, "set from zocker-reconcile"},
+		{"param statfs", func(s *Spec) { s.Params = map[string]string{"enforce_statfs": "0"} }, "outside 1..2"},
+		{"param exec", func(s *Spec) { s.Params = map[string]string{"exec.prestart": "rm -rf /"} }, "runs it as a command, mounts or changes interfaces on the host"},
 		{"securelevel", func(s *Spec) { s.Securelevel = intp(4) }, "securelevel 4 is outside -1..3"},
 		{"mount relative", func(s *Spec) { s.Mounts = []Mount{{Source: "srv", Target: "/srv"}} }, `mount source "srv" is not an absolute path`},
 		{"mount on root", func(s *Spec) { s.Mounts = []Mount{{Source: "/srv", Target: "/"}} }, "cannot mount over the jail root"},
@@ -268,7 +268,7 @@ func TestConfJailArgv(t *testing.T) {
 	if got, want := JailRemoveArgv("/s/web.conf", "web"), []string{"/usr/sbin/jail", "-f", "/s/web.conf", "-r", "web"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("remove: %q", got)
 	}
-	if got, want := JailRemoveArgv("", "web"), []string{"/usr/sbin/jail", "-r", "web"}; !reflect.DeepEqual(got, want) {
+	if got, want := JailRemoveArgv("", "web"), []string{"/usr/sbin/jail", "-R", "web"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("remove without conf: %q", got)
 	}
 	// Usage texts of jexec(8) before and after -d was added.

@@ -9,6 +9,7 @@ package jail
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,17 @@ type FreeBSDOptions struct {
 	// HostFiles are copied into the jail root at every start; nil means
 	// DefaultHostFiles, an empty non-nil slice copies nothing.
 	HostFiles []string
+	// Probe reads mount points and interface addresses for the sweep; nil
+	// means the host's (statfs(2), getifaddrs(3)). Tests give a fake.
+	Probe HostProbe
+}
+
+// HostProbe is what the sweep reads of the host besides running commands.
+type HostProbe interface {
+	// MountedAt reports the file system type mounted exactly at p.
+	MountedAt(p string) (fstype string, on bool, err error)
+	// HasAddr reports whether iface carries addr.
+	HasAddr(iface, addr string) (bool, error)
 }
 
 // FreeBSD is the jail(8) driver: a generated jail.conf and fstab per
@@ -50,6 +62,12 @@ type FreeBSD struct {
 	jexecWorkdir *bool
 	// limits records, per jail with limits, whether they are enforced.
 	limits map[string]bool
+	// mounted reports the file system mounted exactly at a path
+	// (mountedAt; tests replace it).
+	mounted func(p string) (fstype string, on bool, err error)
+	// hasAddr reports whether an interface carries an address
+	// (ifaceHasAddr; tests replace it).
+	hasAddr func(iface, addr string) (bool, error)
 }
 
 var _ Driver = (*FreeBSD)(nil)
@@ -63,7 +81,12 @@ func NewFreeBSD(stateDir string, r runner.Runner, log *slog.Logger, opts FreeBSD
 	if opts.HostFiles == nil {
 		opts.HostFiles = DefaultHostFiles
 	}
-	return &FreeBSD{stateDir: stateDir, run: r, log: log, opts: opts, limits: map[string]bool{}}
+	d := &FreeBSD{stateDir: stateDir, run: r, log: log, opts: opts, limits: map[string]bool{},
+		mounted: mountedAt, hasAddr: ifaceHasAddr}
+	if opts.Probe != nil {
+		d.mounted, d.hasAddr = opts.Probe.MountedAt, opts.Probe.HasAddr
+	}
+	return d
 }
 
 func (d *FreeBSD) jailsDir() string             { return filepath.Join(d.stateDir, "jails") }
@@ -136,14 +159,35 @@ func (d *FreeBSD) Create(ctx context.Context, s Spec) (err error) {
 	if err != nil {
 		return err
 	}
-	confPath, fstabPath := d.confPath(s.Name), d.fstabPath(s.Name)
+	record, err := newJailRecord(s, d.opts.LoopbackInterface)
+	if err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	recordJSON, err := json.Marshal(record)
+	if err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
+	confPath, fstabPath, recordPath := d.confPath(s.Name), d.fstabPath(s.Name), d.recordPath(s.Name)
 	if _, err := os.Stat(confPath); err == nil {
 		// Our files exist: either the jail runs (then they are what
-		// `jail -r` needs, and must not be overwritten or deleted) or a
-		// crash left them behind. Checked before the root is touched.
-		if _, err := d.run.Run(ctx, runner.Cmd{Argv: JLSOneArgv(s.Name)}); err == nil {
+		// `jail -r` needs, and must not be overwritten or deleted) or it
+		// vanished without us (a crash, a `jail -r` from outside), leaving
+		// its mounts and aliases. Checked before the root is touched.
+		running, err := d.jailRunning(ctx, s.Name)
+		if err != nil {
+			return fmt.Errorf("create jail %s: %w", s.Name, err)
+		}
+		if running {
 			return fmt.Errorf("create jail %s: a jail of that name is already running", s.Name)
 		}
+		if err := d.sweep(ctx, s.Name); err != nil {
+			return fmt.Errorf("create jail %s: %w", s.Name, err)
+		}
+	}
+	// jail(8) creates no mount point (command.c check_path): an image
+	// without /dev could not mount devfs.
+	if err := MkdirInRoot(s.Root, "/dev"); err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
 	}
 	for _, m := range s.Mounts {
 		fi, err := os.Stat(m.Source)
@@ -160,41 +204,57 @@ func (d *FreeBSD) Create(ctx context.Context, s Spec) (err error) {
 	if err := CopyHostFiles(s.Root, d.opts.HostFiles); err != nil {
 		return fmt.Errorf("create jail %s: %w", s.Name, err)
 	}
+	if err := d.jailResolvConf(s); err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
 
 	if err := os.MkdirAll(d.jailsDir(), 0o700); err != nil {
 		return fmt.Errorf("create jail %s: state directory: %w", s.Name, err)
 	}
+	if err := atomicfile.Write(recordPath, recordJSON, 0o644); err != nil {
+		return fmt.Errorf("create jail %s: %w", s.Name, err)
+	}
 	if err := atomicfile.Write(fstabPath, fstab, 0o644); err != nil {
+		os.Remove(recordPath)
 		return fmt.Errorf("create jail %s: %w", s.Name, err)
 	}
 	if err := atomicfile.Write(confPath, conf, 0o644); err != nil {
 		os.Remove(fstabPath)
+		os.Remove(recordPath)
 		return fmt.Errorf("create jail %s: %w", s.Name, err)
 	}
+	created, rctlTouched := false, false
 	defer func() {
-		if err != nil {
-			os.Remove(confPath)
-			os.Remove(fstabPath)
+		if err == nil {
+			return
 		}
+		uctx := context.WithoutCancel(ctx)
+		if rctlTouched {
+			if rerr := d.rctlRemove(uctx, s.Name); rerr != nil {
+				log.Error("undo rctl rules", "err", rerr)
+			}
+		}
+		if created {
+			// jail -r also unmounts devfs and the fstab mounts.
+			if _, rerr := d.run.Run(uctx, runner.Cmd{Argv: JailRemoveArgv(confPath, s.Name)}); rerr != nil {
+				log.Error("undo jail creation", "err", rerr)
+			}
+		}
+		// A failed jail -c undoes its own steps, a failed jail -r may not
+		// have: whatever is left is swept before the files go.
+		if serr := d.sweep(uctx, s.Name); serr != nil {
+			log.Error("undo jail creation", "err", serr)
+			return
+		}
+		os.Remove(confPath)
+		os.Remove(fstabPath)
+		os.Remove(recordPath)
 	}()
 
 	if _, err := d.run.Run(ctx, runner.Cmd{Argv: JailCreateArgv(confPath, s.Name)}); err != nil {
 		return fmt.Errorf("create jail %s: %w", s.Name, err)
 	}
-	rctlTouched := false
-	defer func() {
-		if err != nil {
-			if rctlTouched {
-				if rerr := d.rctlRemove(context.WithoutCancel(ctx), s.Name); rerr != nil {
-					log.Error("undo rctl rules", "err", rerr)
-				}
-			}
-			// jail -r also unmounts devfs and the fstab mounts.
-			if _, rerr := d.run.Run(context.WithoutCancel(ctx), runner.Cmd{Argv: JailRemoveArgv(confPath, s.Name)}); rerr != nil {
-				log.Error("undo jail creation", "err", rerr)
-			}
-		}
-	}()
+	created = true
 
 	rules := RctlRules(s.Name, s.Limits)
 	if len(rules) == 0 {
@@ -219,6 +279,31 @@ func (d *FreeBSD) Create(ctx context.Context, s Spec) (err error) {
 	return nil
 }
 
+// jailResolvConf rewrites the copied /etc/resolv.conf of a loopback or
+// alias jail whose host resolves through 127.0.0.1 (JailResolvConf), or
+// warns that name resolution will fail in it.
+func (d *FreeBSD) jailResolvConf(s Spec) error {
+	for _, f := range d.opts.HostFiles {
+		if filepath.Base(f) != "resolv.conf" {
+			continue
+		}
+		host, err := os.ReadFile(f)
+		if err != nil {
+			return nil // not copied either (CopyHostFiles skips it)
+		}
+		out, warning := JailResolvConf(host, s.Network.Mode, s.Nameservers)
+		if warning != "" {
+			d.log.Warn(warning, "container", s.Name)
+		}
+		if string(out) == string(host) {
+			return nil
+		}
+		// Where CopyHostFiles put it: the same path as on the host.
+		return WriteFileInRoot(s.Root, f, out, 0o644)
+	}
+	return nil
+}
+
 func (d *FreeBSD) setLimits(name string, enforced, has bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -229,8 +314,33 @@ func (d *FreeBSD) setLimits(name string, enforced, has bool) {
 	}
 }
 
-// Command prepares `jexec ... NAME /usr/bin/env -i ... ARGV` for p.
+// Command prepares `jexec ... NAME /usr/bin/env -i ... ARGV` for p. A jail
+// that is not running is ErrNotFound (jexec would only exit 1 with
+// `jexec: jail "NAME" not found`, like any failing command), so that the
+// supervisor re-creates a jail removed from outside. A numeric user is
+// turned into its name from the jail's own passwd: jexec -U takes names.
 func (d *FreeBSD) Command(name string, p Process) (*exec.Cmd, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	running, err := d.jailRunning(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !running {
+		return nil, fmt.Errorf("command in jail %s: %w", name, ErrNotFound)
+	}
+	if isUID(p.User) && p.User != "0" {
+		r, ok, err := d.readRecord(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("command in jail %s: user %s: no record of the jail's root to look the uid up in", name, p.User)
+		}
+		if p.User, err = LookupUID(r.Root, p.User); err != nil {
+			return nil, fmt.Errorf("command in jail %s: %w", name, err)
+		}
+	}
 	argv, err := JexecArgv(name, p, d.hasJexecWorkdir())
 	if err != nil {
 		return nil, err
@@ -265,21 +375,37 @@ func (d *FreeBSD) hasJexecWorkdir() bool {
 }
 
 // Remove runs `jail -f CONF -r NAME` (which kills the jail's processes and
-// unmounts devfs and the fstab mounts), drops its rctl rules and deletes
-// its generated files. A jail that does not exist is not an error.
+// unmounts devfs and the fstab mounts) or, without our conf, `jail -R NAME`;
+// then, once jls confirms the jail is gone, it sweeps the mounts and
+// aliases jail(8) did not take down (a jail removed from outside, or one
+// of jail -r's unmounts failing), drops its rctl rules and deletes its
+// generated files. A jail that does not exist is not an error; a sweep
+// that leaves something mounted is, and keeps the files for the retry.
 func (d *FreeBSD) Remove(ctx context.Context, name string) error {
-	if !jailNameRE.MatchString(name) {
-		return fmt.Errorf("remove jail %q: invalid name", name)
+	if err := validJailName(name); err != nil {
+		return fmt.Errorf("remove jail: %w", err)
 	}
 	confPath := d.confPath(name)
 	if _, err := os.Stat(confPath); err != nil {
 		confPath = ""
 	}
-	if _, err := d.run.Run(ctx, runner.Cmd{Argv: JailRemoveArgv(confPath, name)}); err != nil {
+	if _, rerr := d.run.Run(ctx, runner.Cmd{Argv: JailRemoveArgv(confPath, name)}); rerr != nil {
 		var ce *runner.CommandError
-		if !errors.As(err, &ce) || !strings.Contains(ce.Stderr, "not found") {
-			return fmt.Errorf("remove jail %s: %w", name, err)
+		if !errors.As(rerr, &ce) {
+			return fmt.Errorf("remove jail %s: %w", name, rerr)
 		}
+		if !strings.Contains(ce.Stderr, "not found") {
+			// jail -r exits 1 when one of its stop commands failed, even
+			// though the jail itself was removed (jail.c, command.c).
+			running, err := d.jailRunning(ctx, name)
+			if err != nil || running {
+				return fmt.Errorf("remove jail %s: %w", name, rerr)
+			}
+			d.log.Warn("jail removed, but jail -r reported an error: sweeping", "container", name, "err", rerr)
+		}
+	}
+	if err := d.sweep(ctx, name); err != nil {
+		return fmt.Errorf("remove jail %s: %w", name, err)
 	}
 	if on, err := d.racctEnabled(ctx); err == nil && on {
 		if err := d.rctlRemove(ctx, name); err != nil {
@@ -287,7 +413,7 @@ func (d *FreeBSD) Remove(ctx context.Context, name string) error {
 		}
 	}
 	d.setLimits(name, false, false)
-	for _, p := range []string{d.confPath(name), d.fstabPath(name)} {
+	for _, p := range []string{d.confPath(name), d.fstabPath(name), d.recordPath(name)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove jail %s: %w", name, err)
 		}

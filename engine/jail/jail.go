@@ -39,6 +39,9 @@ type Spec struct {
 	// Params are extra jail(8) parameters (FreeBSD only), validated as name = value.
 	Params map[string]string
 	Limits Limits
+	// Nameservers replace the host's loopback nameservers in the
+	// resolv.conf of a loopback or alias jail (FreeBSD; see JailResolvConf).
+	Nameservers []string
 }
 
 // Network is the resolved network of a jail.

@@ -22,6 +22,9 @@ func TestJLSParseSamples(t *testing.T) {
 		{"jls-dying.json", []Info{
 			{Name: "new", JID: 9, Path: "/zroot/zocker/containers/old", Hostname: "new", Addrs: []string{"127.0.1.4"}},
 		}},
+		{"jls-noinet6.json", []Info{
+			{Name: "web", JID: 12, Path: "/zroot/zocker/containers/web", Hostname: "web", Addrs: []string{"127.0.1.2"}},
+		}},
 		{"jls-leafobjects.json", []Info{
 			{Name: "mail", JID: 12, Path: "/zroot/zocker/containers/mail", Hostname: "mail",
 				Addrs: []string{"10.0.0.5", "10.0.0.6", "fd00::5"}},

@@ -17,6 +17,9 @@ const (
 	RctlPath   = "/usr/bin/rctl"
 	SysctlPath = "/sbin/sysctl"
 	EnvPath    = "/usr/bin/env"
+	// UmountPath and IfconfigPath take down what a vanished jail left.
+	UmountPath   = "/sbin/umount"
+	IfconfigPath = "/sbin/ifconfig"
 )
 
 // RacctSysctl is the loader tunable that turns resource accounting on; rctl

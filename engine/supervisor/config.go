@@ -79,6 +79,13 @@ type Config struct {
 	// Annotations are opaque to the supervisor and copied into the status
 	// (the service records the image ID, spec hash and the like there).
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// ExitWhenDone makes the supervisor remove the jail and exit, recording
+	// the state exited, once the command has ended and the restart policy
+	// says not to run it again. The ad-hoc containers of `run -d` and
+	// `start` use it: nothing else would ever stop them, and Zocker's "down"
+	// container holds no process. Declared containers keep their supervisor
+	// (the reconciler reads a live one as "running as declared").
+	ExitWhenDone bool `json:"exitWhenDone,omitempty"`
 }
 
 // Healthcheck is a command run inside the jail while the container's command runs.

@@ -43,18 +43,8 @@ func Start(ctx context.Context, stateDir, name string, self []string, cfg Config
 	if len(self) == 0 {
 		return 0, fmt.Errorf("start supervisor of container %s: empty self argv", name)
 	}
-	if cfg.Name == "" {
-		cfg.Name = name
-	}
-	if cfg.Name != name {
-		return 0, fmt.Errorf("start supervisor of container %s: config names %q", name, cfg.Name)
-	}
-	if err := cfg.Validate(); err != nil {
+	if err := prepare(stateDir, name, &cfg); err != nil {
 		return 0, err
-	}
-	dir := Dir(stateDir, name)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return 0, fmt.Errorf("start supervisor of container %s: %w", name, err)
 	}
 	alive, err := locked(stateDir, name)
 	if err != nil {
@@ -63,12 +53,8 @@ func Start(ctx context.Context, stateDir, name string, self []string, cfg Config
 	if alive {
 		return 0, fmt.Errorf("start supervisor of container %s: %w", name, ErrRunning)
 	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return 0, fmt.Errorf("encode config of container %s: %w", name, err)
-	}
-	if err := atomicfile.Write(configPath(stateDir, name), append(b, '\n'), 0o640); err != nil {
-		return 0, fmt.Errorf("write config of container %s: %w", name, err)
+	if err := writeConfig(stateDir, cfg); err != nil {
+		return 0, err
 	}
 	logf, err := os.OpenFile(supervisorLogPath(stateDir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
@@ -110,12 +96,48 @@ func Start(ctx context.Context, stateDir, name string, self []string, cfg Config
 			if err == nil && st.SupervisorPID == pid && st.State == StateFailed {
 				return 0, fmt.Errorf("start container %s: %s", name, st.Message)
 			}
+			if (err == nil && st.SupervisorPID == pid && st.State == StateExited) || werr == nil {
+				// Done already (ExitWhenDone), its state perhaps removed
+				// with the container (run -d --rm): a supervisor that
+				// failed exits non-zero.
+				return pid, nil
+			}
 			return 0, fmt.Errorf("start container %s: supervisor exited (%v): %s", name, werr, lastLogLines(supervisorLogPath(stateDir, name)))
 		case <-ctx.Done():
 			return pid, fmt.Errorf("start container %s: supervisor %d not ready: %w", name, pid, ctx.Err())
 		case <-t.C:
 		}
 	}
+}
+
+// prepare names and checks cfg and makes container name's state directory.
+func prepare(stateDir, name string, cfg *Config) error {
+	if cfg.Name == "" {
+		cfg.Name = name
+	}
+	if cfg.Name != name {
+		return fmt.Errorf("start container %s: config names %q", name, cfg.Name)
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(Dir(stateDir, name), 0o750); err != nil {
+		return fmt.Errorf("start container %s: %w", name, err)
+	}
+	return nil
+}
+
+// writeConfig writes cfg to its container's config.json, atomically.
+func writeConfig(stateDir string, cfg Config) error {
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode config of container %s: %w", cfg.Name, err)
+	}
+	// 0600: the config holds the container's env values (secrets).
+	if err := atomicfile.Write(configPath(stateDir, cfg.Name), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write config of container %s: %w", cfg.Name, err)
+	}
+	return nil
 }
 
 func lastLogLines(path string) string {
@@ -200,7 +222,11 @@ func cleanupDead(ctx context.Context, stateDir, name string, driver jail.Driver)
 	if err := removeJail(ctx, driver, name); err != nil {
 		return err
 	}
-	st.Name, st.State, st.PID = name, StateStopped, 0
+	// A command that ended on its own keeps its exit on record.
+	if st.State != StateExited {
+		st.State = StateStopped
+	}
+	st.Name, st.PID = name, 0
 	return writeStatus(stateDir, &st)
 }
 

@@ -96,7 +96,7 @@ func Run(ctx context.Context, stateDir, name string, driver jail.Driver, log *sl
 	}
 	log.Info("jail created", "action", "create")
 
-	s.loop(ctx)
+	done := s.loop(ctx)
 
 	rctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
 	defer cancel()
@@ -109,9 +109,25 @@ func Run(ctx context.Context, stateDir, name string, driver jail.Driver, log *sl
 		})
 		return err
 	}
+	if done {
+		// The command's last exit stays on record (ps -a: exited (N)).
+		s.update(func(st *Status) { st.State, st.PID = StateExited, 0 })
+		log.Info("command done, jail removed", "action", "exit")
+		return nil
+	}
 	s.update(func(st *Status) { st.State, st.PID = StateStopped, 0 })
 	log.Info("stopped", "action", "stop")
 	return nil
+}
+
+// jailErr says that creating the container's jail failed, once: the
+// driver's error already names the jail, which is the container's name
+// unless the driver renamed it.
+func (s *supervisor) jailErr(err error) error {
+	if s.cfg.Jail.Name == s.cfg.Name {
+		return err
+	}
+	return fmt.Errorf("create jail of container %s: %w", s.cfg.Name, err)
 }
 
 // createJail creates the container's jail. A jail of that name left behind
@@ -123,20 +139,20 @@ func (s *supervisor) createJail(ctx context.Context, mayBeStale bool) error {
 	err := s.driver.Create(cctx, s.cfg.Jail)
 	if err == nil || !mayBeStale {
 		if err != nil {
-			return fmt.Errorf("create jail of container %s: %w", s.cfg.Name, err)
+			return s.jailErr(err)
 		}
 		return nil
 	}
 	infos, lerr := s.driver.List(cctx)
 	if lerr != nil || !hasJail(infos, s.cfg.Jail.Name) {
-		return fmt.Errorf("create jail of container %s: %w", s.cfg.Name, err)
+		return s.jailErr(err)
 	}
 	s.log.Warn("removing the jail left by a dead supervisor", "action", "remove")
 	if rerr := s.driver.Remove(cctx, s.cfg.Jail.Name); rerr != nil {
 		return fmt.Errorf("remove stale jail of container %s: %w", s.cfg.Name, rerr)
 	}
 	if err := s.driver.Create(cctx, s.cfg.Jail); err != nil {
-		return fmt.Errorf("create jail of container %s: %w", s.cfg.Name, err)
+		return s.jailErr(err)
 	}
 	return nil
 }
@@ -170,8 +186,10 @@ func limitsWarning(driver jail.Driver, lim jail.Limits) string {
 	return "limits not enforced: " + why
 }
 
-// loop runs the command and restarts it per the policy until ctx ends.
-func (s *supervisor) loop(ctx context.Context) {
+// loop runs the command and restarts it per the policy until ctx ends. It
+// returns true when it ended on its own: the command is done for good and
+// the config says ExitWhenDone.
+func (s *supervisor) loop(ctx context.Context) bool {
 	delay := s.cfg.Backoff.Initial.D()
 	for {
 		started := s.now()
@@ -189,7 +207,7 @@ func (s *supervisor) loop(ctx context.Context) {
 		}
 		if ctx.Err() != nil {
 			s.update(record)
-			return
+			return false
 		}
 		if ex.startErr != nil {
 			s.log.Warn("command did not start", "action", "start", "err", ex.startErr)
@@ -198,8 +216,11 @@ func (s *supervisor) loop(ctx context.Context) {
 		}
 		if !s.shouldRestart(ex.code) {
 			s.update(func(st *Status) { record(st); st.State = StateExited })
+			if s.cfg.ExitWhenDone {
+				return true
+			}
 			<-ctx.Done()
-			return
+			return false
 		}
 		// A command that ran long enough is not crash looping: start over.
 		if ran >= s.cfg.Backoff.Reset.D() {
@@ -214,7 +235,7 @@ func (s *supervisor) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return false
 		case <-t.C:
 		}
 		delay *= 2
@@ -369,14 +390,19 @@ func (s *supervisor) stop(cmd *exec.Cmd, done <-chan error) error {
 	if err := cmd.Process.Signal(s.stopSig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		s.log.Warn("stop signal", "action", "stop", "err", err)
 	}
-	t := time.NewTimer(s.cfg.StopTimeout.D())
+	timeout := s.cfg.StopTimeout.D()
+	// `stop -t` may have changed it since the start.
+	if cfg, err := ReadConfig(s.stateDir, s.cfg.Name); err == nil && cfg.StopTimeout > 0 {
+		timeout = cfg.StopTimeout.D()
+	}
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case err := <-done:
 		return err
 	case <-t.C:
 	}
-	s.log.Warn("stop timeout passed, killing", "action", "stop", "timeout", s.cfg.StopTimeout.D())
+	s.log.Warn("stop timeout passed, killing", "action", "stop", "timeout", timeout)
 	if err := cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		s.log.Warn("kill", "action", "stop", "err", err)
 	}

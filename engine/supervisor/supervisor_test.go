@@ -311,7 +311,7 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 	cfg := testConfig("/bin/sleep", "60")
 	cfg.Jail.Root = "/nonexistent/zocker-root"
 	_, err := Start(context.Background(), stateDir, "c1", selfArgv(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "create jail of container c1") || !strings.Contains(err.Error(), "/nonexistent/zocker-root") {
+	if err == nil || !strings.Contains(err.Error(), "create jail c1") || !strings.Contains(err.Error(), "/nonexistent/zocker-root") {
 		t.Fatalf("Start error = %v, want the jail creation failure", err)
 	}
 	st, gerr := Get(stateDir, "c1")

@@ -117,7 +117,7 @@ func (s *Store) ImportTarball(ctx context.Context, src ImportSource, cfg Config)
 		return "", fmt.Errorf("import tarball %s: %w", path, err)
 	}
 	if want != "" && digest != want {
-		return "", fmt.Errorf("import tarball %s: sha256 mismatch: the file has %s, %s was declared", path, digest, want)
+		return "", fmt.Errorf("import tarball %s: %w: the file has %s, %s was declared", path, ErrDigestMismatch, digest, want)
 	}
 	id = TarballID(digest)
 	log := s.log.With("image", id, "action", "import")
@@ -138,7 +138,10 @@ func (s *Store) ImportTarball(ctx context.Context, src ImportSource, cfg Config)
 		}
 	}()
 	start := time.Now()
-	if _, err = s.r.Run(ctx, runner.Cmd{Argv: []string{tarBin(), "-xpf", path, "-C", w.Mountpoint}, Timeout: 2 * time.Hour}); err != nil {
+	// --numeric-owner: the archive's uids and gids as they are; owner names
+	// would be mapped through the host's passwd, which is not the image's
+	// (bsdtar and GNU tar both have the option).
+	if _, err = s.r.Run(ctx, runner.Cmd{Argv: []string{tarBin(), "--numeric-owner", "-xpf", path, "-C", w.Mountpoint}, Timeout: 2 * time.Hour}); err != nil {
 		return "", fmt.Errorf("import tarball %s: extract into %s: %w", path, w.Dataset, err)
 	}
 	log.Info("extracted tarball", "dataset", w.Dataset, "seconds", time.Since(start).Seconds())
@@ -230,7 +233,7 @@ func (s *Store) download(ctx context.Context, url, want string) (string, error) 
 		return "", fmt.Errorf("download %s: more than the limit of %d bytes (--max-image-size)", url, limit)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return "", fmt.Errorf("download %s: sha256 mismatch: got %s, %s was declared", url, got, want)
+		return "", fmt.Errorf("download %s: %w: got %s, %s was declared", url, ErrDigestMismatch, got, want)
 	}
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("download %s: %w", url, err)
@@ -274,6 +277,7 @@ func (s *Store) NewWork(ctx context.Context, fromID string) (*Work, error) {
 	// Whatever an archive or a build step writes is bounded; Publish lifts
 	// the quota once the image is complete (M8).
 	props["quota"] = strconv.FormatInt(s.ImageSizeLimit(), 10)
+	props[PropWorker] = worker()
 	var ds *gozfs.Dataset
 	var err error
 	if fromID == "" {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -293,9 +294,29 @@ func TestStoreLifecycle(t *testing.T) {
 	})
 
 	t.Run("rmi refused while used", func(t *testing.T) {
+		// F9: one tag of several goes even while containers use the image.
+		for _, tag := range []string{"extra1", "extra2"} {
+			if err := s.Tag(ctx, tag, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if removed, err := s.RemoveImage(ctx, "extra1"); err != nil || removed {
+			t.Fatalf("rmi of one tag of several while in use = %v, %v; want untagged", removed, err)
+		}
+		before := mustObserve(t, s).Tags
+		if _, ok := before["extra1"]; ok {
+			t.Fatalf("extra1 still tagged: %v", before)
+		}
+		// F8: removing the ID is refused before any tag goes.
 		_, err := s.RemoveImage(ctx, id)
 		if err == nil || !strings.Contains(err.Error(), "container web") {
 			t.Fatalf("rmi of a used image: %v", err)
+		}
+		if after := mustObserve(t, s).Tags; !maps.Equal(before, after) {
+			t.Fatalf("a refused rmi changed the tags: %v -> %v", before, after)
+		}
+		if err := s.Untag(ctx, "extra2"); err != nil {
+			t.Fatal(err)
 		}
 	})
 
@@ -561,7 +582,7 @@ func TestBuildPrimitives(t *testing.T) {
 	if !ok || im.Parent != base || im.Origin != s.imageDS(base)+"@image" || im.Config.Inputs != "sha256:x" {
 		t.Fatalf("child image = %+v", im)
 	}
-	if _, err := s.RemoveImage(ctx, base); err == nil || !strings.Contains(err.Error(), "parent of image "+child) {
+	if _, err := s.RemoveImage(ctx, base); err == nil || !strings.Contains(err.Error(), "parent of image "+child[:12]) {
 		t.Errorf("rmi of a parent: %v", err)
 	}
 	got, err := s.GC(ctx, nil, false)

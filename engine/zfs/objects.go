@@ -275,9 +275,10 @@ func (st *State) users(id string, imagesDS string) (containers, children []strin
 	return containers, children
 }
 
-// RemoveImage removes a tag (when ref is a tag) or all tags of an image (when
-// ref is an ID), and destroys the image when no tag remains. It refuses while a
-// container or a child image uses the image, naming it.
+// RemoveImage removes a tag (when ref is a tag) or an image with all its
+// tags (when ref is an ID). Removing one tag of several is always allowed;
+// removing the last tag, or an ID, destroys the image, so it is refused while
+// a container or a child image uses it. Every refusal comes before any change.
 func (s *Store) RemoveImage(ctx context.Context, ref string) (removed bool, err error) {
 	st, err := s.Observe(ctx)
 	if err != nil {
@@ -287,10 +288,6 @@ func (s *Store) RemoveImage(ctx context.Context, ref string) (removed bool, err 
 	if err != nil {
 		return false, fmt.Errorf("remove image: %w", err)
 	}
-	containers, children := st.users(id, s.imagesDS())
-	if len(containers) > 0 {
-		return false, fmt.Errorf("remove image %s: in use by container %s", ref, strings.Join(containers, ", "))
-	}
 	var tags []string
 	for t, tid := range st.Tags {
 		if tid == id {
@@ -298,27 +295,38 @@ func (s *Store) RemoveImage(ctx context.Context, ref string) (removed bool, err 
 		}
 	}
 	sort.Strings(tags)
-	if _, isTag := st.Tags[ref]; isTag {
-		tags = []string{ref}
+	if _, isTag := st.Tags[ref]; isTag && len(tags) > 1 {
+		// The image keeps its other tags: nothing that uses it is affected.
+		if err := s.Untag(ctx, ref); err != nil {
+			return false, fmt.Errorf("remove image %s: %w", ref, err)
+		}
+		return false, nil
+	}
+	containers, children := st.users(id, s.imagesDS())
+	if len(containers) > 0 {
+		return false, fmt.Errorf("remove image %s: in use by container %s", ref, strings.Join(containers, ", "))
+	}
+	if len(children) > 0 {
+		return false, fmt.Errorf("remove image %s: image %s is the parent of image %s", ref, image.Short(id), strings.Join(shortIDs(children), ", "))
 	}
 	for _, t := range tags {
 		if err := s.Untag(ctx, t); err != nil {
 			return false, fmt.Errorf("remove image %s: %w", ref, err)
 		}
 	}
-	for t, tid := range st.Tags {
-		if tid == id && !contains(tags, t) {
-			return false, nil // still tagged: only the tag went
-		}
-	}
-	if len(children) > 0 {
-		return false, fmt.Errorf("remove image %s: image %s is the parent of image %s", ref, id, strings.Join(children, ", "))
-	}
 	if err := s.destroy(ctx, s.imageDS(id), true, true); err != nil {
 		return false, fmt.Errorf("remove image %s: %w", ref, err)
 	}
 	s.log.Info("removed image", "image", id, "action", "destroy")
 	return true, nil
+}
+
+func shortIDs(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = image.Short(id)
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

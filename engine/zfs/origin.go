@@ -14,8 +14,11 @@ import (
 // build step or import with the same ID (review H2).
 const PropOrigin = "zocker:origin"
 
-// Origins stored in zocker:origin.
+// Origins stored in zocker:origin. On a container dataset it is OriginCLI
+// for the ad-hoc containers of run and create (declared containers carry
+// zocker:manifest instead and no origin); on an image, its source.
 const (
+	OriginCLI    = "cli"    // a container made by run or create: the reconciler never touches it
 	OriginImport = "import" // a root filesystem archive, ID = its digest
 	OriginBuild  = "build"  // a Zockerfile step, ID = its inputs
 	OriginPull   = "pull"   // a zocker repository stream, ID = the repository's word

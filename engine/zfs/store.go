@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	gozfs "github.com/mistifyio/go-zfs/v4"
@@ -29,6 +30,11 @@ import (
 // ErrNotFound is returned (wrapped) when a dataset, image, tag, container or
 // volume does not exist. Compare with errors.Is.
 var ErrNotFound = errors.New("not found")
+
+// ErrDigestMismatch is returned (wrapped) when an archive's sha256 is not
+// the declared one: the manifest or the file is wrong, and retrying the same
+// import cannot help.
+var ErrDigestMismatch = errors.New("sha256 mismatch")
 
 // ErrExists is returned (wrapped) when creating something that already exists.
 var ErrExists = errors.New("already exists")
@@ -93,6 +99,11 @@ type Store struct {
 	sleep func(time.Duration)
 	// HTTPClient downloads URL imports; nil means http.DefaultClient.
 	HTTPClient *http.Client
+
+	mu sync.Mutex
+	// pending are the leftovers in ROOT/tmp that the sweep could not
+	// destroy yet (busy): SweepTmp retries them.
+	pending map[string]string // dataset -> mountpoint
 	// MaxImageSize bounds a download and is the quota of every work dataset
 	// (import, build step, receive), so that no source can fill the pool
 	// (0: DefaultMaxImageSize; the CLI's --max-image-size).
@@ -134,7 +145,8 @@ func Open(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (
 // OpenShared is Open without the sweep of ROOT/tmp, for the commands people
 // run beside a running service (import, build, tag, rmi, gc, push, pull):
 // what is in ROOT/tmp may be the service's work in progress. Only the
-// service and apply, at their start, sweep.
+// service, at its start, sweeps; a shared open removes only the work of
+// processes that are gone (PropWorker).
 func OpenShared(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (*Store, error) {
 	return open(ctx, root, r, log, false)
 }
@@ -202,23 +214,10 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 	if err := s.secureTree(ctx); err != nil {
 		return nil, fmt.Errorf("open root %s: %w", root, err)
 	}
-	// Leftovers of an interrupted import or build: never published, never used.
-	for name, rec := range recs {
-		if !sweep {
-			break
-		}
-		if rec.typ == "snapshot" || !strings.HasPrefix(name, s.tmpDS()+"/") || strings.Count(name[len(s.tmpDS())+1:], "/") > 0 {
-			continue
-		}
-		if rec.own[PropManaged] != "true" {
-			log.Warn("leaving unmanaged dataset in tmp", "dataset", name)
-			continue
-		}
-		if err := s.destroy(ctx, name, true, true); err != nil {
-			return nil, fmt.Errorf("open root %s: clean up leftover: %w", root, err)
-		}
-		log.Info("removed leftover of interrupted work", "dataset", name, "action", "destroy")
-	}
+	// Leftovers of an interrupted import or build: never published, never
+	// used. A shared open removes only work whose process is gone (a
+	// SIGKILLed import or pull), never a running process's.
+	s.sweep(ctx, recs, sweep)
 	return s, nil
 }
 

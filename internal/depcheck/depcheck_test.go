@@ -101,11 +101,11 @@ var rules = []rule{
 		return ""
 	}},
 	{"leaf packages", func(p, path string) string {
-		if (p == "image" || p == "metrics" || p == "metrics/httpapi" || p == "engine/runner") && isProject(path) {
+		if (p == "image" || p == "metrics" || p == "metrics/httpapi" || p == "engine/runner" || p == "manifests/jailparam" || p == "engine/oci/layer") && isProject(path) {
 			return p + " imports no package of this module"
 		}
-		if p == "manifests" && isProject(path) && rel(path) != "image" {
-			return "manifests imports only image from this module"
+		if p == "manifests" && isProject(path) && rel(path) != "image" && rel(path) != "manifests/jailparam" {
+			return "manifests imports only image and manifests/jailparam from this module"
 		}
 		return ""
 	}},
@@ -134,6 +134,12 @@ var rules = []rule{
 		}
 		if r := rel(path); under(r, "cmd") || (r == "service" && p != "service") {
 			return "only cmd imports service and cmd"
+		}
+		return ""
+	}},
+	{"registries are engine/oci's", func(p, path string) string {
+		if under(path, "github.com/google/go-containerregistry") && p != "engine/oci" {
+			return "only engine/oci talks to OCI registries and layouts (go-containerregistry)"
 		}
 		return ""
 	}},
@@ -179,6 +185,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"reconcile", module + "/engine"},
 		{"manifests", module + "/reconcile"},
 		{"manifests", module + "/engine/zfs"},
+		{"manifests/jailparam", module + "/manifests"},
 		{"image", module + "/manifests"},
 		{"metrics/httpapi", module + "/metrics"},
 		{"engine/zfs", module + "/service"},
@@ -188,6 +195,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"reconcile", module + "/service"},
 		{"engine/zfs", module + "/internal/testenv"},
 		{"service", module + "/manifests/manifeststest"},
+		{"engine", "github.com/google/go-containerregistry/pkg/v1/remote"},
 	}
 	for _, b := range bad {
 		caught := false
