@@ -159,6 +159,12 @@ func fail(fix, format string, a ...any) Result {
 	return Result{Status: Fail, Detail: fmt.Sprintf(format, a...), Fix: fix}
 }
 
+// hungZFS is the fix when zfs does not answer in time.
+const hungZFS = "zfs is hung or overloaded: see whether `zpool list` answers; on the Linux substrate, zfs-fuse may need a restart"
+
+// timedOut reports whether a command ran out of time.
+func timedOut(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
+
 // stderrOf is the first line of a failed command's stderr (doctor prints
 // one line per check), else the error text.
 func stderrOf(err error) string {
@@ -192,6 +198,9 @@ func RootDataset(ctx context.Context, o Options, h *Host) Result {
 	pool := strings.SplitN(o.Root, "/", 2)[0]
 	out, err := h.Run.Run(ctx, runner.Cmd{Argv: []string{o.ZFS, "get", "-H", "-p", "-o", "name,property,value",
 		"type,available,zocker:managed,zocker:kind", pool}})
+	if timedOut(err) {
+		return fail(hungZFS, "pool %s: zfs did not answer: %v", pool, err)
+	}
 	if err != nil {
 		return fail("create the pool, or give --root a dataset in an existing pool (zpool list)",
 			"pool %s: %s", pool, stderrOf(err))
@@ -353,6 +362,16 @@ func imageSource(ctx context.Context, s manifests.ImageSpec, h *Host) error {
 		if !fi.IsDir() {
 			return fmt.Errorf("build context %s is not a directory", s.Build.Context)
 		}
+	case s.OCI != nil && s.OCI.Archive != "":
+		if _, err := h.Stat(s.OCI.Archive); err != nil {
+			return err
+		}
+	case s.OCI != nil:
+		c, err := h.Dial(ctx, "tcp", registryAddr(s.OCI.Ref, s.OCI.Insecure))
+		if err != nil {
+			return err
+		}
+		c.Close()
 	case s.Pull != nil:
 		u, err := url.Parse(s.Pull.Repository)
 		if err != nil {
@@ -376,6 +395,23 @@ func imageSource(ctx context.Context, s manifests.ImageSpec, h *Host) error {
 		}
 	}
 	return nil
+}
+
+// registryAddr is host:port of an OCI reference's registry: the first
+// path element when it looks like a host (a dot, a port, localhost), else
+// Docker Hub's.
+func registryAddr(ref string, insecure bool) string {
+	host, _, found := strings.Cut(ref, "/")
+	if !found || !strings.ContainsAny(host, ".:") && host != "localhost" {
+		host = "registry-1.docker.io"
+	}
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	if insecure {
+		return net.JoinHostPort(host, "80")
+	}
+	return net.JoinHostPort(host, "443")
 }
 
 // ListenAddress: the service's address is free, or answered by a running

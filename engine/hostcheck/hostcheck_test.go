@@ -297,6 +297,12 @@ func TestLinuxChecks(t *testing.T) {
 	if r := Adapter(ctx, o, h); r.Status != Fail || r.Detail != "zfs list -p fails: invalid option 'p'" {
 		t.Errorf("no adapter: %+v", r)
 	}
+	h.Run = runFunc(func(ctx context.Context, c runner.Cmd) ([]byte, error) {
+		return nil, &runner.CommandError{Argv: c.Argv, Err: fmt.Errorf("%w (after 2m0s)", context.DeadlineExceeded)}
+	})
+	if r := Adapter(ctx, o, h); r.Status != Fail || !strings.Contains(r.Fix, "hung") {
+		t.Errorf("hung zfs: %+v", r)
+	}
 	h.Run = script{"zfs list -H -p": {"zt\n", ""}}
 	if r := Adapter(ctx, o, h); r.Status != OK {
 		t.Errorf("adapter: %+v", r)
@@ -324,4 +330,25 @@ func TestFormat(t *testing.T) {
 
 func imageSpecURL(u string) manifests.ImageSpec {
 	return manifests.ImageSpec{Tarball: &manifests.TarballSource{URL: u}}
+}
+
+type runFunc func(ctx context.Context, c runner.Cmd) ([]byte, error)
+
+func (f runFunc) Run(ctx context.Context, c runner.Cmd) ([]byte, error) { return f(ctx, c) }
+
+func TestRegistryAddr(t *testing.T) {
+	for ref, want := range map[string]string{
+		"ghcr.io/freebsd/runtime:14.3":  "ghcr.io:443",
+		"127.0.0.1:5000/busybox:latest": "127.0.0.1:5000",
+		"localhost/x:1":                 "localhost:443",
+		"library/alpine:3":              "registry-1.docker.io:443",
+		"alpine":                        "registry-1.docker.io:443",
+	} {
+		if got := registryAddr(ref, false); got != want {
+			t.Errorf("registryAddr(%q) = %q, want %q", ref, got, want)
+		}
+	}
+	if got := registryAddr("example.org/x", true); got != "example.org:80" {
+		t.Errorf("insecure: %q", got)
+	}
 }

@@ -32,6 +32,9 @@ func Adapter(ctx context.Context, o Options, h *Host) Result {
 	if err == nil {
 		return ok("%s accepts list -p (the zfs-fuse adapter or OpenZFS)", o.ZFS)
 	}
+	if timedOut(err) {
+		return fail(hungZFS, "%s list -p did not answer: %v", o.ZFS, err)
+	}
 	msg := stderrOf(err)
 	if strings.Contains(msg, "does not exist") {
 		return ok("%s accepts list -p (pool %s is checked below)", o.ZFS, pool)

@@ -30,6 +30,8 @@ type fakeLocal struct {
 	nwork   int
 	// failSend, if set, makes Send of that ID write half its stream and fail.
 	failSend string
+	// guids overrides an image's snapshot guid (default guidOf(id)).
+	guids map[string]uint64
 }
 
 func newFake() *fakeLocal {
@@ -72,6 +74,9 @@ func (f *fakeLocal) Image(_ context.Context, id string) (Image, bool, error) {
 	img, ok := f.images[id]
 	if ok {
 		img.GUID = guidOf(id)
+		if g, set := f.guids[id]; set {
+			img.GUID = g
+		}
 	}
 	return img, ok, nil
 }

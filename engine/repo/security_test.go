@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,5 +80,52 @@ func TestSecurityM5FileRepository(t *testing.T) {
 	ents, _ := os.ReadDir(hostDir)
 	if len(ents) != 1 {
 		t.Fatalf("push wrote into the host directory: %v", ents)
+	}
+}
+
+// TestSecurityC1GUIDChainAndSize: the stream's base must be the local
+// parent's snapshot (a local image with the parent's ID but another
+// snapshot, e.g. built here, is refused before receiving), the top image
+// collides the same way, and a record larger than MaxImageSize is refused
+// before its stream is opened.
+func TestSecurityC1GUIDChainAndSize(t *testing.T) {
+	ctx := context.Background()
+	r, _, _ := openDir(t)
+	f := newFake()
+	a, b, c := chain(f)
+	if _, err := r.Push(ctx, f, "app"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A local "a" that is another snapshot than the repository's.
+	g := newFake()
+	g.add(1, 0, "built here")
+	g.guids = map[string]uint64{a: 4242}
+	_, err := r.Pull(ctx, g, "app")
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "not the one its stream was made on") {
+		t.Fatalf("pull onto a foreign parent: %v", err)
+	}
+	if _, ok := g.images[b]; ok || g.nwork != 0 {
+		t.Fatalf("received onto a foreign parent (works %d)", g.nwork)
+	}
+
+	// The top image exists locally as another snapshot: refused.
+	h := newFake()
+	h.add(1, 0, "x")
+	h.add(2, 1, "y")
+	h.add(3, 2, "z")
+	h.guids = map[string]uint64{c: 7}
+	if _, err := r.Pull(ctx, h, "app"); err == nil || !strings.Contains(err.Error(), "exists locally but is not the repository's") {
+		t.Fatalf("pull onto a colliding local image: %v", err)
+	}
+
+	// Size bound.
+	small, err := Open(ctx, "file://"+r.loc.Path, Options{MaxImageSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newFake()
+	if _, err := small.Pull(ctx, k, "app"); err == nil || !strings.Contains(err.Error(), "--max-image-size") || k.nwork != 0 {
+		t.Fatalf("pull past the size limit: %v (works %d)", err, k.nwork)
 	}
 }

@@ -93,12 +93,13 @@ func (z *ZFSLocal) receiveCaps(ctx context.Context) ReceiveCaps {
 
 // excludedProps are the properties a received image never takes from its
 // stream where zfs receive has -x: where it is mounted and how, what runs
-// from it, who it is shared with, what it reserves of the pool, and every
-// property this program keeps its own state in. Streams carrying any
-// property are refused before this (StreamChecker); this is the second wall.
+// from it, who it is shared with, and every property this program keeps its
+// own state in. -x makes the value inherited, so only inheritable properties
+// are listed; the others are forced with -o (overriddenProps). Streams
+// carrying any property are refused before this (StreamChecker): this is the
+// second wall.
 func excludedProps() []string {
-	ps := []string{"mountpoint", "canmount", "setuid", "exec", "devices", "sharenfs", "sharesmb",
-		"reservation", "refreservation", "quota", "refquota", "readonly",
+	ps := []string{"mountpoint", "setuid", "exec", "devices", "sharenfs", "sharesmb", "readonly",
 		zfs.PropManaged, zfs.PropKind, zfs.PropName, zfs.PropImage, zfs.PropManifest, zfs.PropSpecHash,
 		zfs.PropSpec, zfs.PropConfig, zfs.PropParent, zfs.PropSource, zfs.PropOrigin, zfs.PropInputs}
 	if runtime.GOOS == "freebsd" {
@@ -109,9 +110,15 @@ func excludedProps() []string {
 	return ps
 }
 
-// ReceiveArgv is the zfs receive command for a stream into target: -u and -x
-// where the local zfs has them, -o origin= for an incremental stream on
-// OpenZFS.
+// overriddenProps are the non-inheritable properties (zfs inherit refuses
+// them, so -x cannot) that a received image gets with -o whatever its stream
+// says: mounted like any dataset (our Publish mounts it after -u), and no
+// pool space reserved or capped by the repository.
+var overriddenProps = []string{"canmount=on", "reservation=none", "refreservation=none", "quota=none", "refquota=none"}
+
+// ReceiveArgv is the zfs receive command for a stream into target: -u, -x
+// and -o where the local zfs has them, -o origin= for an incremental stream
+// on OpenZFS.
 func ReceiveArgv(caps ReceiveCaps, originSnap, target string) []string {
 	argv := []string{zfs.Bin(), "receive"}
 	if caps.NoMount {
@@ -120,6 +127,9 @@ func ReceiveArgv(caps ReceiveCaps, originSnap, target string) []string {
 	if caps.Exclude {
 		for _, p := range excludedProps() {
 			argv = append(argv, "-x", p)
+		}
+		for _, p := range overriddenProps {
+			argv = append(argv, "-o", p)
 		}
 	}
 	if originSnap != "" {

@@ -31,7 +31,7 @@ func TestReceiveCaps(t *testing.T) {
 	}
 	argv := ReceiveArgv(ReceiveCaps{NoMount: true, Exclude: true}, "p/r/images/x@image", "p/r/tmp/w/img")
 	s := strings.Join(argv, " ")
-	for _, want := range []string{" receive -u ", "-x mountpoint", "-x canmount", "-x setuid", "-x exec", "-x devices", "-x sharenfs", "-x sharesmb", "-x reservation", "-x zocker:managed", "-x zocker:spec", "-o origin=p/r/images/x@image p/r/tmp/w/img"} {
+	for _, want := range []string{" receive -u ", "-x mountpoint", "-o canmount=on", "-x setuid", "-x exec", "-x devices", "-x sharenfs", "-x sharesmb", "-o reservation=none", "-o refreservation=none", "-x zocker:managed", "-x zocker:spec", "-o origin=p/r/images/x@image p/r/tmp/w/img"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("argv %q lacks %q", s, want)
 		}

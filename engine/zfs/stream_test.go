@@ -138,3 +138,24 @@ func TestSecurityM3RedactedZFSError(t *testing.T) {
 		t.Fatalf("redacted: %v", err)
 	}
 }
+
+// FuzzStreamChecker: any input is either passed through whole or refused,
+// never a panic, and nothing past a refused record header is passed on.
+func FuzzStreamChecker(f *testing.F) {
+	for _, name := range []string{"full.zs", "clone.zs", "props.zs"} {
+		b, err := os.ReadFile("testdata/streams/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, err := check(b, StreamWant{})
+		if err == nil && !bytes.Equal(out, b) {
+			t.Fatalf("accepted but passed %d of %d bytes", len(out), len(b))
+		}
+		if len(out) > len(b) {
+			t.Fatalf("passed more than read")
+		}
+	})
+}
