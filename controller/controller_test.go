@@ -62,6 +62,29 @@ func (c *fakeClock) TimerAt(at time.Time) Timer {
 	return t
 }
 
+// waitArmed waits until the loop sleeps on a timer in the future and
+// returns its deadline (timers due at once never count: they fire).
+func (c *fakeClock) waitArmed(t *testing.T) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		var at time.Time
+		for _, tm := range c.timers {
+			if !tm.stopped && tm.at.After(c.now) && (at.IsZero() || tm.at.Before(at)) {
+				at = tm.at
+			}
+		}
+		c.mu.Unlock()
+		if !at.IsZero() {
+			return at
+		}
+		time.Sleep(time.Millisecond) // polling step under the deadline
+	}
+	t.Fatal("the loop armed no timer in the future")
+	return time.Time{}
+}
+
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -550,10 +573,15 @@ func TestControllerFailedPassDoesNotSpinRetries(t *testing.T) {
 	if err := recv(t, h.passes, "retry pass"); err == nil || !strings.Contains(err.Error(), "observe state") {
 		t.Fatalf("pass error %v, want the observe failure", err)
 	}
+	// The loop must go back to sleep on a timer in the future (the held
+	// retry), not spin on a retry that is due at once.
 	before := passes.Load()
-	time.Sleep(50 * time.Millisecond)
+	at := h.clock.waitArmed(t)
 	if n := passes.Load(); n != before {
 		t.Fatalf("%d more passes without the clock moving: the retry spins", n-before)
+	}
+	if want := h.clock.Now().Add(time.Second); !at.Equal(want) {
+		t.Errorf("the loop sleeps until %s, want the held retry at %s", at, want)
 	}
 	observeFails.Store(false)
 	h.clock.Advance(time.Second) // the held retry: 1 s after the failed pass

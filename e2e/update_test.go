@@ -189,7 +189,7 @@ func TestServeUpdateRollsBackExitingCommand(t *testing.T) {
 	poll(t, time.Minute, "plan shows the discarded writes", func() (bool, string) {
 		res := h.run("plan")
 		return res.code == 2 && strings.Contains(res.stdout, "~ replace container job: spec.command, spec.env changed; discards 5.") &&
-			strings.Contains(res.stdout, "MiB written outside volumes"), res.stdout + res.stderr
+			strings.Contains(res.stdout, "M written outside volumes"), res.stdout + res.stderr
 	})
 	h.write("job.yaml", containerYAML("job", "/bin/sleep", "2000")+"\n  update: {healthTimeout: 20s, protectWrites: true}\n")
 	res = h.run("plan")

@@ -1,7 +1,9 @@
 // Package engine is the actual state and the verbs the reconciler uses: it
 // composes the ZFS store (engine/zfs), the jail driver (engine/jail) and the
 // per-container supervisors (engine/supervisor) into what reconcile observes
-// (reconcile.Observer) and acts through (reconcile.Executor).
+// (reconcile.Observer) and acts through (reconcile.Executor). It is just
+// over the house's 1,500 lines with the ad-hoc verbs of the CLI (run, commit,
+// save, load) beside the reconciler's; those could become engine/adhoc.
 package engine
 
 import (
@@ -50,7 +52,7 @@ type Puller func(ctx context.Context, img *manifests.Image) (id string, err erro
 // Engine observes and changes the host: ZFS datasets under one root, jails,
 // and the supervisors that run containers.
 type Engine struct {
-	Store  *zfs.Store
+	Store  Store
 	Driver jail.Driver
 	// StateDir holds supervisor state and generated jail files.
 	StateDir string

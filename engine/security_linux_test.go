@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
@@ -39,7 +40,7 @@ func asNobody(t *testing.T, argv ...string) (string, error) {
 func TestSecurityH5M3LocalUsers(t *testing.T) {
 	e := newTestEngine(t)
 	ctx := context.Background()
-	key, err := e.Store.EnvKey(ctx, true)
+	key, err := e.Store.(*zfs.Store).EnvKey(ctx, true)
 	if err != nil || len(key) != 32 {
 		t.Fatalf("env key: %v (%d bytes)", err, len(key))
 	}
@@ -84,7 +85,7 @@ func TestSecurityH5M3LocalUsers(t *testing.T) {
 		t.Fatalf("as root: %v: %s", err, out)
 	}
 
-	out, err := exec.Command("zfs", "get", "-H", "-r", "-o", "name,property,value", "all", e.Store.Root()).CombinedOutput()
+	out, err := exec.Command("zfs", "get", "-H", "-r", "-o", "name,property,value", "all", e.Store.(*zfs.Store).Root()).CombinedOutput()
 	if err != nil {
 		t.Fatal(err)
 	}

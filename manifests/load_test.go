@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
 )
 
 // write creates files (relative name -> content) under dir with mode 0644.
@@ -211,9 +213,7 @@ func TestMissingRoot(t *testing.T) {
 }
 
 func TestPermissions(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to chown files to another user")
-	}
+	testenv.RequireRoot(t) // to chown files to another user
 	t.Run("group-writable file", func(t *testing.T) {
 		root := tempRoot(t)
 		write(t, root, map[string]string{"a.yaml": container("a"), "b.yaml": container("b")})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
 )
 
 const (
@@ -27,15 +28,7 @@ const (
 // failing it under CI=true).
 func tool(t *testing.T, name, debianPackage string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not found (Debian package %s): CI=true requires it", name, debianPackage)
-	}
-	t.Skipf("%s not found (apt-get install %s)", name, debianPackage)
-	return ""
+	return testenv.RequireTool(t, name, debianPackage)
 }
 
 func run(t *testing.T, dir string, argv ...string) {

@@ -28,9 +28,11 @@ func (op Op) Sign() string {
 	return "?"
 }
 
-// verb is how RenderText names an operation: the object kind is printed
-// separately, so "create-volume" reads "create volume data".
-func (op Op) verb() string {
+// Verb names an operation without its object kind, which is printed or
+// labelled separately: "create-volume" is "create" (volume data). It is both
+// RenderText's word and the action label of the metrics (ARCHITECTURE
+// section 8).
+func (op Op) Verb() string {
 	switch op {
 	case OpCreateVolume:
 		return "create"
@@ -88,7 +90,7 @@ func (p Plan) Summarize() Summary {
 // Line is the action as plan prints it ("~ replace container web: spec.command
 // changed"); apply prints the same line with the time it took.
 func (a Action) Line() string {
-	return fmt.Sprintf("%s %s %s %s: %s", a.Op.Sign(), a.Op.verb(), strings.ToLower(a.Kind), a.Name, a.Reason)
+	return fmt.Sprintf("%s %s %s %s: %s", a.Op.Sign(), a.Op.Verb(), strings.ToLower(a.Kind), a.Name, a.Reason)
 }
 
 // RenderText writes p for people: one line per action with its sign and
@@ -114,7 +116,7 @@ func RenderText(w io.Writer, p Plan) error {
 		}
 		op := "hold"
 		if bl.Op != "" {
-			op = bl.Op.verb()
+			op = bl.Op.Verb()
 		}
 		if bl.Waiting() {
 			// Not a problem: it goes ahead once what it waits for is made.

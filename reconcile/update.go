@@ -2,10 +2,11 @@ package reconcile
 
 import (
 	"fmt"
-	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
@@ -227,21 +228,7 @@ func writesNote(oc ObservedContainer) string {
 	if oc.Written < WrittenThreshold {
 		return ""
 	}
-	return fmt.Sprintf("discards %s written outside volumes", humanBytes(oc.Written))
-}
-
-// humanBytes formats n in binary units, "5.0 MiB".
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return fmt.Sprintf("discards %s written outside volumes", image.Size(oc.Written))
 }
 
 // holdRolledBack reports a container whose declared version was rolled back,

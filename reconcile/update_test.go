@@ -92,7 +92,7 @@ func TestUpdateGate(t *testing.T) {
 			oc.RolledBack = SpecHash(new, "id1")
 		})), want: []string{"replace container/web: spec.user changed"}},
 		{name: "writes shown on replace", decl: gated(v2), cur: ptr(applied(t, v1, "id1", func(oc *ObservedContainer) { oc.Written = 5 << 20 })),
-			want: []string{"replace container/web: spec.command changed; discards 5.0 MiB written outside volumes"}},
+			want: []string{"replace container/web: spec.command changed; discards 5.0M written outside volumes"}},
 		{name: "protectWrites blocks", decl: gated(v2, func(c *manifests.Container) { c.Spec.Update.ProtectWrites = true }),
 			cur:  ptr(applied(t, v1, "id1", func(oc *ObservedContainer) { oc.Written = 5 << 20 })),
 			want: []string{"blocked replace container/web: protect-writes"}},

@@ -42,7 +42,7 @@ func (r *recorder) Execute(ctx context.Context, a reconcile.Action) error {
 		r.s.book.Failed(a, err, reconcile.IsTerminal(err))
 	}
 	if result != "wait" {
-		r.s.m.ObserveAction(a.Kind, metricAction(a.Op), result, took)
+		r.s.m.ObserveAction(a.Kind, a.Op.Verb(), result, took)
 	}
 	attrs := []any{"action", string(a.Op), reconcile.ObjectAttr(a.Kind, a.Name), "reason", a.Reason,
 		"duration", took.Round(time.Millisecond), "result", result}
@@ -51,19 +51,4 @@ func (r *recorder) Execute(ctx context.Context, a reconcile.Action) error {
 	}
 	r.s.log.Log(ctx, level, "action", attrs...)
 	return err
-}
-
-// metricAction maps a plan operation to the action label of ARCHITECTURE
-// section 8 (import|build|pull|create|start|stop|restart|destroy|prune, plus
-// replace and update, which the plan distinguishes).
-func metricAction(op reconcile.Op) string {
-	switch op {
-	case reconcile.OpCreateVolume:
-		return "create"
-	case reconcile.OpUpdateVolume:
-		return "update"
-	case reconcile.OpDestroyVolume:
-		return "destroy"
-	}
-	return string(op)
 }

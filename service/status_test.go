@@ -176,17 +176,36 @@ func TestStatusJSON(t *testing.T) {
 	}
 }
 
+// The book is read (GET /status) while the loop writes it: every snapshot is
+// whole (three conditions, in order) and a copy that the reader may change
+// without touching the book. scripts/test.sh runs this under -race.
 func TestStatusConcurrentUse(t *testing.T) {
 	b := NewStatusBook(nil)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for range 200 {
-			b.SetCondition("Container/web", ConditionReady, true, ReasonInSync, "", "")
+		for i := range 200 {
+			b.SetCondition("Container/web", ConditionReady, i%2 == 0, ReasonInSync, "", "")
 		}
+		b.SetCondition("Container/web", ConditionReady, true, ReasonInSync, "", "")
 	}()
 	for range 200 {
-		_ = b.Snapshot()
+		for _, o := range b.Snapshot().Objects {
+			if len(o.Conditions) != len(conditionTypes) {
+				t.Fatalf("torn snapshot: %+v", o)
+			}
+			for k, c := range o.Conditions {
+				if c.Type != conditionTypes[k] {
+					t.Fatalf("conditions out of order: %+v", o.Conditions)
+				}
+			}
+			o.Conditions[0].Status = !o.Conditions[0].Status // the reader's copy
+		}
 	}
 	<-done
+	snap := b.Snapshot()
+	snap.Objects[0].Conditions[0].Status = false
+	if c := cond(t, b.Snapshot(), "Container/web", ConditionReady); !c.Status {
+		t.Errorf("a reader's change to its snapshot reached the book: %+v", c)
+	}
 }

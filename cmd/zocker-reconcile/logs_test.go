@@ -85,13 +85,18 @@ func TestLogsCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	time.Sleep(100 * time.Millisecond)
-	f.WriteString("2026-11-28T03:02:00.000000Z stderr new\n")
-	wantF := "2026-11-28T03:01:02.000000Z stdout cur-2\n2026-11-28T03:02:00.000000Z stderr new\n"
-	deadline := time.Now().Add(5 * time.Second)
-	for out.String() != wantF && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	tailF := "2026-11-28T03:01:02.000000Z stdout cur-2\n"
+	wantF := tailF + "2026-11-28T03:02:00.000000Z stderr new\n"
+	waitFor := func(want string) {
+		deadline := time.Now().Add(5 * time.Second)
+		for out.String() != want && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond) // polling step under the deadline
+		}
 	}
+	// Append only once the tail is printed: follow reads on from there.
+	waitFor(tailF)
+	f.WriteString("2026-11-28T03:02:00.000000Z stderr new\n")
+	waitFor(wantF)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/image"
+	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
 )
 
 func TestStepKeyID(t *testing.T) {
@@ -234,9 +235,7 @@ func TestEntrypointDropsBaseCmd(t *testing.T) {
 }
 
 func TestHostFilesRemovedAtCommit(t *testing.T) {
-	if _, err := os.Stat("/etc/resolv.conf"); err != nil {
-		t.Skip("the host has no /etc/resolv.conf")
-	}
+	testenv.RequireFile(t, "/etc/resolv.conf", "the host's resolver configuration")
 	fx := newFixture(t)
 	res, out, err := fx.build(t, "FROM base\nRUN cat etc/resolv.conf > seen\n", nil, "")
 	if err != nil {
@@ -254,9 +253,7 @@ func TestHostFilesRemovedAtCommit(t *testing.T) {
 }
 
 func TestHostFilesOfTheImageKept(t *testing.T) {
-	if _, err := os.Stat("/etc/resolv.conf"); err != nil {
-		t.Skip("the host has no /etc/resolv.conf")
-	}
+	testenv.RequireFile(t, "/etc/resolv.conf", "the host's resolver configuration")
 	fx := newFixture(t)
 	res, out, err := fx.build(t, "FROM base\nRUN echo 'nameserver 192.0.2.1' > etc/resolv.conf\n", nil, "")
 	if err != nil {
@@ -580,7 +577,7 @@ func TestCopyRefusesSpecialFiles(t *testing.T) {
 	requireRootForCopy(t)
 	fx := newFixture(t)
 	if err := syscall.Mkfifo(filepath.Join(fx.ctxDir, "fifo"), 0o644); err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	fx.write(t, "Zockerfile", "FROM base\nCOPY fifo /\n")
 	if _, err := InputsHash(fx.ctxDir, "", nil, ""); err != nil {

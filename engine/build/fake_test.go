@@ -247,9 +247,7 @@ func cachedFlags(out string) []bool {
 
 func requireRootForCopy(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("COPY sets file owners: needs root")
-	}
+	testenv.RequireRoot(t) // COPY sets file owners
 }
 
 var _ = errors.Is

@@ -215,12 +215,7 @@ type sshServer struct {
 
 func startSSHD(t testing.TB) sshServer {
 	t.Helper()
-	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("prerequisite missing under CI=true: /usr/sbin/sshd (apt-get install openssh-server)")
-		}
-		t.Skip("skipping: /usr/sbin/sshd missing (apt-get install openssh-server)")
-	}
+	testenv.RequireFile(t, "/usr/sbin/sshd", "apt-get install openssh-server")
 	// sshd refuses to start without its privilege separation directory,
 	// which Debian's package creates only when its service runs.
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {

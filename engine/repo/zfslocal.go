@@ -38,7 +38,7 @@ import (
 // created managed first, so a crash mid-receive leaves a leftover that the
 // engine's Open destroys.
 type ZFSLocal struct {
-	Store  *zfs.Store
+	Store  ZFSStore
 	Runner runner.Runner
 	Log    *slog.Logger
 	// ReceiveOrigin passes -o origin= to zfs receive for incremental
@@ -139,7 +139,17 @@ func ReceiveArgv(caps ReceiveCaps, originSnap, target string) []string {
 }
 
 // NewZFSLocal returns the adapter with the platform's defaults.
-func NewZFSLocal(s *zfs.Store, r runner.Runner, log *slog.Logger) *ZFSLocal {
+// ZFSStore is what ZFSLocal needs of the ZFS store (*zfs.Store).
+type ZFSStore interface {
+	Root() string
+	Observe(ctx context.Context) (*zfs.State, error)
+	ImageSizeLimit() int64
+	Tag(ctx context.Context, tag, id string) error
+}
+
+var _ ZFSStore = (*zfs.Store)(nil)
+
+func NewZFSLocal(s ZFSStore, r runner.Runner, log *slog.Logger) *ZFSLocal {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

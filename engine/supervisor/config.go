@@ -14,6 +14,9 @@
 //	STATE/containers/NAME/lock            flocked by the supervisor for its lifetime
 //	STATE/containers/NAME/log, log.1..N   the command's output, timestamped
 //	STATE/containers/NAME/supervisor.log  the supervisor's own log
+//
+// It is over the house's 1,500 lines: restart policy, logs with rotation and
+// follow, health checks and the status file are one process's duties.
 package supervisor
 
 import (

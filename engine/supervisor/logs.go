@@ -317,10 +317,17 @@ func Follow(ctx context.Context, path string, n int, w io.Writer) error {
 	return follow(ctx, path, n, w, followPoll)
 }
 
+// logMissing, when set (by tests), is called each time follow finds no log
+// and waits for it.
+var logMissing func()
+
 func follow(ctx context.Context, path string, n int, w io.Writer, poll time.Duration) error {
 	f, err := os.Open(path)
 	for errors.Is(err, os.ErrNotExist) {
 		// The supervisor creates the log when it starts: wait for it.
+		if logMissing != nil {
+			logMissing()
+		}
 		select {
 		case <-ctx.Done():
 			return nil

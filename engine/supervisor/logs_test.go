@@ -201,8 +201,20 @@ func TestFollowWaitsForTheLog(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out syncBuffer
+	waiting := make(chan struct{}, 1)
+	logMissing = func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { logMissing = nil })
 	go func() { _ = follow(ctx, path, -1, &out, 10*time.Millisecond) }()
-	time.Sleep(50 * time.Millisecond)
+	select { // follow found no log and waits for it
+	case <-waiting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("follow did not look for the log")
+	}
 	writeLines(t, path, "first")
 	waitOutput(t, &out, "first\n")
 }

@@ -2,9 +2,11 @@ package supervisor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,12 +104,10 @@ func TestOnFailure(t *testing.T) {
 	cfg.RestartPolicy = RestartOnFailure
 	stateDir, _ := startTest(t, cfg)
 	st := waitStatus(t, stateDir, "c1", 5*time.Second, "exited", func(s Status) bool { return s.State == StateExited })
-	if st.LastExitCode != 0 || st.Restarts != 0 || !st.Alive {
-		t.Errorf("exit 0 under OnFailure: %+v", st)
-	}
-	time.Sleep(500 * time.Millisecond) // three backoff periods
-	if st, _ = Get(stateDir, "c1"); st.State != StateExited || st.Restarts != 0 {
-		t.Errorf("restarted after exit 0: %+v", st)
+	// Exited (not backoff, no next start) is the supervisor's decision not
+	// to restart: it stays there until stopped.
+	if st.LastExitCode != 0 || st.Restarts != 0 || !st.Alive || !st.NextStartAt.IsZero() {
+		t.Errorf("exit 0 under OnFailure: %+v, want exited for good", st)
 	}
 
 	cfg = testConfig("/bin/sh", "-c", "exit 3")
@@ -123,13 +123,8 @@ func TestNeverRestarts(t *testing.T) {
 	cfg := testConfig("/bin/sh", "-c", "echo bye; exit 5")
 	cfg.RestartPolicy = RestartNever
 	stateDir, _ := startTest(t, cfg)
-	waitStatus(t, stateDir, "c1", 5*time.Second, "exited", func(s Status) bool { return s.State == StateExited })
-	time.Sleep(500 * time.Millisecond)
-	st, err := Get(stateDir, "c1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != StateExited || st.Restarts != 0 || st.LastExitCode != 5 || st.PID != 0 {
+	st := waitStatus(t, stateDir, "c1", 5*time.Second, "exited", func(s Status) bool { return s.State == StateExited })
+	if st.State != StateExited || st.Restarts != 0 || st.LastExitCode != 5 || st.PID != 0 || !st.NextStartAt.IsZero() {
 		t.Errorf("Never: %+v", st)
 	}
 	lines, err := Tail(LogPath(stateDir, "c1"), 10)
@@ -380,7 +375,11 @@ func TestSurvivesStarterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = starter.Wait()
-	time.Sleep(300 * time.Millisecond)
+	// The supervisor outlives its starter: it was detached (its own session),
+	// so the starter's death reparented it instead of taking it along.
+	if ppid := parentOf(t, pid); ppid == starter.Process.Pid {
+		t.Fatalf("supervisor %d still a child of the dead starter", pid)
+	}
 
 	all, err := List(stateDir)
 	if err != nil {
@@ -515,4 +514,20 @@ func TestStopRetriesAFailedJailRemoval(t *testing.T) {
 	if st, _ := Get(stateDir, "c1"); st.State != StateStopped || newHostDriver(stateDir).exists("c1") {
 		t.Errorf("after the second Stop: %+v", st)
 	}
+}
+
+// parentOf is pid's parent pid, from /proc/PID/stat.
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatalf("supervisor %d is gone: %v", pid, err)
+	}
+	// pid (comm) state ppid ...: comm may hold spaces, so cut after ')'.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil {
+		t.Fatalf("parse /proc/%d/stat: %v", pid, err)
+	}
+	return ppid
 }

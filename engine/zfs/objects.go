@@ -329,15 +329,6 @@ func shortIDs(ids []string) []string {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // GC removes every image used by no container, no tag, no kept (declared)
 // image and no child image, children before parents (a parent's @image
 // snapshot cannot go while a clone of it exists: never `destroy -R`). With

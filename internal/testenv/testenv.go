@@ -42,6 +42,34 @@ func RequireRoot(t testing.TB) {
 	}
 }
 
+// Require skips the test (fails it under CI=true) unless ok: the one way a
+// test says a prerequisite of the host is missing.
+func Require(t testing.TB, ok bool, format string, args ...any) {
+	t.Helper()
+	if !ok {
+		missing(t, format, args...)
+	}
+}
+
+// RequireTool returns the path of the command name, skipping (failing in CI)
+// when it is not installed; debianPackage says what provides it.
+func RequireTool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		missing(t, "%s not found (apt-get install %s)", name, debianPackage)
+	}
+	return p
+}
+
+// RequireFile skips (fails in CI) unless path exists; why says what provides it.
+func RequireFile(t testing.TB, path, why string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		missing(t, "%s missing (%s)", path, why)
+	}
+}
+
 // Pool returns the test pool's name, skipping (failing in CI) when it is unset.
 func Pool(t testing.TB) string {
 	t.Helper()

@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -51,6 +53,9 @@ func TestMain(m *testing.M) {
 	}
 	if v := os.Getenv(creatorEnv); v != "" {
 		os.Exit(runCreator(v))
+	}
+	if os.Getenv(exitBySignalEnv) != "" {
+		os.Exit(runExitBySignal())
 	}
 	os.Exit(m.Run())
 }
@@ -290,26 +295,102 @@ func TestLinuxExitCodesAndSignals(t *testing.T) {
 	if out, code := run(t, d, "codes", jail.Process{Argv: []string{"/no/such/command"}}); code != 127 {
 		t.Errorf("missing command: exit %d, want 127: %s", code, out)
 	}
-	cmd, err := d.Command("codes", jail.Process{Argv: []string{"sleep", "100"}})
-	if err != nil {
-		t.Fatal(err)
+	// A SIGTERM that reaches the shim before its command started, and one
+	// that reaches it while the command runs: either way the caller sees
+	// the command killed by SIGTERM, and nothing is left running.
+	for _, early := range []bool{true, false} {
+		argv := []string{"sleep", "100123"}
+		cmd, err := d.Command("codes", jail.Process{Argv: argv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if !early {
+			waitProcess(t, argv, true)
+		}
+		start := time.Now()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+			t.Errorf("SIGTERM (before the command started: %v): %v, want killed by SIGTERM", early, cmd.ProcessState)
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Errorf("SIGTERM took %s to reach the command", time.Since(start))
+		}
+		waitProcess(t, argv, false)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+}
+
+// waitProcess waits until a process runs argv (running true) or none does,
+// with a deadline: the observable state a signal test synchronises on.
+func waitProcess(t *testing.T, argv []string, running bool) {
+	t.Helper()
+	if running {
+		waitProcesses(t, argv, 1)
+		return
 	}
-	time.Sleep(200 * time.Millisecond)
-	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	waitProcesses(t, argv, 0)
+}
+
+// waitProcesses waits until exactly n processes run argv, with a deadline.
+func waitProcesses(t *testing.T, argv []string, n int) {
+	t.Helper()
+	want := strings.Join(argv, "\x00") + "\x00"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		found := 0
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && string(b) == want {
+				found++
+			}
+		}
+		if found == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d processes run %q, want %d", found, argv, n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling step under the deadline
 	}
-	_ = cmd.Wait()
-	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
-		t.Errorf("after SIGTERM: %v, want killed by SIGTERM", cmd.ProcessState)
+}
+
+// The shim ends by the command's signal even when the runtime has other
+// threads that could take a process-directed signal (the cause of "exit
+// status 143, want killed by SIGTERM" under load).
+func TestExitBySignal(t *testing.T) {
+	for i := range 20 {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), exitBySignalEnv+"=1")
+		err := cmd.Run()
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+			t.Fatalf("run %d: %v (%v), want killed by SIGTERM", i, cmd.ProcessState, err)
+		}
 	}
-	if time.Since(start) > 5*time.Second {
-		t.Errorf("SIGTERM took %s to reach the command", time.Since(start))
+}
+
+// exitBySignalEnv makes the test binary call reraise(SIGTERM) while other
+// threads are busy, as the jail's init does for its command.
+const exitBySignalEnv = "ZOCKER_JAIL_TEST_EXIT_BY_SIGNAL"
+
+func runExitBySignal() int {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM) // the shim forwards SIGTERM until its command ends
+	for range 4 {
+		go func() {
+			for {
+				runtime.Gosched()
+			}
+		}()
 	}
+	reraise(syscall.SIGTERM)
+	return 128 + int(syscall.SIGTERM) // reached only if SIGTERM could not kill
 }
 
 func mountinfo(t testing.TB) string {
@@ -380,7 +461,11 @@ func TestLinuxMissingHostPath(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Fatalf("Create: %v, want the init's not a directory error", err)
 	}
-	time.Sleep(50 * time.Millisecond) // the failed init is reaped by a goroutine
+	// The failed init is reaped by a goroutine: wait until it is gone.
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Equal(jailInits(t), before) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling step under the deadline
+	}
 	assertNothingLeft(t, d, "bad", root, before)
 }
 
@@ -401,7 +486,7 @@ func TestLinuxRemoveLeavesNothing(t *testing.T) {
 		t.Fatalf("List = %+v, %v", list, err)
 	}
 	st, _ := d.load("gone")
-	cmd, err := d.Command("gone", jail.Process{Argv: []string{"sh", "-c", "sleep 1000 & sleep 1000"}})
+	cmd, err := d.Command("gone", jail.Process{Argv: []string{"sh", "-c", "sleep 1000417 & sleep 1000417"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +495,7 @@ func TestLinuxRemoveLeavesNothing(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
-	time.Sleep(200 * time.Millisecond)
+	waitProcesses(t, []string{"sleep", "1000417"}, 2) // both run in the jail
 	if err := d.Remove(context.Background(), "gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +546,6 @@ func TestLinuxSurvivesCreator(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = creator.Wait()
-	time.Sleep(100 * time.Millisecond)
 	list, err := d.List(context.Background())
 	if err != nil || len(list) != 1 || list[0].Name != "orphan" {
 		t.Fatalf("after the creator's death, List = %+v, %v", list, err)
@@ -469,13 +553,17 @@ func TestLinuxSurvivesCreator(t *testing.T) {
 	if out, code := run(t, d, "orphan", jail.Process{Argv: []string{"echo", "alive"}}); code != 0 || out != "alive\n" {
 		t.Fatalf("exec in the orphaned jail: exit %d: %q", code, out)
 	}
+	// Still there after the exec: nothing was about to take the init down
+	// with its creator.
+	if list, err := d.List(context.Background()); err != nil || len(list) != 1 {
+		t.Fatalf("after an exec in the orphaned jail, List = %+v, %v", list, err)
+	}
 }
 
 func TestLinuxLimits(t *testing.T) {
 	d := newTestDriver(t)
-	if ok, why := d.LimitsEnforced(); !ok {
-		t.Skipf("limits not enforced on this host: %s", why)
-	}
+	ok, why := d.LimitsEnforced()
+	testenv.Require(t, ok, "limits not enforced on this host: %s", why)
 	create(t, d, jail.Spec{Name: "limited", Root: testRoot(t), Network: jail.Network{Mode: jail.NetNone},
 		Limits: jail.Limits{MemoryBytes: 64 << 20, MaxProcesses: 8, CPUPercent: 50}})
 	st, _ := d.load("limited")
