@@ -366,7 +366,7 @@ func (h *host) waitGone(name string, timeout time.Duration) {
 }
 
 // commandProcs returns the pids whose command line is exactly argv and, when
-// parent > 0, whose parent is parent.
+// parent > 0, that are parent or its children.
 func commandProcs(argv []string, parent int) []int {
 	want := strings.Join(argv, "\x00") + "\x00"
 	var pids []int
@@ -380,7 +380,10 @@ func commandProcs(argv []string, parent int) []int {
 		if err != nil || string(b) != want {
 			continue
 		}
-		if parent > 0 && ppid(pid) != parent {
+		// The pid ps reports is the command itself (the Linux driver's
+		// init starts it and reports its pid) or, for a command run
+		// through a wrapper, its parent.
+		if parent > 0 && pid != parent && ppid(pid) != parent {
 			continue
 		}
 		pids = append(pids, pid)
