@@ -36,9 +36,7 @@ func (r *recorder) Execute(ctx context.Context, a reconcile.Action) error {
 		result = "wait"
 	default:
 		result = metrics.ResultError
-		// The controller logs the failure once, with the retry it plans
-		// (F30: not twice per attempt); this line stays for debugging.
-		level = slog.LevelDebug
+		level = slog.LevelError
 		r.s.book.Failed(a, err, reconcile.IsTerminal(err))
 	}
 	if result != "wait" {
