@@ -433,9 +433,16 @@ func supervisors(stateDir, name string) []int {
 		if err != nil {
 			continue
 		}
+		// A supervisor is `zocker-supervise --remove-with BIN STATE NAME`
+		// (the lean binary) or `BIN __supervise STATE NAME` (the hidden
+		// command); the jail inits run zocker-supervise with other words.
 		args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-		i := slices.Index(args, "__supervise")
-		if i < 0 || len(args) < i+3 || args[i+1] != stateDir || (name != "" && args[i+2] != name) || !alive(pid) {
+		lean := len(args) == 5 && filepath.Base(args[0]) == "zocker-supervise" && args[1] == "--remove-with"
+		hidden := len(args) == 4 && args[1] == "__supervise"
+		if !lean && !hidden {
+			continue
+		}
+		if args[len(args)-2] != stateDir || (name != "" && args[len(args)-1] != name) || !alive(pid) {
 			continue
 		}
 		pids = append(pids, pid)

@@ -163,8 +163,13 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 	gozfs.SetLogger(goZFSLogger{log})
 	s := &Store{root: root, r: r, log: log, sleep: time.Sleep}
 	if !sweep && s.laidOut(ctx) {
-		// The usual case for a command beside a service: nothing to create,
-		// adopt or sweep, and no need to read the whole tree.
+		// The usual case for a command beside a service: nothing to create
+		// or adopt, and no need to read the whole tree; only ROOT/tmp is
+		// read, for the work of processes that are gone (a SIGKILLed
+		// import or pull), which a shared open removes.
+		if recs, err := s.get(ctx, "all", s.tmpDS(), true); err == nil {
+			s.sweep(ctx, recs, false)
+		}
 		return s, nil
 	}
 
