@@ -8,14 +8,18 @@ import (
 )
 
 // TestOpenSharedLaidOutIsOneCommand: a laid-out root is opened (shared)
-// with one zfs get of five datasets, whatever the size of the tree.
+// with one zfs get of five datasets, whatever the size of the tree, plus one
+// read of ROOT/tmp alone (the work of dead processes is removed there).
 func TestOpenSharedLaidOutIsOneCommand(t *testing.T) {
 	r := &countingRunner{out: cannedState("tank/zocker", 500)}
 	if _, err := OpenShared(context.Background(), "tank/zocker", r, nil); err != nil {
 		t.Fatal(err)
 	}
-	if r.n.Load() != 1 || strings.Contains(strings.Join(r.argvs[0], " "), " -r ") {
-		t.Fatalf("commands %q, want one non-recursive get", r.argvs)
+	if r.n.Load() != 2 || strings.Contains(strings.Join(r.argvs[0], " "), " -r ") {
+		t.Fatalf("commands %q, want one non-recursive get, then ROOT/tmp", r.argvs)
+	}
+	if tmp := strings.Join(r.argvs[1], " "); !strings.HasSuffix(tmp, " tank/zocker/tmp") {
+		t.Errorf("second command %q: want a read of tank/zocker/tmp only", tmp)
 	}
 	want := "tank/zocker tank/zocker/images tank/zocker/containers tank/zocker/volumes tank/zocker/tmp"
 	if !strings.HasSuffix(strings.Join(r.argvs[0], " "), want) {
