@@ -70,3 +70,28 @@ func TestSize(t *testing.T) {
 		t.Errorf("Size(-5) = %s, want 0B", got)
 	}
 }
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"command", "command", 0}, {"comand", "command", 1}, {"commadn", "command", 1},
+		{"intreval", "interval", 1}, {"xyz", "command", 7}, {"", "abc", 3}, {"status", "spec", 5},
+	} {
+		if got := EditDistance(c.a, c.b); got != c.want {
+			t.Errorf("EditDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+func TestEditDistanceRoots(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{{"zroot/zocker", "zroot/zockr", 1}, {"", "abc", 3}, {"tank", "tank", 0}, {"kitten", "sitting", 3}} {
+		if got := EditDistance(tc.a, tc.b); got != tc.want {
+			t.Errorf("EditDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

@@ -247,17 +247,3 @@ func decode(file string, data []byte, opts DecodeOptions) ([]*Document, []Proble
 	}
 	return decodeFile(file, filepath.Dir(abs), data, opts)
 }
-
-func TestEditDistance(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0}, {"command", "command", 0}, {"comand", "command", 1}, {"commadn", "command", 1},
-		{"intreval", "interval", 1}, {"xyz", "command", 7}, {"", "abc", 3}, {"status", "spec", 5},
-	} {
-		if got := editDistance(c.a, c.b); got != c.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
-		}
-	}
-}

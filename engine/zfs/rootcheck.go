@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 	"os/exec"
 	"sort"
 	"strings"
@@ -131,7 +132,7 @@ func (s *Store) closest(ctx context.Context, root string) string {
 	sort.Strings(names)
 	best, bestD := "", 0
 	for _, n := range names {
-		d := distance(n, root)
+		d := image.EditDistance(n, root)
 		if n != root && (best == "" || d < bestD) {
 			best, bestD = n, d
 		}
@@ -150,27 +151,6 @@ func zpoolBin() string {
 		return "zpool"
 	}
 	return "/sbin/zpool"
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // SetRootProp sets one of the root's zocker:* properties (PropStateDir,
