@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,19 +192,40 @@ type entry struct {
 // are opened (O_NOFOLLOW, non-blocking), so what ran in the container
 // cannot make this read anything outside the two trees, or block.
 func CompareTrees(base, top string) ([]Change, error) {
+	// Every path below is resolved inside an os.Root: a directory or a
+	// symbolic link swapped in by what runs in the container can never
+	// take a read outside the two trees.
+	br, err := os.OpenRoot(base)
+	if err != nil {
+		return nil, err
+	}
+	defer br.Close()
+	tr, err := os.OpenRoot(top)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
 	var changes []Change
-	if err := compareDir(base, top, "/", &changes); err != nil {
+	if err := compareDir(br, tr, "/", &changes); err != nil {
 		return nil, err
 	}
 	return sortChanges(changes), nil
 }
 
-func compareDir(base, top, rel string, out *[]Change) error {
-	bnames, err := readNames(filepath.Join(base, rel))
+// inRoot turns a change path ("/etc/motd", "/") into a path for os.Root.
+func inRoot(p string) string {
+	if p = strings.TrimPrefix(p, "/"); p == "" {
+		return "."
+	}
+	return p
+}
+
+func compareDir(base, top *os.Root, rel string, out *[]Change) error {
+	bnames, err := readNames(base, rel)
 	if err != nil {
 		return err
 	}
-	tnames, err := readNames(filepath.Join(top, rel))
+	tnames, err := readNames(top, rel)
 	if err != nil {
 		return err
 	}
@@ -227,11 +247,11 @@ func compareDir(base, top, rel string, out *[]Change) error {
 			}
 			continue
 		}
-		be, err := stat(filepath.Join(base, p))
+		be, err := stat(base, p)
 		if err != nil {
 			return err
 		}
-		te, err := stat(filepath.Join(top, p))
+		te, err := stat(top, p)
 		if err != nil {
 			return err
 		}
@@ -248,7 +268,7 @@ func compareDir(base, top, rel string, out *[]Change) error {
 			}
 			continue
 		}
-		changed, err := fileChanged(filepath.Join(base, p), filepath.Join(top, p), be, te)
+		changed, err := fileChanged(base, top, p, be, te)
 		if err != nil {
 			return err
 		}
@@ -262,18 +282,18 @@ func compareDir(base, top, rel string, out *[]Change) error {
 	return nil
 }
 
-func fileChanged(bp, tp string, be, te entry) (bool, error) {
+func fileChanged(base, top *os.Root, p string, be, te entry) (bool, error) {
 	if be.mode != te.mode || be.uid != te.uid || be.gid != te.gid || be.size != te.size || be.link != te.link || be.dev != te.dev {
 		return true, nil
 	}
 	if be.mtime == te.mtime || !te.mode.IsRegular() {
 		return false, nil
 	}
-	bh, err := hashFile(bp)
+	bh, err := hashFile(base, p)
 	if err != nil {
 		return false, err
 	}
-	th, err := hashFile(tp)
+	th, err := hashFile(top, p)
 	if err != nil {
 		return false, err
 	}
@@ -281,13 +301,13 @@ func fileChanged(bp, tp string, be, te entry) (bool, error) {
 }
 
 // walkAll records p and, for a directory, everything below it.
-func walkAll(root, p, kind string, out *[]Change) error {
+func walkAll(root *os.Root, p, kind string, out *[]Change) error {
 	*out = append(*out, Change{kind, p})
-	e, err := stat(filepath.Join(root, p))
+	e, err := stat(root, p)
 	if err != nil || !e.mode.IsDir() {
 		return err
 	}
-	names, err := readNames(filepath.Join(root, p))
+	names, err := readNames(root, p)
 	if err != nil {
 		return err
 	}
@@ -299,8 +319,8 @@ func walkAll(root, p, kind string, out *[]Change) error {
 	return nil
 }
 
-func readNames(dir string) (map[string]struct{}, error) {
-	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_DIRECTORY, 0)
+func readNames(root *os.Root, dir string) (map[string]struct{}, error) {
+	f, err := root.OpenFile(inRoot(dir), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read directory %s: %w", dir, err)
 	}
@@ -316,8 +336,8 @@ func readNames(dir string) (map[string]struct{}, error) {
 	return m, nil
 }
 
-func stat(p string) (entry, error) {
-	fi, err := os.Lstat(p)
+func stat(root *os.Root, p string) (entry, error) {
+	fi, err := root.Lstat(inRoot(p))
 	if err != nil {
 		return entry{}, fmt.Errorf("stat %s: %w", p, err)
 	}
@@ -326,7 +346,7 @@ func stat(p string) (entry, error) {
 		e.uid, e.gid, e.dev = st.Uid, st.Gid, uint64(st.Rdev)
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		if e.link, err = os.Readlink(p); err != nil {
+		if e.link, err = root.Readlink(inRoot(p)); err != nil {
 			return entry{}, fmt.Errorf("read link %s: %w", p, err)
 		}
 	}
@@ -336,9 +356,9 @@ func stat(p string) (entry, error) {
 	return e, nil
 }
 
-func hashFile(p string) ([32]byte, error) {
+func hashFile(root *os.Root, p string) ([32]byte, error) {
 	var sum [32]byte
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	f, err := root.OpenFile(inRoot(p), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return sum, fmt.Errorf("open %s: %w", p, err)
 	}
