@@ -201,6 +201,12 @@ func (s *service) measureIdle(b *testing.B, n int, window time.Duration) {
 	b.ReportMetric(float64(passes), "resyncs-in-window")
 	b.ReportMetric(float64(rss)/1024, "rss-MB")
 	b.ReportMetric(float64(s.passCPU(b, pid).Microseconds())/1000, "cpu-ms/resync")
+	// The helpers of the idle containers, measured after the window (by
+	// then past the runtime's forced GC of each): what the host pays for
+	// them on top of the service.
+	sup, init, alive := helperPSS(b, s.state)
+	b.Logf("helpers of %d live containers: supervisors %d kB, jail inits %d kB (Pss)", alive, sup, init)
+	b.ReportMetric(float64(sup+init)/1024, "helpers-pss-total-MB")
 }
 
 // passCPU is the CPU time of serve for one full pass, the work of every

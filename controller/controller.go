@@ -10,12 +10,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
@@ -98,8 +98,9 @@ type Controller[D, O any] struct {
 	// Root is the manifest directory as configured; it may be a symlink
 	// that GitOps tools swap, so it is resolved at every pass.
 	Root string
-	// Load reads the whole manifest set from dir (Root resolved).
-	Load func(ctx context.Context, dir string) (D, error)
+	// Load reads the whole manifest set from dir, which is root resolved
+	// once for this read (see LoadSettled).
+	Load func(ctx context.Context, root, dir string) (D, error)
 	// Observe reads the actual state (one zfs get and one jail listing).
 	Observe func(ctx context.Context) (O, error)
 	// Plan decides the items of a pass; it must not do I/O.
@@ -416,37 +417,47 @@ func (c *Controller[D, O]) phase(name string, start time.Time) {
 // maxLoadAttempts bounds the re-reads when the root's target keeps moving.
 const maxLoadAttempts = 3
 
-// load reads the manifests from Root's resolved target, and again when the
-// target changed while it read (a git-sync swap mid-load would otherwise
-// mix two revisions).
+// load reads the manifests through LoadSettled.
 func (c *Controller[D, O]) load(ctx context.Context) (D, string, error) {
+	return LoadSettled(ctx, c.Logger, c.Root, c.Load)
+}
+
+// LoadSettled is the one place a manifest root is resolved for a read and
+// the one loop that reads again: it resolves root, calls load with the
+// resolved directory (so that everything one read does, the revision check
+// included, sees one worktree), and reads again when root pointed
+// elsewhere by the end (a git-sync swap mid-read would otherwise mix two
+// revisions, or read one being deleted), at most maxLoadAttempts times. It
+// returns the directory read. The service's loop and plan and apply use it.
+func LoadSettled[D any](ctx context.Context, log *slog.Logger, root string, load func(ctx context.Context, root, dir string) (D, error)) (D, string, error) {
 	var (
 		desired D
 		err     error
-		dir     = c.resolveRoot()
+		dir     = resolveRoot(root)
 	)
 	for range maxLoadAttempts {
-		desired, err = c.Load(ctx, dir)
-		after := c.resolveRoot()
+		desired, err = load(ctx, root, dir)
+		after := resolveRoot(root)
 		if after == dir {
 			return desired, dir, err
 		}
-		c.Logger.Info("manifest root moved during load, reading again", "action", "load", "from", dir, "to", after)
+		log.Info("manifest root moved during load, reading again", "action", "load", "from", dir, "to", after)
 		dir = after
 	}
 	var zero D
-	return zero, dir, fmt.Errorf("manifest root %s kept changing during %d loads", c.Root, maxLoadAttempts)
+	return zero, dir, fmt.Errorf("load manifests from %s: %w (%d reads)", root, manifests.ErrRootChanging, maxLoadAttempts)
 }
 
-func (c *Controller[D, O]) resolveRoot() string {
-	if c.Root == "" {
+// resolveRoot is root resolved, or root itself while it does not resolve:
+// a missing root is the load's to report (or to treat as empty).
+func resolveRoot(root string) string {
+	if root == "" {
 		return ""
 	}
-	if p, err := filepath.EvalSymlinks(c.Root); err == nil {
+	if p, err := manifests.ResolveRoot(root); err == nil {
 		return p
 	}
-	// A missing root is Load's to report (or to treat as empty).
-	return c.Root
+	return root
 }
 
 // dispatch starts every item the queue allows now and reports the items it

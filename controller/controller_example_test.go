@@ -20,7 +20,7 @@ func ExampleController() {
 	type observed struct{ running map[string]bool }
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &controller.Controller[desired, observed]{
-		Load: func(context.Context, string) (desired, error) {
+		Load: func(context.Context, string, string) (desired, error) {
 			return desired{containers: []string{"db", "web"}}, nil
 		},
 		Observe: func(context.Context) (observed, error) {

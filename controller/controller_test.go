@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
@@ -129,7 +130,7 @@ func newHarness(t *testing.T, plan func() []Item, tweak func(*Controller[int, in
 		done:    make(chan error, 1),
 	}
 	h.c = &Controller[int, int]{
-		Load:    func(context.Context, string) (int, error) { return 0, nil },
+		Load:    func(context.Context, string, string) (int, error) { return 0, nil },
 		Observe: func(context.Context) (int, error) { return 0, nil },
 		Plan:    func(int, int) []Item { return plan() },
 		Resync:  time.Hour, // the tests trigger passes themselves
@@ -532,7 +533,7 @@ func TestControllerLoadRetriesWhenRootMoves(t *testing.T) {
 	var loads []string
 	c := &Controller[string, int]{
 		Root: root,
-		Load: func(_ context.Context, d string) (string, error) {
+		Load: func(_ context.Context, _, d string) (string, error) {
 			loads = append(loads, d)
 			if len(loads) == 1 {
 				swap(t, root, "rev2") // git-sync swaps mid-read
@@ -548,6 +549,34 @@ func TestControllerLoadRetriesWhenRootMoves(t *testing.T) {
 	}
 	if !slices.Equal(loads, []string{rev1, rev2}) || got != rev2 || resolved != rev2 {
 		t.Fatalf("loads %v, got %s from %s: want a re-read from %s", loads, got, resolved, rev2)
+	}
+}
+
+// TestLoadSettledGivesUpOnAFlappingRoot: a link that moves during every
+// read is an error wrapping manifests.ErrRootChanging after
+// maxLoadAttempts reads, never a set; each read gets the root as given and
+// the directory resolved for it.
+func TestLoadSettledGivesUpOnAFlappingRoot(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"rev1", "rev2"} {
+		if err := mkdirAll(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := filepath.Join(dir, "current")
+	swap(t, root, "rev1")
+	reads := 0
+	got, _, err := LoadSettled(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), root,
+		func(_ context.Context, r, d string) (string, error) {
+			reads++
+			if r != root || filepath.Dir(d) != dir {
+				t.Errorf("read %d: root %s dir %s", reads, r, d)
+			}
+			swap(t, root, []string{"rev1", "rev2"}[reads%2])
+			return d, nil
+		})
+	if !errors.Is(err, manifests.ErrRootChanging) || got != "" || reads != maxLoadAttempts {
+		t.Fatalf("got %q, %v after %d reads; want ErrRootChanging after %d", got, err, reads, maxLoadAttempts)
 	}
 }
 

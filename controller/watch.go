@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 )
 
 // Watcher turns filesystem events under the manifest directory into
@@ -119,7 +121,7 @@ func (w *Watcher) addParent() {
 // whether the target changed.
 func (w *Watcher) retarget(force bool) bool {
 	target := ""
-	if p, err := filepath.EvalSymlinks(w.absRoot); err == nil {
+	if p, err := manifests.ResolveRoot(w.absRoot); err == nil {
 		target = p
 	}
 	if target == w.target && !force {

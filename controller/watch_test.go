@@ -175,7 +175,7 @@ func TestControllerReloadsFromSwappedRoot(t *testing.T) {
 	var watchEvents atomic.Int32
 	c := &Controller[string, int]{
 		Root:    root,
-		Load:    func(_ context.Context, dir string) (string, error) { loads <- dir; return dir, nil },
+		Load:    func(_ context.Context, _, dir string) (string, error) { loads <- dir; return dir, nil },
 		Observe: func(context.Context) (int, error) { return 0, nil },
 		Plan:    func(string, int) []Item { return nil },
 		Watcher: &Watcher{Root: root, Debounce: 50 * time.Millisecond},

@@ -28,9 +28,6 @@ type LoadOptions struct {
 	Insecure bool
 	// NumCPU bounds resources.cpu; 0 means this machine's count.
 	NumCPU int
-	// MaxAttempts bounds the reloads when the root's symlink target changes
-	// during a load; 0 means 5.
-	MaxAttempts int
 	// Cache, when set, keeps decoded files from one load to the next: an
 	// unchanged file is not read or decoded again (see Cache). The service
 	// keeps one.
@@ -43,42 +40,61 @@ type LoadOptions struct {
 	beforeOpen func(name string)
 }
 
-// ErrRootChanging is returned when the manifest root kept changing during
-// every one of the load's attempts.
-var ErrRootChanging = errors.New("manifest root kept changing during the load")
+// ErrRootChanging is returned when the manifest root pointed somewhere else
+// at the end of a load than at its start (git-sync swapped the link): the
+// set read is thrown away, never returned half old, half new. Reading again
+// is the caller's decision; controller.LoadSettled is the one loop that does.
+var ErrRootChanging = errors.New("manifest root changed during the load")
 
-// Load reads the manifest directory root (or a single manifest file) and
-// returns the valid objects with every problem found. A root that is a
-// symlink is resolved once per attempt and read only through the resolved
-// path; if it points elsewhere once the attempt is done, the attempt is
-// thrown away and made again, so the Set never mixes two revisions. A
-// missing root gives a Set with Missing set and no error. Files with errors
-// contribute no objects but never stop the others from loading.
+// ResolveRoot returns root with every symlink resolved, absolute: the
+// directory (git-sync worktree) one load reads. A missing root is an error
+// satisfying errors.Is(err, fs.ErrNotExist).
+func ResolveRoot(root string) (string, error) {
+	resolved, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Abs(resolved)
+}
+
+// Load reads the manifest directory root (or a single manifest file) once
+// and returns the valid objects with every problem found. A root that is a
+// symlink is resolved once and read only through the resolved path; if it
+// points elsewhere once the read is done, the set is thrown away and the
+// error wraps ErrRootChanging. A missing root gives a Set with Missing set
+// and no error. Files with errors contribute no objects but never stop the
+// others from loading.
 func Load(root string, opts LoadOptions) (*Set, error) {
-	attempts := opts.MaxAttempts
-	if attempts <= 0 {
-		attempts = 5
+	resolved, err := ResolveRoot(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return missingSet(root), nil
 	}
-	for range attempts {
-		resolved, err := filepath.EvalSymlinks(root)
-		if errors.Is(err, fs.ErrNotExist) {
-			return &Set{Root: root, Missing: true, Images: map[string]*Image{}, Containers: map[string]*Container{},
-				Volumes: map[string]*Volume{}, Sources: map[string]Source{}}, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("resolve manifest root %s: %w", root, err)
-		}
-		if resolved, err = filepath.Abs(resolved); err != nil {
-			return nil, fmt.Errorf("resolve manifest root %s: %w", root, err)
-		}
-		set, err := loadOnce(root, resolved, opts)
-		again, _ := filepath.EvalSymlinks(root)
-		if again, _ = filepath.Abs(again); again != resolved {
-			continue
-		}
-		return set, err
+	if err != nil {
+		return nil, fmt.Errorf("resolve manifest root %s: %w", root, err)
 	}
-	return nil, fmt.Errorf("load manifests from %s: %w (%d attempts)", root, ErrRootChanging, attempts)
+	set, err := loadOnce(root, resolved, opts)
+	if again, _ := ResolveRoot(root); again != resolved {
+		return nil, fmt.Errorf("load manifests from %s: %w (it pointed to %s, then to %s)", root, ErrRootChanging, resolved, again)
+	}
+	return set, err
+}
+
+// LoadResolved is Load for a caller that resolved root itself (the
+// controller, once per pass, so that the revision check and the read see
+// the same worktree): it reads resolved, names the set and its files after
+// root, and checks root's own ancestors, where the link lives, as well as
+// resolved's. Whether root still points to resolved afterwards is the
+// caller's to check.
+func LoadResolved(root, resolved string, opts LoadOptions) (*Set, error) {
+	if _, err := os.Lstat(resolved); errors.Is(err, fs.ErrNotExist) {
+		return missingSet(root), nil
+	}
+	return loadOnce(root, resolved, opts)
+}
+
+func missingSet(root string) *Set {
+	return &Set{Root: root, Missing: true, Images: map[string]*Image{}, Containers: map[string]*Container{},
+		Volumes: map[string]*Volume{}, Sources: map[string]Source{}}
 }
 
 // loaded is one manifest file on its way into the Set.

@@ -284,10 +284,11 @@ func TestPermissions(t *testing.T) {
 	})
 }
 
-// TestSymlinkSwapRetried swaps a git-sync style link to another worktree in
-// the middle of a load: the load must start again and return the new
-// revision alone, never a mix of both.
-func TestSymlinkSwapRetried(t *testing.T) {
+// TestSymlinkSwapRefused swaps a git-sync style link to another worktree
+// in the middle of a load: the load must throw its set away (ErrRootChanging)
+// rather than return the old revision or a mix; reading again is the
+// caller's (controller.LoadSettled). Unswapped, the same link loads.
+func TestSymlinkSwapRefused(t *testing.T) {
 	base := t.TempDir()
 	oldRev := strings.Repeat("a", 40)
 	newRev := strings.Repeat("b", 40)
@@ -300,11 +301,10 @@ func TestSymlinkSwapRetried(t *testing.T) {
 	if err := os.Symlink(filepath.Join(".worktrees", oldRev), link); err != nil {
 		t.Fatal(err)
 	}
-	swapped, files := false, 0
+	files := 0
 	opts := LoadOptions{afterFile: func(string) {
 		files++
-		if !swapped {
-			swapped = true
+		if files == 1 {
 			// What git-sync does: a new link renamed over the old one.
 			tmp := filepath.Join(base, "tmp-link")
 			if err := os.Symlink(filepath.Join(".worktrees", newRev), tmp); err != nil {
@@ -316,38 +316,58 @@ func TestSymlinkSwapRetried(t *testing.T) {
 		}
 	}}
 	set, err := Load(link, opts)
+	if !errors.Is(err, ErrRootChanging) || set != nil {
+		t.Fatalf("Load across a swap: %v, %v; want ErrRootChanging and no set", set, err)
+	}
+	if !strings.Contains(err.Error(), oldRev) || !strings.Contains(err.Error(), newRev) {
+		t.Errorf("error %q does not name both worktrees", err)
+	}
+	opts.afterFile = nil
+	set, err = Load(link, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set.Revision != newRev {
-		t.Errorf("revision %q, want %q", set.Revision, newRev)
-	}
-	if files != 4 {
-		t.Errorf("read %d files, want 2 then 2 again", files)
-	}
-	if len(set.Containers) != 2 || set.Containers["new-one"] == nil || set.Containers["new-two"] == nil {
-		t.Errorf("containers %v: a mixed or stale set", set.Containers)
+	if set.Revision != newRev || len(set.Containers) != 2 || set.Containers["new-one"] == nil {
+		t.Errorf("revision %q, containers %v", set.Revision, set.Containers)
 	}
 	if !strings.HasSuffix(set.Resolved, newRev) || set.Root != link {
 		t.Errorf("root %s resolved %s", set.Root, set.Resolved)
 	}
+}
 
-	// A link that never settles gives an error, not a set.
-	flip := 0
-	opts.afterFile = func(string) {
-		// Two files per attempt: swap once per attempt, to the other worktree.
-		flip++
-		if flip%2 == 0 {
-			return
-		}
-		rev := []string{oldRev, newRev}[(flip/2)%2]
-		tmp := filepath.Join(base, "tmp-link")
-		os.Symlink(filepath.Join(".worktrees", rev), tmp)
-		os.Rename(tmp, link)
+// TestSecurityLoadResolvedChecksTheLink: a caller that resolved the root
+// itself (the service's controller) must still have the directory holding
+// the link checked: whoever can write there can point the link at any
+// directory, an empty one included (every container pruned). Before
+// LoadResolved, serve passed the resolved path as the root and the link's
+// directory was never looked at.
+func TestSecurityLoadResolvedChecksTheLink(t *testing.T) {
+	base := t.TempDir()
+	rev := filepath.Join(base, "rev")
+	write(t, rev, map[string]string{"1.yaml": container("web")})
+	open := filepath.Join(base, "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
 	}
-	opts.MaxAttempts = 3
-	if set, err := Load(link, opts); !errors.Is(err, ErrRootChanging) || set != nil {
-		t.Errorf("Load with a flapping link: %v, %v", set, err)
+	if err := os.Chmod(open, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	link := filepath.Join(open, "current")
+	if err := os.Symlink(rev, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadResolved(link, rev, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("LoadResolved through a link in a world-writable directory: %v; want it refused", err)
+	}
+	if _, err := Load(link, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("Load through the same link: %v; want it refused", err)
+	}
+	set, err := LoadResolved(rev, rev, LoadOptions{})
+	if err != nil || set.Containers["web"] == nil {
+		t.Fatalf("the worktree itself: %v, %v", set, err)
+	}
+	if set, err := LoadResolved(link, filepath.Join(base, "gone"), LoadOptions{Insecure: true}); err != nil || !set.Missing {
+		t.Fatalf("a resolved directory gone: %v, %v; want a Missing set", set, err)
 	}
 }
 

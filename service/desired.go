@@ -77,14 +77,34 @@ func NewLoader(opts LoaderOptions) *Loader {
 	}
 }
 
-// Load reads the manifests in dir and computes their images' inputs and
-// remote IDs. Images whose inputs or repository cannot be read are logged
-// and left out: their containers wait, and the current image stays.
-func (l *Loader) Load(ctx context.Context, dir string) (reconcile.Desired, error) {
-	set, err := manifests.Load(dir, manifests.LoadOptions{Insecure: l.opts.Insecure, Cache: l.cache})
+// Load reads the manifests at root (resolving it once, manifests.Load)
+// and computes their images' inputs and remote IDs. Images whose inputs or
+// repository cannot be read are logged and left out: their containers wait,
+// and the current image stays.
+func (l *Loader) Load(ctx context.Context, root string) (reconcile.Desired, error) {
+	set, err := manifests.Load(root, l.loadOptions())
 	if err != nil {
 		return reconcile.Desired{}, err
 	}
+	return l.complete(ctx, set), nil
+}
+
+// LoadResolved is Load of root already resolved to dir by the caller
+// (controller.LoadSettled, whose signature it has).
+func (l *Loader) LoadResolved(ctx context.Context, root, dir string) (reconcile.Desired, error) {
+	set, err := manifests.LoadResolved(root, dir, l.loadOptions())
+	if err != nil {
+		return reconcile.Desired{}, err
+	}
+	return l.complete(ctx, set), nil
+}
+
+func (l *Loader) loadOptions() manifests.LoadOptions {
+	return manifests.LoadOptions{Insecure: l.opts.Insecure, Cache: l.cache}
+}
+
+// complete adds to a loaded set what the plan needs beside it.
+func (l *Loader) complete(ctx context.Context, set *manifests.Set) reconcile.Desired {
 	in, bases, errs := l.inputs.Compute(set)
 	for name, err := range errs {
 		l.log.Warn("cannot compute image inputs; its containers wait", "image", name, "err", err)
@@ -102,7 +122,7 @@ func (l *Loader) Load(ctx context.Context, dir string) (reconcile.Desired, error
 			d.MissingInputs[name] = err.Error()
 		}
 	}
-	return d, nil
+	return d
 }
 
 // missingHostPaths finds, per container, a hostPath volume source that does

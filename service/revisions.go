@@ -37,12 +37,12 @@ func newRevisionGate(v *CommitVerifier, reg prometheus.Registerer) *revisionGate
 }
 
 // load is Service.load behind the gate.
-func (g *revisionGate) load(ctx context.Context, s *Service, dir string) (reconcile.Desired, error) {
+func (g *revisionGate) load(ctx context.Context, s *Service, root, dir string) (reconcile.Desired, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	commit, err := g.v.Head(ctx, dir)
 	if err == nil && commit == g.lastCommit && dir == g.lastDir {
-		return g.loadVerified(ctx, s, dir)
+		return g.loadVerified(ctx, s, root, dir)
 	}
 	var signer sign.Signer
 	if err == nil {
@@ -53,7 +53,7 @@ func (g *revisionGate) load(ctx context.Context, s *Service, dir string) (reconc
 		g.gauge.Set(true)
 		s.book.SetRevisionUnverified(nil)
 		s.log.Info("manifest revision verified", "commit", commit, "signer", signer.String())
-		return g.loadVerified(ctx, s, dir)
+		return g.loadVerified(ctx, s, root, dir)
 	}
 	g.gauge.Set(false)
 	ru, seen := g.refused[commit]
@@ -77,15 +77,15 @@ func (g *revisionGate) load(ctx context.Context, s *Service, dir string) (reconc
 	if g.lastDir != dir {
 		if _, serr := os.Stat(g.lastDir); serr == nil {
 			if head, herr := g.v.Head(ctx, g.lastDir); herr == nil && head == g.lastCommit {
-				return g.loadVerified(ctx, s, g.lastDir)
+				return g.loadVerified(ctx, s, root, g.lastDir)
 			}
 		}
 	}
 	return g.last, nil
 }
 
-func (g *revisionGate) loadVerified(ctx context.Context, s *Service, dir string) (reconcile.Desired, error) {
-	d, err := s.loadDir(ctx, dir)
+func (g *revisionGate) loadVerified(ctx context.Context, s *Service, root, dir string) (reconcile.Desired, error) {
+	d, err := s.loadDir(ctx, root, dir)
 	if err == nil {
 		g.last, g.hasLast = d, true
 	}

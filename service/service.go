@@ -219,16 +219,18 @@ func (s *Service) observe(ctx context.Context) (engine.Detail, error) {
 	return d, nil
 }
 
-func (s *Service) load(ctx context.Context, dir string) (reconcile.Desired, error) {
+// load is the controller's Load: root as configured, dir the worktree it
+// resolved to for this pass (the revision gate verifies that one).
+func (s *Service) load(ctx context.Context, root, dir string) (reconcile.Desired, error) {
 	if s.gate != nil {
-		return s.gate.load(ctx, s, dir)
+		return s.gate.load(ctx, s, root, dir)
 	}
-	return s.loadDir(ctx, dir)
+	return s.loadDir(ctx, root, dir)
 }
 
-// loadDir loads the manifests in dir and records the load.
-func (s *Service) loadDir(ctx context.Context, dir string) (reconcile.Desired, error) {
-	d, err := s.cfg.Loader.Load(ctx, dir)
+// loadDir loads the manifests in dir (root resolved) and records the load.
+func (s *Service) loadDir(ctx context.Context, root, dir string) (reconcile.Desired, error) {
+	d, err := s.cfg.Loader.LoadResolved(ctx, root, dir)
 	now := time.Now()
 	if err != nil {
 		s.m.ManifestLoad(metrics.ResultError, 0, "", now)

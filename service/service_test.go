@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/zocker-reconcile/zocker-reconcile/controller"
 	"github.com/zocker-reconcile/zocker-reconcile/engine"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
@@ -359,4 +360,54 @@ func (e *convergingEngine) ran() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return slices.Clone(e.done)
+}
+
+// TestSecurityServeChecksTheManifestLink: the service resolves the manifest
+// root once per pass and reads the worktree it points to; the directory
+// that holds the link must still be checked, or whoever can write there
+// repoints the link (at an empty directory: everything pruned). Before
+// LoadResolved the loop passed the resolved path as the root and the link's
+// directory was never checked.
+func TestSecurityServeChecksTheManifestLink(t *testing.T) {
+	base := t.TempDir()
+	rev := filepath.Join(base, "rev")
+	if err := os.Mkdir(rev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	manifest := "apiVersion: zocker/v1\nkind: Volume\nmetadata: {name: data}\nspec: {}\n"
+	if err := os.WriteFile(filepath.Join(rev, "v.yaml"), []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(base, "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		link    string
+		refused bool
+	}{{filepath.Join(open, "current"), true}, {filepath.Join(base, "current"), false}} {
+		if err := os.Symlink(rev, c.link); err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		s := New(Config{Manifests: c.link, Engine: &convergingEngine{}, Loader: NewLoader(LoaderOptions{}),
+			Metrics: metrics.New(reg), Registry: reg, Workers: 1, Resync: time.Hour,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		d, dir, err := controller.LoadSettled(context.Background(), s.log, c.link, s.load)
+		if c.refused {
+			if err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+				t.Errorf("link %s in a world-writable directory: %v; want the load refused", c.link, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("link %s: %v", c.link, err)
+		}
+		if dir != rev || d.Set.Root != c.link || d.Set.Resolved != rev || d.Set.Volumes["data"] == nil {
+			t.Errorf("read %s: set root %s resolved %s volumes %v", dir, d.Set.Root, d.Set.Resolved, d.Set.Volumes)
+		}
+	}
 }

@@ -81,7 +81,7 @@ the service will do, or stop it first.`,
 					return err
 				}
 				loader := newLoader(&f, log, eng)
-				d, err := loader.Load(ctx, sel.load)
+				d, _, err := controller.LoadSettled(ctx, log, sel.load, loader.LoadResolved)
 				if err != nil {
 					return err
 				}
@@ -91,7 +91,7 @@ the service will do, or stop it first.`,
 					if _, err := eng.Observe(ctx); err != nil {
 						return err
 					}
-					if d, err = loader.Load(ctx, sel.load); err != nil {
+					if d, _, err = controller.LoadSettled(ctx, log, sel.load, loader.LoadResolved); err != nil {
 						return err
 					}
 				}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zocker-reconcile/zocker-reconcile/controller"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
 
@@ -54,7 +55,7 @@ manifest file that does not load (the plan of the valid objects is printed).`,
 					return err
 				}
 				loader := newLoader(&f, log, eng)
-				d, err := loader.Load(ctx, sel.load)
+				d, _, err := controller.LoadSettled(ctx, log, sel.load, loader.LoadResolved)
 				if err != nil {
 					return err
 				}
