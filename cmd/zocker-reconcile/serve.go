@@ -151,9 +151,7 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 		Resync:    f.resync,
 		Deadlines: deadlines,
 		Log:       log,
-		Supervisors: func() ([]supervisor.Status, error) {
-			return supervisor.List(g.stateDir)
-		},
+		Supervisors: (&supervisor.Reader{StateDir: g.stateDir}).List,
 		Commits: commits,
 	})
 	ln, err := net.Listen("tcp", f.listen)
