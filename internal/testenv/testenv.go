@@ -8,6 +8,7 @@ package testenv
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -172,15 +173,52 @@ func buildBusyboxRootfs() (string, error) {
 		return "", errors.New("cannot locate the repository")
 	}
 	script := filepath.Join(filepath.Dir(self), "..", "..", "scripts", "busybox-rootfs.sh")
-	parent, err := os.MkdirTemp("", "zocker-busybox-")
+	// Built once per recipe and busybox binary, in a directory named after
+	// both, and shared by every test process after that: tests copy it or
+	// read it, never change it. (One directory per test process, never
+	// removed, filled /tmp with 4 MB per package and run.)
+	key := sha256.New()
+	for _, p := range []string{script, busyboxBinary()} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", fmt.Errorf("busybox root filesystem: %w (apt-get install busybox-static)", err)
+		}
+		key.Write(b)
+	}
+	final := filepath.Join(os.TempDir(), "zocker-busybox-"+hex.EncodeToString(key.Sum(nil))[:16])
+	dir := filepath.Join(final, "rootfs")
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil // only a finished build is renamed into place
+	}
+	parent, err := os.MkdirTemp("", "zocker-busybox-build-")
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(parent, "rootfs")
-	if out, err := exec.Command(script, dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command(script, filepath.Join(parent, "rootfs")).CombinedOutput(); err != nil {
+		os.RemoveAll(parent)
 		return "", fmt.Errorf("%s: %v: %s", script, err, out)
 	}
+	if err := os.Rename(parent, final); err != nil {
+		// Another test process published it first.
+		os.RemoveAll(parent)
+		if _, serr := os.Stat(dir); serr != nil {
+			return "", fmt.Errorf("publish busybox root filesystem: %w", err)
+		}
+	}
 	return dir, nil
+}
+
+// busyboxBinary is the busybox the recipe copies (its own search order).
+func busyboxBinary() string {
+	if p, err := exec.LookPath("busybox"); err == nil {
+		return p
+	}
+	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "busybox"
 }
 
 // ExtraPool creates a second pool, named prefix<random>, on a 768 MiB sparse
