@@ -49,13 +49,19 @@ func NewAdHocName() string {
 // manifests.CheckContainer. Nothing is started.
 func (e *Engine) CreateAdHoc(ctx context.Context, c *manifests.Container) (imageID string, err error) {
 	name := c.Metadata.Name
-	st, err := e.Store.Observe(ctx)
-	if err != nil {
+	// Targeted reads only (the name, the image, the volumes): the cost of
+	// run and create must not grow with the number of containers (issue 15).
+	st, err := e.Store.ObserveObjects(ctx, zfs.Objects{Containers: []string{name}})
+	switch {
+	case errors.Is(err, zfs.ErrNotFound):
+		// The name is free.
+	case err != nil:
 		return "", fmt.Errorf("create container %s: %w", name, err)
-	}
-	for _, oc := range st.Containers {
-		if oc.ContainerName == name {
-			return "", fmt.Errorf("create container %s: the name is in use by %s", name, describeOwner(oc))
+	default:
+		for _, oc := range st.Containers {
+			if oc.ContainerName == name {
+				return "", fmt.Errorf("create container %s: the name is in use by %s", name, describeOwner(oc))
+			}
 		}
 	}
 	// A jail of that name made by someone else (Bastille, iocage, by hand)
@@ -67,7 +73,7 @@ func (e *Engine) CreateAdHoc(ctx context.Context, c *manifests.Container) (image
 			}
 		}
 	}
-	imageID, err = st.Resolve(c.Spec.Image)
+	imageID, err = e.Store.ResolveRef(ctx, c.Spec.Image)
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", name, err)
 	}
@@ -76,12 +82,12 @@ func (e *Engine) CreateAdHoc(ctx context.Context, c *manifests.Container) (image
 		if v.Volume == "" {
 			continue
 		}
-		found := false
-		for _, ov := range st.Volumes {
-			found = found || ov.VolumeName == v.Volume
-		}
-		if !found {
+		_, err := e.Store.ObserveObjects(ctx, zfs.Objects{Volumes: []string{v.Volume}})
+		if errors.Is(err, zfs.ErrNotFound) {
 			return "", fmt.Errorf("create container %s: volume %d: volume %s does not exist (declare it in a manifest, or give a host path)", name, i+1, v.Volume)
+		}
+		if err != nil {
+			return "", fmt.Errorf("create container %s: %w", name, err)
 		}
 	}
 	spec, err := reconcile.AppliedSpec(c)
@@ -171,7 +177,10 @@ func (e *Engine) adHoc(ctx context.Context, name string) (*zfs.State, *zfs.Conta
 	if err := image.ValidName("container", name); err != nil {
 		return nil, nil, nil, err
 	}
-	st, err := e.Store.Observe(ctx)
+	st, err := e.Store.ObserveObjects(ctx, zfs.Objects{Containers: []string{name}})
+	if errors.Is(err, zfs.ErrNotFound) {
+		return nil, nil, nil, fmt.Errorf("container %s: %w", name, zfs.ErrNotFound)
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -203,6 +212,24 @@ func (e *Engine) AdHocConfig(ctx context.Context, name string) (supervisor.Confi
 	if err != nil {
 		return supervisor.Config{}, err
 	}
+	// The clone's image and volumes, read by name as well.
+	var objs zfs.Objects
+	if clone.ImageID != "" {
+		objs.Images = []string{clone.ImageID}
+	}
+	for _, m := range c.Spec.Volumes {
+		if m.Volume != "" {
+			objs.Volumes = append(objs.Volumes, m.Volume)
+		}
+	}
+	more, err := e.Store.ObserveObjects(ctx, objs)
+	if err != nil && !errors.Is(err, zfs.ErrNotFound) {
+		return supervisor.Config{}, err
+	}
+	if err == nil {
+		st.Images, st.Volumes = more.Images, more.Volumes
+	}
+	// Something missing is for supervisorConfig to name.
 	cfg, err := e.supervisorConfig(st, clone, c)
 	if err != nil {
 		return cfg, err

@@ -47,6 +47,14 @@ func (f *fakeStore) ObserveObjects(ctx context.Context, _ zfs.Objects) (*zfs.Sta
 	return f.Observe(ctx)
 }
 
+func (f *fakeStore) ResolveRef(ctx context.Context, ref string) (string, error) {
+	st, err := f.Observe(ctx)
+	if err != nil {
+		return "", err
+	}
+	return st.Resolve(ref)
+}
+
 func (f *fakeStore) ContainerValues(_ context.Context, prop string) (map[string]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -97,14 +97,37 @@ func TestCommandsPerCreateConstant(t *testing.T) {
 	if id == "" {
 		t.Fatalf("no busybox tag: %v", st.Tags)
 	}
-	var started []string
+	var started, adHoc []string
 	t.Cleanup(func() {
 		for _, name := range started {
 			if err := e.remove(ctx, name); err != nil {
 				t.Errorf("cleanup %s: %v", name, err)
 			}
 		}
+		for _, name := range adHoc {
+			if err := e.RemoveAdHoc(ctx, name, true); err != nil {
+				t.Errorf("cleanup %s: %v", name, err)
+			}
+		}
 	})
+	// runD is `run -d` (CreateAdHoc + StartAdHoc) of one container by its
+	// image's tag; it returns the commands it ran.
+	runD := func(name string) []string {
+		c := &manifests.Container{Metadata: manifests.ObjectMeta{Name: name}, Spec: manifests.ContainerSpec{
+			Image: "busybox", Command: manifests.Command{Argv: []string{"/bin/sleep", "1000"}},
+			Network: manifests.Network{Mode: manifests.NetNone}}}
+		manifests.Default(c, "")
+		before := rec.len()
+		if _, err := e.CreateAdHoc(ctx, c); err != nil {
+			t.Fatalf("run %s: %v", name, err)
+		}
+		adHoc = append(adHoc, name)
+		if _, err := e.StartAdHoc(ctx, name, false); err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		return rec.since(before)
+	}
+	var adHocCmds [][]string
 
 	existing := 0
 	// perCreate fills the tree up to total containers (stopped clones), then
@@ -136,6 +159,7 @@ func TestCommandsPerCreateConstant(t *testing.T) {
 			}
 			out = append(out, int64(len(cmds)))
 		}
+		adHocCmds = append(adHocCmds, runD(fmt.Sprintf("adhoc%d", total)))
 		return out
 	}
 	at20 := perCreate(20)
@@ -151,5 +175,17 @@ func TestCommandsPerCreateConstant(t *testing.T) {
 	// the clone back), one targeted zfs get of the clone and its image.
 	if at20[0] > 4 {
 		t.Errorf("create+start takes %d commands, want at most 4", at20[0])
+	}
+	// run -d the same: no command reads the whole tree.
+	t.Logf("run -d with 20 containers: %q", adHocCmds[0])
+	if len(adHocCmds[0]) != len(adHocCmds[1]) {
+		t.Errorf("run -d: %d commands with 20 containers, %d with 200:\n%q\n%q", len(adHocCmds[0]), len(adHocCmds[1]), adHocCmds[0], adHocCmds[1])
+	}
+	for _, cmds := range adHocCmds {
+		for _, c := range cmds {
+			if strings.Contains(c, " -r ") && (strings.HasSuffix(c, " all "+root) || strings.Contains(c, " all "+root+"]")) {
+				t.Errorf("run -d read the whole tree: %s", c)
+			}
+		}
 	}
 }

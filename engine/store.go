@@ -29,11 +29,12 @@ type Store interface {
 	RemoveImage(ctx context.Context, ref string) (removed bool, err error)
 	Commit(ctx context.Context, name string, cfg zfs.Config, extra map[string]string) (id string, err error)
 	SweepTmp(ctx context.Context) []string
-	// ObserveObjects and ContainerValues are the targeted reads of create,
-	// start and replace: their cost does not grow with the number of
-	// datasets (issue 15).
+	// ObserveObjects, ContainerValues and ResolveRef are the targeted reads
+	// of create, start, replace, run and create: their cost does not grow
+	// with the number of datasets (issue 15).
 	ObserveObjects(ctx context.Context, o zfs.Objects) (*zfs.State, error)
 	ContainerValues(ctx context.Context, prop string) (map[string]string, error)
+	ResolveRef(ctx context.Context, ref string) (string, error)
 }
 
 var _ Store = (*zfs.Store)(nil)

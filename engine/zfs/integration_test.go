@@ -245,6 +245,14 @@ func TestStoreLifecycle(t *testing.T) {
 		if err := s.Tag(ctx, "ghost", strings.Repeat("e", 64)); !errors.Is(err, ErrNotFound) {
 			t.Errorf("tag to a missing image: %v", err)
 		}
+		// ResolveRef (targeted reads) agrees with Resolve on the state.
+		for _, ref := range []string{"base", id, id2, id2[:12], "nope", strings.Repeat("e", 64)} {
+			want, werr := st.Resolve(ref)
+			got, gerr := s.ResolveRef(ctx, ref)
+			if got != want || (werr == nil) != (gerr == nil) || (werr != nil && errors.Is(werr, ErrNotFound) != errors.Is(gerr, ErrNotFound)) {
+				t.Errorf("ResolveRef(%s) = %s, %v; Resolve: %s, %v", ref, got, gerr, want, werr)
+			}
+		}
 	})
 
 	t.Run("container", func(t *testing.T) {

@@ -82,3 +82,39 @@ func (s *Store) ContainerValues(ctx context.Context, prop string) (map[string]st
 	}
 	return out, nil
 }
+
+// ResolveRef is Resolve without reading the whole tree, for the ad-hoc
+// commands (run, create), whose cost must not grow with the number of
+// containers: a tag is one property of ROOT/images, a full ID one read of
+// that image. Only an ID prefix, or a reference that names nothing (the
+// error then), goes through Observe.
+func (s *Store) ResolveRef(ctx context.Context, ref string) (string, error) {
+	id := ""
+	if image.ValidName("tag", ref) == nil {
+		prop := PropTagPrefix + ref
+		recs, err := s.get(ctx, prop, s.imagesDS(), false)
+		if err != nil {
+			return "", err
+		}
+		if rec, ok := recs[s.imagesDS()]; ok {
+			id = rec.own[prop]
+		}
+		if id != "" && image.ValidID(id) != nil {
+			return "", fmt.Errorf("tag %s points to %q, not an image ID", ref, id)
+		}
+	}
+	if id == "" && image.ValidID(ref) == nil {
+		id = ref
+	}
+	if id == "" {
+		return s.Resolve(ctx, ref)
+	}
+	ok, err := s.imageExists(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("image %s: %w", ref, ErrNotFound)
+	}
+	return id, nil
+}
