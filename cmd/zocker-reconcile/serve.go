@@ -140,19 +140,19 @@ func runServe(ctx context.Context, g *globals, f *serveFlags, explicitListen boo
 	}
 	usage, _ := eng.Driver.(service.UsageReader)
 	svc := service.New(service.Config{
-		Manifests: g.manifests,
-		Engine:    eng,
-		Usage:     usage,
-		Loader:    newLoader(&f.reconcileFlags, log, eng),
-		Options:   f.options(),
-		Metrics:   m,
-		Registry:  reg,
-		Workers:   f.workers,
-		Resync:    f.resync,
-		Deadlines: deadlines,
-		Log:       log,
+		Manifests:   g.manifests,
+		Engine:      eng,
+		Usage:       usage,
+		Loader:      newLoader(&f.reconcileFlags, log, eng),
+		Options:     f.options(),
+		Metrics:     m,
+		Registry:    reg,
+		Workers:     f.workers,
+		Resync:      f.resync,
+		Deadlines:   deadlines,
+		Log:         log,
 		Supervisors: (&supervisor.Reader{StateDir: g.stateDir}).List,
-		Commits: commits,
+		Commits:     commits,
 	})
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
