@@ -9,9 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 )
 
 func main() {
+	// Nothing this process starts (zfs, supervisors, jexec, a foreground
+	// container) may inherit a descriptor its own starter left open.
+	supervisor.CloseInherited()
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail/linuxns"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
 	"github.com/zocker-reconcile/zocker-reconcile/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // The real Linux driver re-executes the test binary as its jail init and
@@ -149,5 +151,63 @@ func TestLinuxDriverIntegration(t *testing.T) {
 	}
 	if st, _ := Get(stateDir, "c1"); st.State != StateStopped || st.Alive {
 		t.Errorf("after stop: %+v", st)
+	}
+}
+
+// TestSecurityInheritedDescriptorsStayOnHost: a descriptor the supervisor's
+// starter left open without close-on-exec (an administrator's shell, rc.d)
+// must not reach the jail's init or the container's command, and the
+// supervisor closes it too. Before CloseInherited every process of the
+// container held it: a host pipe in untrusted hands.
+func TestSecurityInheritedDescriptorsStayOnHost(t *testing.T) {
+	testenv.RequireRoot(t)
+	src := testenv.BusyboxRootfs(t)
+	root := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", src, root).CombinedOutput(); err != nil {
+		t.Fatalf("copy rootfs: %v: %s", err, out)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETFD, 0); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(w.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	leak := fmt.Sprintf("pipe:[%d]", st.Ino)
+
+	stateDir := t.TempDir()
+	cfg := testConfig("/bin/sleep", "600")
+	cfg.Name = "fd1"
+	cfg.Jail = jail.Spec{Name: "fd1", Root: root, Network: jail.Network{Mode: jail.NetNone}}
+	exe, _ := os.Executable()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pid, err := Start(ctx, stateDir, "fd1", []string{exe, "__supervise-linux"}, cfg)
+	if err != nil {
+		t.Fatalf("Start: %v\n%s", err, readFile(supervisorLogPath(stateDir, "fd1")))
+	}
+	t.Cleanup(func() {
+		if err := Stop(context.Background(), stateDir, "fd1", linuxDriver(stateDir)); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	running := waitStatus(t, stateDir, "fd1", 10*time.Second, "running", func(s Status) bool { return s.State == StateRunning && s.PID > 0 })
+	procs := map[string]int{"supervisor": pid, "jail init": parentPid(t, running.PID), "command": running.PID}
+	for what, p := range procs {
+		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p))
+		if err != nil {
+			t.Fatalf("%s %d: %v", what, p, err)
+		}
+		for _, fd := range fds {
+			if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p, fd.Name())); target == leak {
+				t.Errorf("the %s (pid %d) holds the test process's %s as fd %s", what, p, leak, fd.Name())
+			}
+		}
 	}
 }

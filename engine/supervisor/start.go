@@ -8,12 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/internal/atomicfile"
+
+	"golang.org/x/sys/unix"
 )
 
 // pollEvery is how often Start and Stop look at the status file and lock.
@@ -65,18 +68,36 @@ func Start(ctx context.Context, stateDir, name string, self []string, cfg Config
 	argv := append(append([]string{}, self[1:]...), stateDir, name)
 	cmd := exec.Command(self[0], argv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// The supervisor closes the write end of this pipe once the container's
+	// first state is on record (readyEnv): Start wakes then, not at its
+	// next poll.
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("start supervisor of container %s: %w", name, err)
+	}
+	defer readyR.Close()
+	cmd.ExtraFiles = []*os.File{readyW}
+	cmd.Env = append(os.Environ(), readyEnv+"=3")
 	// Its own session: no signal aimed at the caller's process group or
 	// terminal reaches it. Working directory /: it must not keep a
 	// container's or the caller's dataset busy.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
 		return 0, fmt.Errorf("start supervisor of container %s: %w", name, err)
 	}
 	pid := cmd.Process.Pid
 	exited := make(chan error, 1)
 	// Reap it when it ends, so that a long-running caller keeps no zombie.
 	go func() { exited <- cmd.Wait() }()
+	ready := make(chan struct{})
+	go func() {
+		var b [1]byte
+		readyR.Read(b[:]) // EOF once the supervisor closed its end (or died)
+		close(ready)
+	}()
 
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
@@ -105,9 +126,69 @@ func Start(ctx context.Context, stateDir, name string, self []string, cfg Config
 			return 0, fmt.Errorf("start container %s: supervisor exited (%v): %s", name, werr, lastLogLines(supervisorLogPath(stateDir, name)))
 		case <-ctx.Done():
 			return pid, fmt.Errorf("start container %s: supervisor %d not ready: %w", name, pid, ctx.Err())
+		case <-ready:
+			ready = nil // read the status now; the poll stays as the fallback
 		case <-t.C:
 		}
 	}
+}
+
+// readyEnv names the descriptor (always 3) on which a supervisor started
+// by Start is told to signal that its container's first state (running,
+// backing off, exited or failed) is written: it closes it.
+const readyEnv = "ZOCKER_SUPERVISOR_READY_FD"
+
+// CloseInherited closes every descriptor above 2 this process was started
+// with and does not itself use, before it creates a jail or starts
+// anything: a descriptor its starter left open (an administrator's shell,
+// rc.d, a service manager) would otherwise reach the jail's init and the
+// container's command, a host pipe or file handed to untrusted code, and
+// keep a reader of that pipe waiting for as long as the container runs.
+// Inherited descriptors are those without close-on-exec: the Go runtime
+// and this package open every one of theirs with it (takeReady, run first,
+// sets it on the ready descriptor). /proc/self/fd lists the open ones on
+// Linux; elsewhere (FreeBSD's /dev/fd shows 0-2 without fdescfs) every
+// number below the descriptor limit, at most 65,536, is looked at.
+func CloseInherited() {
+	inherited := func(fd int) bool {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		return err == nil && flags&unix.FD_CLOEXEC == 0
+	}
+	if entries, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range entries {
+			if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 && inherited(fd) {
+				unix.Close(fd)
+			}
+		}
+		return
+	}
+	limit := 65536
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && uint64(rl.Cur) < uint64(limit) {
+		limit = int(rl.Cur)
+	}
+	for fd := 3; fd < limit; fd++ {
+		if inherited(fd) {
+			unix.Close(fd)
+		}
+	}
+}
+
+// takeReady returns the descriptor readyEnv names, close-on-exec so that
+// neither the jail nor the command inherits it, and drops the variable from
+// the environment; nil when the supervisor was not started by Start.
+func takeReady() *os.File {
+	v, ok := os.LookupEnv(readyEnv)
+	if !ok {
+		return nil
+	}
+	os.Unsetenv(readyEnv)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil
+	}
+	syscall.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), "ready")
 }
 
 // prepare names and checks cfg and makes container name's state directory.

@@ -43,6 +43,9 @@ type supervisor struct {
 
 	mu     sync.Mutex // guards status, written by the main loop and the health checker
 	status Status
+	// ready, when Start started this supervisor, is closed once a state
+	// past "starting" is written (see readyEnv).
+	ready *os.File
 	// dropReported is when dropped log lines were last written to the
 	// status; dropMsg the message it set then.
 	dropReported time.Time
@@ -58,6 +61,11 @@ type supervisor struct {
 // the error.
 func Run(ctx context.Context, stateDir, name string, driver jail.Driver, log *slog.Logger) (err error) {
 	log = log.With("container", name)
+	ready := takeReady()
+	CloseInherited()
+	if ready != nil {
+		defer ready.Close() // also when Run fails before any state
+	}
 	lock, err := acquireLock(stateDir, name)
 	if err != nil {
 		return err
@@ -66,7 +74,7 @@ func Run(ctx context.Context, stateDir, name string, driver jail.Driver, log *sl
 	// matters for in-process callers.
 	defer lock.Close()
 
-	s := &supervisor{stateDir: stateDir, driver: driver, log: log, now: time.Now}
+	s := &supervisor{stateDir: stateDir, driver: driver, log: log, now: time.Now, ready: ready}
 	prev, prevErr := readStatus(stateDir, name)
 	s.status = Status{Name: name, SupervisorPID: os.Getpid(), State: StateStarting, Health: Health{Status: HealthNone}}
 	// Our pid goes on record at once: Stop signals the pid in the status file.
@@ -550,6 +558,10 @@ func (s *supervisor) writeStatusLocked() {
 	if err := writeStatus(s.stateDir, &s.status); err != nil {
 		// The container runs on; only its record is stale.
 		s.log.Error("status", "err", err)
+	}
+	if s.ready != nil && s.status.State != StateStarting {
+		s.ready.Close()
+		s.ready = nil
 	}
 }
 
