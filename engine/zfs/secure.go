@@ -129,14 +129,17 @@ const envKeyFile = ".zocker-env-key"
 // pool like the rest of the state, and survives reboots (the state
 // directory does not). Without create, a missing key is nil.
 func (s *Store) EnvKey(ctx context.Context, create bool) ([]byte, error) {
-	mps, err := s.mountpoints(ctx, s.root)
-	if errors.Is(err, ErrNotFound) && !create {
-		return nil, nil // no root yet: nothing was digested with a key
+	mp := s.rootMount
+	if !s.rootMountRead {
+		mps, err := s.mountpoints(ctx, s.root)
+		if errors.Is(err, ErrNotFound) && !create {
+			return nil, nil // no root yet: nothing was digested with a key
+		}
+		if err != nil {
+			return nil, err
+		}
+		mp = mps[s.root]
 	}
-	if err != nil {
-		return nil, err
-	}
-	mp := mps[s.root]
 	if mp == "" && !create {
 		return nil, nil
 	}

@@ -100,6 +100,12 @@ type Store struct {
 	// HTTPClient downloads URL imports; nil means http.DefaultClient.
 	HTTPClient *http.Client
 
+	// rootMount is ROOT's mountpoint as the shared open's one read of the
+	// layout found it ("" when not mounted), for EnvKey; rootMountRead says
+	// whether that read happened.
+	rootMount     string
+	rootMountRead bool
+
 	mu sync.Mutex
 	// pending are the leftovers in ROOT/tmp that the sweep could not
 	// destroy yet (busy): SweepTmp retries them.
@@ -232,10 +238,11 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 }
 
 // laidOut tells, with one command over five datasets whatever the size of
-// the tree, whether the root and its four directories exist and are ours.
+// the tree, whether the root and its four directories exist and are ours;
+// the same command reads ROOT's mountpoint for EnvKey.
 func (s *Store) laidOut(ctx context.Context) bool {
 	dirs := []string{s.root, s.imagesDS(), s.root + "/containers", s.root + "/volumes", s.tmpDS()}
-	argv := append([]string{Bin(), "get", "-H", "-p", "-o", "name,property,value,source", PropManaged + "," + PropKind}, dirs...)
+	argv := append([]string{Bin(), "get", "-H", "-p", "-o", "name,property,value,source", PropManaged + "," + PropKind + ",mountpoint,mounted"}, dirs...)
 	out, err := s.r.Run(ctx, runner.Cmd{Argv: argv, Timeout: CommandTimeout})
 	if err != nil {
 		return false
@@ -254,6 +261,10 @@ func (s *Store) laidOut(ctx context.Context) bool {
 			return false
 		}
 	}
+	if rec := recs[s.root]; rec.vals["mounted"] == "yes" && strings.HasPrefix(rec.vals["mountpoint"], "/") {
+		s.rootMount = rec.vals["mountpoint"]
+	}
+	s.rootMountRead = true
 	return true
 }
 
