@@ -268,11 +268,12 @@ func BenchmarkVsPodman(b *testing.B) {
 // BenchmarkConvergeScale converges N containers from an empty root with one
 // `apply` (default workers), at N=20 and at ZOCKER_BENCH_SCALE_N (200),
 // each on a fresh root, and reports the wall time per container at each
-// and their ratio (target: within 1.3x).
+// and their ratio (target: within 1.3x), and, as the substrate's control,
+// the time of a bare `zfs clone` with the N containers in place.
 func BenchmarkConvergeScale(b *testing.B) {
 	big := envInt("ZOCKER_BENCH_SCALE_N", 200)
 	for i := 0; i < b.N; i++ {
-		per := map[int]time.Duration{}
+		per, bare := map[int]time.Duration{}, map[int]time.Duration{}
 		for _, n := range []int{20, big} {
 			h := newApplyHost(b)
 			h.apply(b) // the image import, outside the measurement
@@ -284,7 +285,40 @@ func BenchmarkConvergeScale(b *testing.B) {
 			per[n] = took / time.Duration(n)
 			fmt.Fprintf(os.Stderr, "%d containers from empty: %s, %s per container\n", n, took.Round(time.Millisecond), per[n].Round(time.Millisecond))
 			report(b, ms(per[n]), fmt.Sprintf("ms/container-at-%d", n))
+			// The control: a bare `zfs clone` of the image, no zocker code,
+			// with the n containers in place. Its growth with n is the
+			// substrate's (zfs-fuse mounts every clone through FUSE).
+			bare[n] = bareClone(b, h.root, 5)
+			report(b, ms(bare[n]), fmt.Sprintf("bare-zfs-clone-ms-at-%d", n))
 		}
 		report(b, per[big].Seconds()/per[20].Seconds(), "per-container-ratio")
+		report(b, bare[big].Seconds()/bare[20].Seconds(), "bare-zfs-clone-ratio")
 	}
+}
+
+// bareClone returns the mean time of k `zfs clone` of root's first image
+// snapshot, run directly (the clones stay under root for its cleanup).
+func bareClone(b *testing.B, root string, k int) time.Duration {
+	b.Helper()
+	out, err := exec.Command("zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", root+"/images").Output()
+	if err != nil {
+		b.Fatalf("list image snapshots: %v", err)
+	}
+	snap := ""
+	for _, l := range strings.Fields(string(out)) {
+		if strings.HasSuffix(l, "@image") {
+			snap = l
+			break
+		}
+	}
+	if snap == "" {
+		b.Fatalf("no image snapshot under %s: %s", root, out)
+	}
+	start := time.Now()
+	for i := range k {
+		if out, err := exec.Command("zfs", "clone", snap, fmt.Sprintf("%s/bare%d", root, i)).CombinedOutput(); err != nil {
+			b.Fatalf("zfs clone: %v: %s", err, out)
+		}
+	}
+	return time.Since(start) / time.Duration(k)
 }

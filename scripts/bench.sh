@@ -109,6 +109,7 @@ function metricrow(name, u, v,    target, verdict) {
 	if (u == "helper-pss-MB/container") { target = "<= 2.5 MB"; verdict = (v <= 2.5) ? "ok" : "over" }
 	if (u == "supervisor-pss-MB/container") { target = "<= 1.5 MB"; verdict = (v <= 1.5) ? "ok" : "over" }
 	if (u == "per-container-ratio") { target = "<= 1.3 (N=200 vs N=20)"; verdict = (v <= 1.3) ? "ok" : "over" }
+	if (u == "bare-zfs-clone-ratio") { target = "control: zfs-fuse alone, N=200 vs 20" }
 	if (u == "cpu-ms/pass") { target = "< 100 ms (quiet machine)"; verdict = (v < 100) ? "ok" : "over" }
 	if (u == "files-decoded/resync") { target = "0"; verdict = (v == 0) ? "ok" : "over" }
 	row("  " name, sprintf("%g %s", v, u), target, verdict)
