@@ -96,9 +96,6 @@ func ParseRef(ref string, insecure bool) (name.Reference, error) {
 	return r, nil
 }
 
-// IsDigestRef says whether ref names its manifest by digest (it never moves).
-func IsDigestRef(ref string) bool { return strings.Contains(ref, "@sha256:") }
-
 // remoteOptions are the options of every registry call: the caller's
 // context, the platform, and credentials from the Docker config
 // ($DOCKER_CONFIG, ~/.docker/config.json, $REGISTRY_AUTH_FILE) as podman and

@@ -167,27 +167,6 @@ func (l *Lock) Release(ctx context.Context) error {
 	return nil
 }
 
-// Holding returns who holds root now, if anyone: the holder of the lock
-// file in stateDir, else a live holder named by the root's property. It
-// changes nothing, for the commands that only need to know (apply's refusal
-// is Acquire's).
-func Holding(stateDir, root string, rootProps map[string]string) (Holder, bool) {
-	host := Self("", "").Host
-	if f, err := os.Open(filepath.Join(stateDir, lockFile)); err == nil {
-		defer f.Close()
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) != nil {
-			b, _ := os.ReadFile(f.Name())
-			if h, ok := parseHolder(string(b)); ok {
-				return h, true
-			}
-		}
-	}
-	if h, ok := parseHolder(rootProps[propOwner]); ok && Alive(h, host) {
-		return h, true
-	}
-	return Holder{}, false
-}
-
 // MismatchError says that a state directory and a root do not belong
 // together.
 type MismatchError struct{ msg string }

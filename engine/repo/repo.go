@@ -839,17 +839,3 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
-
-// Resolve returns the image ID tag points at in the repository at repoURL:
-// the reconciler's check whether a pulled Image moved. The tag and the URL
-// are checked before any connection; an SSH connection is opened and closed
-// for the call.
-func Resolve(ctx context.Context, repoURL, tag string) (id string, err error) {
-	return ResolveWith(ctx, repoURL, tag, Options{})
-}
-
-// ResolveWith is Resolve with options (an SSH command, a logger).
-func ResolveWith(ctx context.Context, repoURL, tag string, opts Options) (string, error) {
-	id, _, err := ResolveSigned(ctx, repoURL, tag, opts)
-	return id, err
-}

@@ -628,18 +628,18 @@ func TestResolveFunc(t *testing.T) {
 	if _, err := r.Push(ctx, f, "app"); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := Resolve(ctx, "file://"+dir, "app"); err != nil || got != c {
+	if got, _, err := ResolveSigned(ctx, "file://"+dir, "app", Options{}); err != nil || got != c {
 		t.Fatalf("Resolve = %s, %v; want %s", got, err, c)
 	}
-	if _, err := Resolve(ctx, "file://"+dir, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := ResolveSigned(ctx, "file://"+dir, "nope", Options{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Resolve of a missing tag: %v", err)
 	}
 	// Refused before ssh is even started (the command does not exist).
-	_, err := ResolveWith(ctx, "ssh://host/x", "Bad", Options{SSHCommand: []string{"/nonexistent/ssh"}})
+	_, _, err := ResolveSigned(ctx, "ssh://host/x", "Bad", Options{SSHCommand: []string{"/nonexistent/ssh"}})
 	if err == nil || !strings.Contains(err.Error(), "invalid tag") {
 		t.Fatalf("bad tag: %v", err)
 	}
-	_, err = ResolveWith(ctx, "ssh://host/x", "ok", Options{SSHCommand: []string{"/nonexistent/ssh"}})
+	_, _, err = ResolveSigned(ctx, "ssh://host/x", "ok", Options{SSHCommand: []string{"/nonexistent/ssh"}})
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/ssh") {
 		t.Fatalf("ssh start failure not reported: %v", err)
 	}

@@ -153,13 +153,6 @@ func (w *logWriter) writeLocked(line []byte) error {
 	return nil
 }
 
-// Dropped returns how many lines were dropped since the writer was opened.
-func (w *logWriter) Dropped() int64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.dropped
-}
-
 func (w *logWriter) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -173,3 +173,10 @@ func lastN(s string, n int) string {
 	}
 	return s
 }
+
+// Dropped returns how many lines were dropped since the writer was opened.
+func (w *logWriter) Dropped() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dropped
+}

@@ -13,7 +13,6 @@ package jailparam
 import (
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -132,20 +131,12 @@ var table = func() map[string]Param {
 	return m
 }()
 
-// Lookup returns the parameter named exactly name.
+// Lookup returns the parameter named exactly name. Only tests call it (the
+// jail.conf reader of engine/jail's conformance tests checks values against
+// the same table the manifests are checked with): kept exported for them.
 func Lookup(name string) (Param, bool) {
 	p, ok := table[name]
 	return p, ok
-}
-
-// Names lists every parameter name in the table, sorted.
-func Names() []string {
-	out := make([]string, 0, len(table))
-	for n := range table {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Aliases returns every name jail(8) treats as the same parameter as name:

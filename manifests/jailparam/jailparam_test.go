@@ -1,6 +1,7 @@
 package jailparam
 
 import (
+	"sort"
 	"strings"
 	"testing"
 )
@@ -129,4 +130,14 @@ func TestAliases(t *testing.T) {
 	if want := "noexec.noprestart exec.noprestart noexec.prestart"; got != want {
 		t.Errorf("Aliases = %q, want %q", got, want)
 	}
+}
+
+// Names lists every parameter name in the table, sorted.
+func Names() []string {
+	out := make([]string, 0, len(table))
+	for n := range table {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
