@@ -3,7 +3,9 @@
 // level-triggered work queue keyed by object with per-key backoff and
 // terminal errors; and Converge, the bounded passes `apply` runs. It is the
 // one place that resolves the manifest root. What a pass decides is
-// package reconcile's; what it does is the Executor's.
+// package reconcile's; what it does is the Executor's. It is just over the
+// house's 1,500 lines: the queue's dependency indexes (issue 15) and the
+// watcher share the loop's item and backoff vocabulary, unexported.
 package controller
 
 import (
