@@ -547,7 +547,7 @@ func assemble(files []*loaded) *Set {
 			}
 		}
 		set.Files = append(set.Files, f.res)
-		set.Problems = append(set.Problems, f.problems...)
+		set.Problems = append(set.Problems, capProblems(f.problems, f.display)...)
 		if f.res.Failed {
 			continue
 		}

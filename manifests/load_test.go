@@ -479,3 +479,46 @@ func TestLoadIgnoreFile(t *testing.T) {
 		t.Fatalf("bad pattern: %v", err)
 	}
 }
+
+// TestSecurityL5ProblemFlood: one file with thousands of problems (review
+// L5: aliasing gave 99,987) reports its first 50 and one more problem with
+// the counts of the rest; the error count stays true and the file invalid.
+func TestSecurityL5ProblemFlood(t *testing.T) {
+	dir := t.TempDir()
+	var vols []string
+	for range 2000 {
+		vols = append(vols, "{volume: x, path: rel}")
+	}
+	write(t, dir, map[string]string{
+		"flood.yaml": "apiVersion: zocker/v1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: base\n  command: [/bin/sh]\n  volumes: [" + strings.Join(vols, ", ") + "]\n",
+		"ok.yaml":    container("fine"),
+	})
+	set, err := Load(dir, LoadOptions{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inFlood []Problem
+	for _, p := range set.Problems {
+		if strings.HasSuffix(p.File, "flood.yaml") {
+			inFlood = append(inFlood, p)
+		}
+	}
+	if len(inFlood) != maxProblemsPerFile+1 {
+		t.Fatalf("%d problems listed for flood.yaml, want %d", len(inFlood), maxProblemsPerFile+1)
+	}
+	if got := set.Errors(); got != 2000 {
+		t.Errorf("Errors() = %d, want the 2000 bad paths", got)
+	}
+	found := false
+	for _, p := range inFlood {
+		if p.HiddenErrors+p.HiddenWarnings > 0 {
+			found = strings.Contains(p.Message, "more problems in this file are not shown")
+		}
+	}
+	if !found {
+		t.Errorf("no problem says how many were left out: %v", inFlood[len(inFlood)-1])
+	}
+	if set.Containers["web"] != nil || set.Containers["fine"] == nil {
+		t.Errorf("containers %v: flood.yaml must be invalid, ok.yaml loaded", set.Containers)
+	}
+}

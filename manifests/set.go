@@ -16,6 +16,10 @@ type Problem struct {
 	Field    string `json:"field,omitempty"`  // "spec.volumes[1].hostPath"
 	Message  string `json:"message"`
 	Severity string `json:"severity"`
+	// HiddenErrors and HiddenWarnings are set on the one problem that
+	// stands for those a file had beyond the first 50 (not listed).
+	HiddenErrors   int `json:"hiddenErrors,omitempty"`
+	HiddenWarnings int `json:"hiddenWarnings,omitempty"`
 }
 
 // Source says where an object was declared.
