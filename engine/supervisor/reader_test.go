@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -120,4 +121,43 @@ func BenchmarkList200(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCloseInheritedKeepsTheReadyPipe: the main binary closes what it
+// inherited before its hidden supervise command runs; the ready descriptor
+// Start passes (readyEnv) must survive that, and closing it is what wakes
+// Start.
+func TestCloseInheritedKeepsTheReadyPipe(t *testing.T) {
+	// Raw descriptors as a starter leaves them (inheritable), so that no
+	// *os.File of the test closes a number CloseInherited already closed.
+	var p [2]int
+	if err := unix.Pipe(p[:]); err != nil {
+		t.Fatal(err)
+	}
+	r := os.NewFile(uintptr(p[0]), "ready-read")
+	defer r.Close()
+	stray, err := unix.Open(os.DevNull, unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(readyEnv, strconv.Itoa(p[1]))
+	CloseInherited()
+	if _, err := unix.FcntlInt(uintptr(stray), unix.F_GETFD, 0); err == nil {
+		unix.Close(stray)
+		t.Errorf("an inherited descriptor (%d) stayed open", stray)
+	}
+	ready := takeReady()
+	if ready == nil || int(ready.Fd()) != p[1] {
+		t.Fatalf("takeReady = %v, want fd %d", ready, p[1])
+	}
+	if flags, err := unix.FcntlInt(ready.Fd(), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
+		t.Errorf("ready descriptor: flags %d, %v; want close-on-exec", flags, err)
+	}
+	if _, ok := os.LookupEnv(readyEnv); ok {
+		t.Errorf("%s left in the environment for the jail's processes", readyEnv)
+	}
+	ready.Close()
+	if n, err := r.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("read after the supervisor closed its end: %d, %v; want EOF", n, err)
+	}
 }

@@ -150,7 +150,11 @@ const readyEnv = "ZOCKER_SUPERVISOR_READY_FD"
 // Linux; elsewhere (FreeBSD's /dev/fd shows 0-2 without fdescfs) every
 // number below the descriptor limit, at most 65,536, is looked at.
 func CloseInherited() {
+	ready := readyFD() // a supervisor's own, until takeReady has it
 	inherited := func(fd int) bool {
+		if fd == ready {
+			return false
+		}
 		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
 		return err == nil && flags&unix.FD_CLOEXEC == 0
 	}
@@ -178,17 +182,22 @@ func CloseInherited() {
 // neither the jail nor the command inherits it, and drops the variable from
 // the environment; nil when the supervisor was not started by Start.
 func takeReady() *os.File {
-	v, ok := os.LookupEnv(readyEnv)
-	if !ok {
-		return nil
-	}
+	fd := readyFD()
 	os.Unsetenv(readyEnv)
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
+	if fd < 0 {
 		return nil
 	}
 	syscall.CloseOnExec(fd)
 	return os.NewFile(uintptr(fd), "ready")
+}
+
+// readyFD is the descriptor readyEnv names, or -1.
+func readyFD() int {
+	fd, err := strconv.Atoi(os.Getenv(readyEnv))
+	if err != nil || fd < 3 {
+		return -1
+	}
+	return fd
 }
 
 // prepare names and checks cfg and makes container name's state directory.
