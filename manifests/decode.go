@@ -194,8 +194,25 @@ func (fd *fileDecoder) document(text []byte, first int) *Document {
 	for _, p := range w.problems {
 		fd.add(p.line, doc, p.field, SeverityError, "%s", p.msg)
 	}
-	if doc.Failed {
+	onlyUnknown := doc.Failed && w.onlyUnknownFields()
+	if doc.Failed && !onlyUnknown {
 		return doc
+	}
+	mark := len(fd.problems)
+	if onlyUnknown {
+		// A misspelt field must not hide the other mistakes until it is
+		// fixed: check the rest without it. The document stays invalid
+		// (it declares nothing).
+		w.dropUnknown()
+		defer func() {
+			kept := fd.problems[:mark]
+			for _, p := range fd.problems[mark:] {
+				if !w.hidden[p.Field] {
+					kept = append(kept, p)
+				}
+			}
+			fd.problems = kept
+		}()
 	}
 	if err := decodeNode(top, obj); err != nil {
 		fd.add(doc.Line, doc, "", SeverityError, "%s", strings.TrimPrefix(err.Error(), "json: "))
@@ -213,8 +230,35 @@ func (fd *fileDecoder) document(text []byte, first int) *Document {
 		Default(o, fd.dir)
 		v.volume(o)
 	}
+	if onlyUnknown {
+		return doc
+	}
 	doc.Object = obj
 	return doc
+}
+
+// onlyUnknownFields reports whether every problem the walk found is an
+// unknown field.
+func (w *walker) onlyUnknownFields() bool {
+	n := 0
+	for _, keys := range w.unknown {
+		n += len(keys)
+	}
+	return n > 0 && n == len(w.problems)
+}
+
+// dropUnknown removes the unknown fields (key and value) from their
+// mappings.
+func (w *walker) dropUnknown() {
+	for m, keys := range w.unknown {
+		out := m.Content[:0]
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if !slices.Contains(keys, m.Content[i]) {
+				out = append(out, m.Content[i], m.Content[i+1])
+			}
+		}
+		m.Content = out
+	}
 }
 
 // syntaxError reports a chunk that is not YAML, pointing at a tab in the
@@ -285,6 +329,13 @@ type walker struct {
 	off      int
 	nodes    int
 	problems []walkProblem
+	// unknown are the mappings holding unknown fields, and those fields'
+	// key nodes: without them the rest can still be checked. hidden are the
+	// fields whose problems would only repeat an unknown one: the mapping
+	// that holds it ("volume or hostPath is required") and the field it was
+	// likely meant to be.
+	unknown map[*yaml3.Node][]*yaml3.Node
+	hidden  map[string]bool
 }
 
 type walkProblem struct {
@@ -354,6 +405,14 @@ func (w *walker) walk(n *yaml3.Node, t reflect.Type, path string, depth int) {
 			ft, ok := fields[k.Value]
 			if !ok {
 				w.fail(k, p, "unknown field%s", suggest(k.Value, fields))
+				if w.unknown == nil {
+					w.unknown, w.hidden = map[*yaml3.Node][]*yaml3.Node{}, map[string]bool{}
+				}
+				w.unknown[n] = append(w.unknown[n], k)
+				w.hidden[path] = true
+				if best := nearest(k.Value, fields); best != "" {
+					w.hidden[join(path, best)] = true
+				}
 				continue
 			}
 			w.lines[p] = k.Line + w.off
@@ -426,6 +485,14 @@ func join(path, key string) string {
 // two letters swapped: spec.comand -> command). Ties go to the first name in
 // alphabetical order, so the message is stable.
 func suggest(key string, fields map[string]reflect.Type) string {
+	if best := nearest(key, fields); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return ""
+}
+
+// nearest is the field key was most likely meant to be, or "".
+func nearest(key string, fields map[string]reflect.Type) string {
 	names := make([]string, 0, len(fields))
 	for f := range fields {
 		names = append(names, f)
@@ -434,16 +501,13 @@ func suggest(key string, fields map[string]reflect.Type) string {
 	best, bestDist := "", maxSuggestDistance(key)+1
 	for _, f := range names {
 		if strings.EqualFold(f, key) {
-			return fmt.Sprintf(" (did you mean %q?)", f)
+			return f
 		}
 		if d := image.EditDistance(strings.ToLower(key), strings.ToLower(f)); d < bestDist {
 			best, bestDist = f, d
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return best
 }
 
 // maxSuggestDistance is how far a key may be from a field name to be taken
