@@ -9,14 +9,21 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 )
 
 func main() {
 	// Nothing this process starts (zfs, supervisors, jexec, a foreground
-	// container) may inherit a descriptor its own starter left open.
-	supervisor.CloseInherited()
+	// container) may inherit a descriptor its own starter left open. The
+	// internal commands ("__jail-init", "__supervise", ...) are started by
+	// this program itself with the descriptors they need (a jail init's
+	// config pipe, the exec shim's request, a supervisor's ready pipe); a
+	// supervisor closes the rest itself (supervisor.Run).
+	if len(os.Args) < 2 || !strings.HasPrefix(os.Args[1], "__") {
+		supervisor.CloseInherited()
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
