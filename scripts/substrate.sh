@@ -32,18 +32,25 @@ install_packages() {
 	fi
 }
 
-zfs_ready() { zpool list -H -o name >/dev/null 2>&1; }
+# A daemon that is starting or stopping can make zpool hang: bounded.
+zfs_ready() { timeout 10 zpool list -H -o name >/dev/null 2>&1; }
 
+# start_zfs waits for a working zfs-fuse, starting one when none runs. A
+# daemon still shutting down (the "down" of a previous run) is waited out,
+# then replaced: back-to-back runs must not find it half gone.
 start_zfs() {
-	if zfs_ready; then return; fi
-	if ! pgrep -x zfs-fuse >/dev/null 2>&1; then
-		[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
-		log "starting zfs-fuse"
-		zfs-fuse --pidfile "$state/zfs-fuse.pid"
-		touch "$state/started-zfs-fuse"
-	fi
-	for _ in $(seq 1 100); do zfs_ready && return; sleep 0.1; done
-	log "zfs-fuse did not become ready"
+	local deadline=$((SECONDS + 60))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		zfs_ready && return
+		if ! pgrep -x zfs-fuse >/dev/null 2>&1; then
+			[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
+			log "starting zfs-fuse"
+			zfs-fuse --pidfile "$state/zfs-fuse.pid"
+			touch "$state/started-zfs-fuse"
+		fi
+		sleep 0.1
+	done
+	log "zfs-fuse did not become ready in 60 s"
 	exit 1
 }
 
@@ -74,7 +81,12 @@ down)
 		rm -f "$state/pool.img" "$state/created-pool"
 	fi
 	if [ -e "$state/started-zfs-fuse" ]; then
-		kill "$(cat "$state/zfs-fuse.pid")" 2>/dev/null || true
+		pid=$(cat "$state/zfs-fuse.pid" 2>/dev/null || true)
+		if [ -n "$pid" ]; then
+			kill "$pid" 2>/dev/null || true
+			# Gone before we return, so that the next "up" starts afresh.
+			for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		fi
 		rm -f "$state/started-zfs-fuse" "$state/zfs-fuse.pid"
 	fi
 	;;
