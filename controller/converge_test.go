@@ -133,6 +133,7 @@ func (w *barrierWorld) Execute(ctx context.Context, a reconcile.Action) error {
 	w.cond.Broadcast()
 	deadline := time.Now().Add(5 * time.Second)
 	for w.running < w.want && w.peak < w.want && time.Now().Before(deadline) {
+		// Wake the wait now and then so that the deadline is checked.
 		go func() { time.Sleep(10 * time.Millisecond); w.cond.Broadcast() }()
 		w.cond.Wait()
 	}

@@ -144,7 +144,7 @@ func TestSecurityM7FullLogDiskKeepsTheContainer(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the log did not resume after the disk was freed: it ends %q", lastN(string(b), 100))
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling step under the deadline
 	}
 }
 
@@ -163,7 +163,7 @@ func waitCount(t *testing.T, path string, n int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the command's counter stayed at %d, want %d", readCount(t, path), n)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // polling step under the deadline
 	}
 }
 

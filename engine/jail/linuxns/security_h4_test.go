@@ -113,7 +113,7 @@ func TestSecurityH4ContainerEnvNeverOnHost(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("want 2 commands with the container's environment in the jail, found %v", inside)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling step under the deadline
 	}
 	if p.Pid() <= 0 {
 		t.Errorf("Start returned no host pid")
