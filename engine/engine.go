@@ -76,6 +76,7 @@ type Engine struct {
 
 	lastMu   sync.Mutex
 	lastTags map[string]string // tags as last observed, for BuildInputs
+	lastTree *zfs.Tree         // the records of the last observation, for ObserveTouched
 
 	// allocMu makes allocating a loopback address and recording it on the
 	// new clone one step, so that two workers never take the same address.
@@ -100,12 +101,18 @@ type Detail struct {
 
 // ObserveDetail is Observe, keeping the raw records.
 func (e *Engine) ObserveDetail(ctx context.Context) (Detail, error) {
-	st, err := e.Store.Observe(ctx)
+	st, tree, err := e.Store.ObserveTree(ctx)
 	if errors.Is(err, zfs.ErrNotFound) {
 		st = &zfs.State{} // a root not created yet holds nothing
 	} else if err != nil {
 		return Detail{}, err
 	}
+	return e.detail(ctx, st, tree)
+}
+
+// detail completes an observation of the store with the supervisors and
+// jails, and keeps it as the base of the next targeted one.
+func (e *Engine) detail(ctx context.Context, st *zfs.State, tree *zfs.Tree) (Detail, error) {
 	sups, err := supervisor.List(e.StateDir)
 	if err != nil {
 		return Detail{}, fmt.Errorf("list supervisors: %w", err)
@@ -116,6 +123,7 @@ func (e *Engine) ObserveDetail(ctx context.Context) (Detail, error) {
 	}
 	e.lastMu.Lock()
 	e.lastTags = st.Tags
+	e.lastTree = tree
 	e.lastMu.Unlock()
 	o := Convert(st, sups, jails)
 	st, sups = withoutAdHoc(st, sups)
@@ -588,18 +596,26 @@ func (e *Engine) replace(ctx context.Context, a reconcile.Action) error {
 	if st == nil {
 		st = &zfs.State{}
 	}
-	address, onTrial := "", false
+	address, onTrial, written := "", false, uint64(0)
 	for _, c := range st.Containers {
 		if c.ContainerName == a.Name {
 			address = c.Props[PropIP]
 			onTrial = c.Props[zfs.PropUpdateStarted] != ""
+			written = c.Used
 		}
 	}
 	if a.Container != nil && a.Container.Spec.Network.Mode != manifests.NetLoopback {
 		address = ""
 	}
-	_, gated := reconcile.PolicyOf(&a.Container.Spec)
+	pol, gated := reconcile.PolicyOf(&a.Container.Spec)
 	gated = gated && wantsRunning(a.Container)
+	if gated && pol.ProtectWrites && written >= reconcile.WrittenThreshold {
+		// The plan read the clone's space before it was written to (a pass
+		// that followed actions reads only what they touched, and any plan
+		// is a moment old): read now, it is protected. The next pass
+		// reads the clone again and holds it (protect-writes).
+		return reconcile.Wait(fmt.Sprintf("container %s wrote %s outside volumes since it was planned; spec.update.protectWrites keeps it", a.Name, image.Size(int64(written))))
+	}
 	if gated && !onTrial {
 		if err := e.stop(ctx, a.Name); err != nil {
 			return err

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,9 +22,10 @@ import (
 // fakeStore is an in-memory Store: it records every call in order and keeps
 // the containers, volumes and tags they make in a State.
 type fakeStore struct {
-	mu    sync.Mutex
-	st    zfs.State
-	calls []string
+	mu         sync.Mutex
+	st         zfs.State
+	calls      []string
+	touchedErr error
 }
 
 func newFakeStore() *fakeStore {
@@ -40,6 +42,31 @@ func (f *fakeStore) Observe(context.Context) (*zfs.State, error) {
 	st := f.st
 	st.Containers = slices.Clone(f.st.Containers)
 	return &st, nil
+}
+
+func (f *fakeStore) ObserveTree(ctx context.Context) (*zfs.State, *zfs.Tree, error) {
+	f.mu.Lock()
+	f.call("observe-tree")
+	f.mu.Unlock()
+	st, err := f.Observe(ctx)
+	return st, &zfs.Tree{}, err
+}
+
+// ObserveTouched records what it was asked to read again and returns what
+// Observe does, or touchedErr.
+func (f *fakeStore) ObserveTouched(ctx context.Context, base *zfs.Tree, t zfs.Touched) (*zfs.State, *zfs.Tree, error) {
+	f.mu.Lock()
+	f.call("observe-touched containers=%v volumes=%v images=%v previous=%v", t.Containers, t.Volumes, t.Images, t.Previous)
+	err := f.touchedErr
+	f.mu.Unlock()
+	if base == nil {
+		return nil, nil, errors.New("no base")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Observe(ctx)
+	return st, &zfs.Tree{}, err
 }
 
 // ObserveObjects returns what Observe does: the engine keeps what it asked for.
@@ -288,5 +315,23 @@ func TestExecuteTerminalErrors(t *testing.T) {
 	}
 	if len(s.calls) != 0 {
 		t.Errorf("store touched: %v", s.calls)
+	}
+}
+
+// TestExecuteReplaceRereadsProtectedWrites: the plan may have read the
+// clone's space before the container wrote to it (a follow-up pass reads
+// only what the last actions touched); the replace reads it again and
+// leaves a protected clone as it is.
+func TestExecuteReplaceRereadsProtectedWrites(t *testing.T) {
+	e, s, d := newFakeEngine(t)
+	s.st.Containers = []zfs.Container{{ContainerName: "web", ImageID: imageID, Dataset: zfs.Dataset{Used: 5 << 20, Props: map[string]string{}}}}
+	c := manifeststest.Container("web", func(c *manifests.Container) { c.Spec.Update = &manifests.Update{ProtectWrites: true} })
+	manifests.Default(c, "/m")
+	err := e.Execute(context.Background(), reconcile.Action{Kind: manifests.KindContainer, Name: "web", Op: reconcile.OpReplace, Container: c, ImageID: strings.Repeat("b", 64)})
+	if !reconcile.IsWait(err) || !strings.Contains(err.Error(), "5.0M") {
+		t.Fatalf("err = %v, want a wait naming what was written", err)
+	}
+	if len(s.calls) != 0 || len(d.removed) != 0 {
+		t.Errorf("the clone was touched: calls %q, jails removed %v", s.calls, d.removed)
 	}
 }

@@ -127,7 +127,7 @@ func TestCommandsPerCreateConstant(t *testing.T) {
 		}
 		return rec.since(before)
 	}
-	var adHocCmds [][]string
+	var adHocCmds, followUpCmds [][]string
 
 	existing := 0
 	// perCreate fills the tree up to total containers (stopped clones), then
@@ -140,6 +140,10 @@ func TestCommandsPerCreateConstant(t *testing.T) {
 			}
 		}
 		var out []int64
+		if _, err := e.ObserveDetail(ctx); err != nil { // the base of the follow-up observation
+			t.Fatal(err)
+		}
+		var touched zfs.Touched
 		for i := 0; i < 3; i++ {
 			name := fmt.Sprintf("new%d-%d", total, i)
 			c := &manifests.Container{Metadata: manifests.ObjectMeta{Name: name}, Spec: manifests.ContainerSpec{
@@ -158,6 +162,18 @@ func TestCommandsPerCreateConstant(t *testing.T) {
 				t.Logf("create+start of %s with %d containers: %q", name, total, cmds)
 			}
 			out = append(out, int64(len(cmds)))
+			touched.Merge(TouchedBy(reconcile.Action{Op: reconcile.OpCreate, Kind: manifests.KindContainer, Name: name}))
+		}
+		// The pass after these actions reads only what they touched.
+		before := rec.len()
+		d, err := e.ObserveTouched(ctx, touched)
+		if err != nil {
+			t.Fatal(err)
+		}
+		follow := rec.since(before)
+		followUpCmds = append(followUpCmds, follow)
+		if got := len(d.Containers); got != total+3*len(followUpCmds) {
+			t.Errorf("the follow-up observation at %d sees %d containers, want %d", total, got, total+3*len(followUpCmds))
 		}
 		adHocCmds = append(adHocCmds, runD(fmt.Sprintf("adhoc%d", total)))
 		return out
@@ -175,6 +191,14 @@ func TestCommandsPerCreateConstant(t *testing.T) {
 	// the clone back), one targeted zfs get of the clone and its image.
 	if at20[0] > 4 {
 		t.Errorf("create+start takes %d commands, want at most 4", at20[0])
+	}
+	// The observation after them: one targeted zfs get at 20 and at 200,
+	// naming the three containers created.
+	t.Logf("follow-up observation with 20 containers: %q", followUpCmds[0])
+	for i, cmds := range followUpCmds {
+		if len(cmds) != 1 || strings.Contains(cmds[0], " all "+root+" ") || !strings.Contains(cmds[0], root+"/containers/new") {
+			t.Errorf("follow-up observation %d: %q, want one zfs get of the three new containers", i, cmds)
+		}
 	}
 	// run -d the same: no command reads the whole tree.
 	t.Logf("run -d with 20 containers: %q", adHocCmds[0])

@@ -33,6 +33,10 @@ type Store interface {
 	// of create, start, replace, run and create: their cost does not grow
 	// with the number of datasets (issue 15).
 	ObserveObjects(ctx context.Context, o zfs.Objects) (*zfs.State, error)
+	// ObserveTree and ObserveTouched are the service's observations: the
+	// whole tree at a resync, and after actions only what they touched.
+	ObserveTree(ctx context.Context) (*zfs.State, *zfs.Tree, error)
+	ObserveTouched(ctx context.Context, base *zfs.Tree, t zfs.Touched) (*zfs.State, *zfs.Tree, error)
 	ContainerValues(ctx context.Context, prop string) (map[string]string, error)
 	ResolveRef(ctx context.Context, ref string) (string, error)
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine"
 	"github.com/zocker-reconcile/zocker-reconcile/metrics"
 	"github.com/zocker-reconcile/zocker-reconcile/reconcile"
 )
@@ -20,6 +21,11 @@ func (r *recorder) Execute(ctx context.Context, a reconcile.Action) error {
 	done := r.s.flights.begin(a, deadline)
 	err := runWithDeadline(ctx, a, deadline, r.s.cfg.Engine.Execute)
 	done()
+	// Whatever its result, the action may have changed the store: the next
+	// observation reads it again (Service.observe).
+	r.s.mu.Lock()
+	r.s.touched.Merge(engine.TouchedBy(a))
+	r.s.mu.Unlock()
 	took := time.Since(start)
 	result := metrics.ResultSuccess
 	level := slog.LevelInfo

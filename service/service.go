@@ -34,6 +34,9 @@ import (
 // Engine is what the service observes and acts through (*engine.Engine).
 type Engine interface {
 	ObserveDetail(ctx context.Context) (engine.Detail, error)
+	// ObserveTouched is ObserveDetail reading again only what the actions
+	// since the last observation touched (engine.TouchedBy).
+	ObserveTouched(ctx context.Context, t zfs.Touched) (engine.Detail, error)
 	Execute(ctx context.Context, a reconcile.Action) error
 }
 
@@ -92,6 +95,12 @@ type Service struct {
 	lastSampled time.Time
 	acted       bool // an action of the current pass succeeded
 	followUps   int  // consecutive follow-up passes
+	// touched is what the actions since the last observation may have
+	// changed; wholeWanted is set by every trigger but a follow-up, and
+	// lastWhole is when the whole tree was last read (see observe).
+	touched     zfs.Touched
+	wholeWanted bool
+	lastWhole   time.Time
 }
 
 // New wires a Service from cfg.
@@ -114,7 +123,7 @@ func New(cfg Config) *Service {
 		Resync:  cfg.Resync,
 		Logger:  log,
 		Hooks: controller.Hooks{
-			OnResync:     m.Resync,
+			OnResync:     s.resync,
 			OnWatchEvent: m.WatchEvent,
 			OnWatchError: m.WatchError,
 			OnQueueDepth: m.QueueDepth,
@@ -192,12 +201,52 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	return errors.Join(runErr, <-httpDone)
 }
 
+// resync counts a pass trigger; any trigger but a follow-up asks for an
+// observation of the whole tree.
+func (s *Service) resync(trigger string) {
+	s.m.Resync(trigger)
+	if trigger != triggerFollowUp {
+		s.mu.Lock()
+		s.wholeWanted = true
+		s.mu.Unlock()
+	}
+}
+
 // observe is the pass's observation, plus the rctl usage of the running
 // containers at most once per resync period: one command per container, so
 // it is kept out of the frequent passes and cached in the gauges.
+//
+// A pass that only follows actions (no other trigger since the last pass)
+// reads again only what those actions touched, when the whole tree was
+// read less than a resync period ago: the cost of the passes that follow a
+// bulk start does not grow with the number of containers (issue 15). Every
+// other pass (start-up, periodic, watch, SIGHUP, retry) reads the whole
+// tree, which is where changes made by other hands are seen.
 func (s *Service) observe(ctx context.Context) (engine.Detail, error) {
-	d, err := s.cfg.Engine.ObserveDetail(ctx)
+	s.mu.Lock()
+	touched, whole := s.touched, s.wholeWanted || time.Since(s.lastWhole) >= s.cfg.Resync
+	s.touched, s.wholeWanted = zfs.Touched{}, false
+	s.mu.Unlock()
+	var d engine.Detail
+	var err error
+	if whole {
+		start := time.Now()
+		if d, err = s.cfg.Engine.ObserveDetail(ctx); err == nil {
+			s.mu.Lock()
+			s.lastWhole = start
+			s.mu.Unlock()
+		}
+	} else {
+		s.log.Debug("observe what the last actions touched", "action", "observe", "containers", len(touched.Containers),
+			"volumes", len(touched.Volumes), "images", touched.Images, "previous", touched.Previous)
+		d, err = s.cfg.Engine.ObserveTouched(ctx, touched)
+	}
 	if err != nil {
+		// What was touched is read again by the next pass, whole or not.
+		s.mu.Lock()
+		s.touched.Merge(touched)
+		s.wholeWanted = true
+		s.mu.Unlock()
 		return d, err
 	}
 	u := s.cfg.Usage

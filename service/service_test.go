@@ -30,16 +30,27 @@ import (
 // fakeEngine is the service's Engine: a fixed observation, and Execute
 // answering from errs by object key while recording what it was asked.
 type fakeEngine struct {
-	mu     sync.Mutex
-	detail engine.Detail
-	errs   map[string]error
-	done   []string
+	mu         sync.Mutex
+	detail     engine.Detail
+	errs       map[string]error
+	done       []string
+	touched    []zfs.Touched // what ObserveTouched was asked to read again
+	touchedErr error
+	whole      int // ObserveDetail calls
 }
 
 func (f *fakeEngine) ObserveDetail(context.Context) (engine.Detail, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.whole++
 	return f.detail, nil
+}
+
+func (f *fakeEngine) ObserveTouched(_ context.Context, t zfs.Touched) (engine.Detail, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.touched = append(f.touched, t)
+	return f.detail, f.touchedErr
 }
 
 func (f *fakeEngine) Execute(_ context.Context, a reconcile.Action) error {
@@ -344,6 +355,11 @@ func (e *convergingEngine) ObserveDetail(context.Context) (engine.Detail, error)
 			SpecHash: a.SpecHash, Spec: spec, ImageID: a.ImageID, Manifest: a.Manifest}
 	}
 	return engine.Detail{Observed: o, State: &zfs.State{}}, nil
+}
+
+// ObserveTouched is ObserveDetail: the state is in memory.
+func (e *convergingEngine) ObserveTouched(ctx context.Context, _ zfs.Touched) (engine.Detail, error) {
+	return e.ObserveDetail(ctx)
 }
 
 func (e *convergingEngine) Execute(_ context.Context, a reconcile.Action) error {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/zocker-reconcile/zocker-reconcile/controller"
+	"github.com/zocker-reconcile/zocker-reconcile/engine"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
 	"github.com/zocker-reconcile/zocker-reconcile/service"
 )
@@ -102,7 +103,10 @@ the service will do, or stop it first.`,
 				opts.Only = sel.only(d.Set)
 				fmt.Fprintln(g.stdout, sel.describe(opts.Only))
 				start := time.Now()
-				p, err := controller.ConvergeWorkers(ctx, d, eng, service.WithDeadlines(eng, deadlines), opts, applyPasses, workers, func(r controller.PassResult) {
+				// The first pass reads the whole tree, the later ones what the
+				// actions before them touched (issue 15).
+				tr := &engine.Tracking{Engine: eng}
+				p, err := controller.ConvergeWorkers(ctx, d, tr, service.WithDeadlines(tr, deadlines), opts, applyPasses, workers, func(r controller.PassResult) {
 					if r.Err != nil {
 						fmt.Fprintf(g.stdout, "%s: FAILED after %s: %v\n", r.Action.Line(), r.Took.Round(time.Millisecond), r.Err)
 						return
