@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
@@ -49,21 +50,10 @@ func NewAdHocName() string {
 // manifests.CheckContainer. Nothing is started.
 func (e *Engine) CreateAdHoc(ctx context.Context, c *manifests.Container) (imageID string, err error) {
 	name := c.Metadata.Name
-	// Targeted reads only (the name, the image, the volumes): the cost of
-	// run and create must not grow with the number of containers (issue 15).
-	st, err := e.Store.ObserveObjects(ctx, zfs.Objects{Containers: []string{name}})
-	switch {
-	case errors.Is(err, zfs.ErrNotFound):
-		// The name is free.
-	case err != nil:
-		return "", fmt.Errorf("create container %s: %w", name, err)
-	default:
-		for _, oc := range st.Containers {
-			if oc.ContainerName == name {
-				return "", fmt.Errorf("create container %s: the name is in use by %s", name, describeOwner(oc))
-			}
-		}
-	}
+	// Targeted reads only (the image, the volumes): the cost of run and
+	// create must not grow with the number of containers (issue 15). That
+	// the name is free, the store's clone checks (and inUse says who holds
+	// it): one command, not two.
 	// A jail of that name made by someone else (Bastille, iocage, by hand)
 	// would make the start fail later: say so now.
 	if jails, err := e.Driver.List(ctx); err == nil {
@@ -96,8 +86,17 @@ func (e *Engine) CreateAdHoc(ctx context.Context, c *manifests.Container) (image
 	}
 	props := map[string]string{zfs.PropOrigin: zfs.OriginCLI, zfs.PropSpec: spec}
 	if err := e.cloneFor(ctx, c, imageID, props, ""); err != nil {
+		if errors.Is(err, zfs.ErrExists) {
+			return "", e.inUse(ctx, name, err)
+		}
 		return "", err
 	}
+	e.lastMu.Lock()
+	if e.made == nil {
+		e.made = map[string]zfs.Objects{}
+	}
+	e.made[name] = zfs.Objects{Images: []string{imageID}, Volumes: volumesOf(c)}
+	e.lastMu.Unlock()
 	if err := e.writeAdHocSpec(c); err != nil {
 		if rerr := e.remove(context.WithoutCancel(ctx), name); rerr != nil {
 			e.Log.Warn("remove the container whose spec could not be kept", "container", name, "err", rerr)
@@ -161,6 +160,30 @@ func (e *Engine) adHocSpec(name, applied string) (*manifests.Container, error) {
 	return c, nil
 }
 
+// inUse is the error of a create whose name is taken (err): who holds it.
+func (e *Engine) inUse(ctx context.Context, name string, err error) error {
+	st, rerr := e.Store.ObserveObjects(ctx, zfs.Objects{Containers: []string{name}})
+	if rerr == nil {
+		for _, oc := range st.Containers {
+			if oc.ContainerName == name {
+				return fmt.Errorf("create container %s: the name is in use by %s", name, describeOwner(oc))
+			}
+		}
+	}
+	return fmt.Errorf("create container %s: the name is in use: %w", name, err)
+}
+
+// volumesOf is the Volumes c mounts.
+func volumesOf(c *manifests.Container) []string {
+	var vols []string
+	for _, m := range c.Spec.Volumes {
+		if m.Volume != "" {
+			vols = append(vols, m.Volume)
+		}
+	}
+	return vols
+}
+
 func describeOwner(c zfs.Container) string {
 	switch {
 	case IsAdHoc(c):
@@ -177,7 +200,17 @@ func (e *Engine) adHoc(ctx context.Context, name string) (*zfs.State, *zfs.Conta
 	if err := image.ValidName("container", name); err != nil {
 		return nil, nil, nil, err
 	}
-	st, err := e.Store.ObserveObjects(ctx, zfs.Objects{Containers: []string{name}})
+	// A container this engine has just made (run) is read with its image
+	// and volumes, in one command.
+	e.lastMu.Lock()
+	objs := e.made[name]
+	e.lastMu.Unlock()
+	objs.Containers = []string{name}
+	st, err := e.Store.ObserveObjects(ctx, objs)
+	if errors.Is(err, zfs.ErrNotFound) && len(objs.Images)+len(objs.Volumes) > 0 {
+		// One of them is gone since: the container alone, as for any other.
+		st, err = e.Store.ObserveObjects(ctx, zfs.Objects{Containers: []string{name}})
+	}
 	if errors.Is(err, zfs.ErrNotFound) {
 		return nil, nil, nil, fmt.Errorf("container %s: %w", name, zfs.ErrNotFound)
 	}
@@ -212,22 +245,26 @@ func (e *Engine) AdHocConfig(ctx context.Context, name string) (supervisor.Confi
 	if err != nil {
 		return supervisor.Config{}, err
 	}
-	// The clone's image and volumes, read by name as well.
+	// The clone's image and volumes, read by name as well (unless read
+	// with the clone).
 	var objs zfs.Objects
-	if clone.ImageID != "" {
+	if _, ok := st.Image(clone.ImageID); !ok && clone.ImageID != "" {
 		objs.Images = []string{clone.ImageID}
 	}
-	for _, m := range c.Spec.Volumes {
-		if m.Volume != "" {
-			objs.Volumes = append(objs.Volumes, m.Volume)
+	for _, v := range volumesOf(c) {
+		if !slices.ContainsFunc(st.Volumes, func(sv zfs.Volume) bool { return sv.VolumeName == v }) {
+			objs.Volumes = volumesOf(c)
+			break
 		}
 	}
-	more, err := e.Store.ObserveObjects(ctx, objs)
-	if err != nil && !errors.Is(err, zfs.ErrNotFound) {
-		return supervisor.Config{}, err
-	}
-	if err == nil {
-		st.Images, st.Volumes = more.Images, more.Volumes
+	if len(objs.Images)+len(objs.Volumes) > 0 {
+		more, err := e.Store.ObserveObjects(ctx, objs)
+		if err != nil && !errors.Is(err, zfs.ErrNotFound) {
+			return supervisor.Config{}, err
+		}
+		if err == nil {
+			st.Images, st.Volumes = more.Images, more.Volumes
+		}
 	}
 	// Something missing is for supervisorConfig to name.
 	cfg, err := e.supervisorConfig(st, clone, c)

@@ -77,6 +77,9 @@ type Engine struct {
 	lastMu   sync.Mutex
 	lastTags map[string]string // tags as last observed, for BuildInputs
 	lastTree *zfs.Tree         // the records of the last observation, for ObserveTouched
+	// made is what the ad-hoc containers this engine created use (image,
+	// volumes), so that starting one reads them with its clone.
+	made map[string]zfs.Objects
 
 	// allocMu makes allocating a loopback address and recording it on the
 	// new clone one step, so that two workers never take the same address.

@@ -205,6 +205,12 @@ func TestCommandsPerCreateConstant(t *testing.T) {
 	if len(adHocCmds[0]) != len(adHocCmds[1]) {
 		t.Errorf("run -d: %d commands with 20 containers, %d with 200:\n%q\n%q", len(adHocCmds[0]), len(adHocCmds[1]), adHocCmds[0], adHocCmds[1])
 	}
+	// The tag, the image, the name (the store's clone checks it is free),
+	// the clone and go-zfs's read-back, then one read of the clone with its
+	// image for the start.
+	if len(adHocCmds[0]) > 6 {
+		t.Errorf("run -d takes %d commands, want at most 6: %q", len(adHocCmds[0]), adHocCmds[0])
+	}
 	for _, cmds := range adHocCmds {
 		for _, c := range cmds {
 			if strings.Contains(c, " -r ") && (strings.HasSuffix(c, " all "+root) || strings.Contains(c, " all "+root+"]")) {

@@ -33,7 +33,7 @@ A container declared in the manifests is refused: the service starts it.`,
 				return errors.New("start -a takes one container")
 			}
 			ctx := cmd.Context()
-			eng, _, err := adHocEngine(ctx, cmd, g)
+			eng, _, err := adHocEngine(ctx, cmd, g, adHoc)
 			if err != nil {
 				return err
 			}
@@ -81,7 +81,7 @@ Stopped in its manifest instead.`,
 				return errors.New("-t: want seconds, 0 or more")
 			}
 			ctx := cmd.Context()
-			eng, _, err := adHocEngine(ctx, cmd, g)
+			eng, _, err := adHocEngine(ctx, cmd, g, adHoc)
 			if err != nil {
 				return err
 			}
@@ -121,7 +121,7 @@ manifest and the service prunes it.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			eng, _, err := adHocEngine(ctx, cmd, g)
+			eng, _, err := adHocEngine(ctx, cmd, g, adHoc)
 			if err != nil {
 				return err
 			}

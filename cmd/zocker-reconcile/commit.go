@@ -31,7 +31,7 @@ user and workdir, then each --change: a config-only Zockerfile instruction
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			eng, _, err := adHocEngine(ctx, cmd, g)
+			eng, _, err := adHocEngine(ctx, cmd, g, shared)
 			if err != nil {
 				return err
 			}

@@ -64,6 +64,9 @@ const (
 	// owner also removes the leftovers of interrupted work in ROOT/tmp: the
 	// service at its start.
 	owner
+	// adHoc is shared without reading ROOT/tmp (zfs.OpenAdHoc): run,
+	// create and start, whose time a user waits on.
+	adHoc
 )
 
 // newEngine opens the store under --root as mode says and builds the driver
@@ -94,9 +97,12 @@ func newEngine(ctx context.Context, g *globals, f *reconcileFlags, log *slog.Log
 		if err := os.MkdirAll(g.stateDir, 0o750); err != nil {
 			return nil, fmt.Errorf("state directory: %w", err)
 		}
-		if mode == owner {
+		switch mode {
+		case owner:
 			store, err = zfs.Open(ctx, g.root, r, log)
-		} else {
+		case adHoc:
+			store, err = zfs.OpenAdHoc(ctx, g.root, r, log)
+		default:
 			store, err = zfs.OpenShared(ctx, g.root, r, log)
 		}
 	}

@@ -145,7 +145,7 @@ func (f *runFlags) create(cmd *cobra.Command, g *globals, args []string) (*engin
 	if file := declaredIn(g.manifests, c.Metadata.Name); file != "" {
 		return nil, "", fmt.Errorf("container %s is declared in %s: choose another name (-n), or let the service run it", c.Metadata.Name, file)
 	}
-	eng, _, err := adHocEngine(cmd.Context(), cmd, g)
+	eng, _, err := adHocEngine(cmd.Context(), cmd, g, adHoc)
 	if err != nil {
 		return nil, "", err
 	}
@@ -195,10 +195,11 @@ func parseVolume(spec string) (manifests.VolumeMount, error) {
 	return m, nil
 }
 
-// adHocEngine opens the store shared (never sweeping ROOT/tmp, never taking
-// the service's lock: ad-hoc work is allowed beside a running service) and
-// builds the engine with the default loopback pool, the one serve uses.
-func adHocEngine(ctx context.Context, cmd *cobra.Command, g *globals) (*engine.Engine, *slog.Logger, error) {
+// adHocEngine opens the store as mode says, shared or adHoc (never sweeping
+// the service's work in ROOT/tmp, never taking the service's lock: ad-hoc
+// work is allowed beside a running service), and builds the engine with
+// the default loopback pool, the one serve uses.
+func adHocEngine(ctx context.Context, cmd *cobra.Command, g *globals, mode storeMode) (*engine.Engine, *slog.Logger, error) {
 	log, err := adHocLogger(cmd, g)
 	if err != nil {
 		return nil, nil, err
@@ -209,7 +210,7 @@ func adHocEngine(ctx context.Context, cmd *cobra.Command, g *globals) (*engine.E
 		return nil, nil, err
 	}
 	f := &reconcileFlags{loopbackPool: jail.DefaultLoopbackPool.String(), loopbackInterface: "lo0"}
-	eng, err := newEngine(ctx, g, f, log, shared)
+	eng, err := newEngine(ctx, g, f, log, mode)
 	return eng, log, err
 }
 

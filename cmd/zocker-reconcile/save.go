@@ -53,7 +53,7 @@ so load checks it exactly as pull checks a repository.`,
 				}()
 				w = f
 			}
-			eng, log, err := adHocEngine(ctx, cmd, g)
+			eng, log, err := adHocEngine(ctx, cmd, g, shared)
 			if err != nil {
 				return err
 			}
@@ -114,7 +114,7 @@ every image record to receive must be signed by an allowed signer (save
 				defer f.Close()
 				r = f
 			}
-			eng, log, err := adHocEngine(ctx, cmd, g)
+			eng, log, err := adHocEngine(ctx, cmd, g, shared)
 			if err != nil {
 				return err
 			}

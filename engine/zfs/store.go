@@ -157,7 +157,19 @@ func OpenShared(ctx context.Context, root string, r runner.Runner, log *slog.Log
 	return open(ctx, root, r, log, false)
 }
 
+// OpenAdHoc is OpenShared without reading ROOT/tmp when the tree is laid
+// out, for the commands a user waits on that make no work there (run,
+// create, start): one command fewer. What dead processes left there is
+// removed by the next import, build, pull or load, or the service's start.
+func OpenAdHoc(ctx context.Context, root string, r runner.Runner, log *slog.Logger) (*Store, error) {
+	return openWith(ctx, root, r, log, false, false)
+}
+
 func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, sweep bool) (*Store, error) {
+	return openWith(ctx, root, r, log, sweep, true)
+}
+
+func openWith(ctx context.Context, root string, r runner.Runner, log *slog.Logger, sweep, sweepDead bool) (*Store, error) {
 	root = strings.TrimSuffix(root, "/")
 	if !datasetRe.MatchString(root) || strings.Contains(root, "@") {
 		return nil, fmt.Errorf("open root %q: not a valid dataset name", root)
@@ -173,6 +185,9 @@ func open(ctx context.Context, root string, r runner.Runner, log *slog.Logger, s
 		// or adopt, and no need to read the whole tree; only ROOT/tmp is
 		// read, for the work of processes that are gone (a SIGKILLed
 		// import or pull), which a shared open removes.
+		if !sweepDead {
+			return s, nil
+		}
 		if recs, err := s.get(ctx, "all", s.tmpDS(), true); err == nil {
 			s.sweep(ctx, recs, false)
 		}
