@@ -20,9 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
@@ -82,8 +81,12 @@ type Engine struct {
 	made map[string]zfs.Objects
 
 	// allocMu makes allocating a loopback address and recording it on the
-	// new clone one step, so that two workers never take the same address.
+	// new clone one step, so that two workers never take the same address;
+	// it guards ips and ipsGen (loopback.go).
 	allocMu sync.Mutex
+	ips     map[string]string // container -> loopback address, as of ipsGen
+	ipsGen  string
+	ipsDrop atomic.Bool // a whole observation asks for ips to be read again
 }
 
 // Observe reads the whole actual state: one `zfs get -r` for every dataset
@@ -110,6 +113,9 @@ func (e *Engine) ObserveDetail(ctx context.Context) (Detail, error) {
 	} else if err != nil {
 		return Detail{}, err
 	}
+	// What other hands changed is seen here: the loopback addresses in use
+	// are read again at the next allocation (loopback.go).
+	e.ipsDrop.Store(true)
 	return e.detail(ctx, st, tree)
 }
 
@@ -439,53 +445,21 @@ func (e *Engine) createClone(ctx context.Context, a reconcile.Action, address st
 // loopback address when c needs one and address is "".
 func (e *Engine) cloneFor(ctx context.Context, c *manifests.Container, imageID string, props map[string]string, address string) error {
 	name := c.Metadata.Name
-	e.allocMu.Lock()
-	defer e.allocMu.Unlock()
 	if c.Spec.Network.Mode == manifests.NetLoopback && address == "" {
-		// The service and the ad-hoc commands (run, create) allocate from
-		// one pool: a lock in the state directory they share makes the
-		// observation and the clone one step across processes too.
-		unlock, err := lockFile(filepath.Join(e.StateDir, "loopback.lock"))
-		if err != nil {
-			return fmt.Errorf("container %s: %w", name, err)
-		}
-		defer unlock()
-		// The addresses in use, with one command over the containers only.
-		ips, err := e.Store.ContainerValues(ctx, PropIP)
-		if err != nil {
-			return err
-		}
-		address, err = e.allocate(ips)
-		if err != nil {
-			return reconcile.Terminal(fmt.Errorf("container %s: %w", name, err))
-		}
+		return e.cloneWithAddress(ctx, c, imageID, props)
 	}
 	if address != "" {
 		props[PropIP] = address
 	}
+	return e.clone(ctx, name, imageID, props)
+}
+
+func (e *Engine) clone(ctx context.Context, name, imageID string, props map[string]string) error {
 	if _, err := e.Store.CreateContainer(ctx, name, imageID, props); err != nil {
 		return err
 	}
 	e.Log.Info("created container", "container", name, "image", image.Short(imageID))
 	return nil
-}
-
-func (e *Engine) allocate(ips map[string]string) (string, error) {
-	var used []netip.Addr
-	for _, ip := range ips {
-		if a, err := netip.ParseAddr(ip); err == nil {
-			used = append(used, a)
-		}
-	}
-	pool := e.LoopbackPool
-	if !pool.IsValid() {
-		pool = jail.DefaultLoopbackPool
-	}
-	addr, err := jail.AllocateLoopback(pool, used)
-	if err != nil {
-		return "", err
-	}
-	return addr.String(), nil
 }
 
 // start starts the container's supervisor, which creates the jail and runs
@@ -809,21 +783,4 @@ func (e *Engine) remove(ctx context.Context, name string) error {
 		e.Log.Warn("forget supervisor state", "container", name, "err", err)
 	}
 	return nil
-}
-
-// lockFile takes an exclusive flock on path (created if needed) and returns
-// its release.
-func lockFile(path string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
 }

@@ -26,6 +26,7 @@ type fakeStore struct {
 	st         zfs.State
 	calls      []string
 	touchedErr error
+	valueReads int // ContainerValues calls
 }
 
 func newFakeStore() *fakeStore {
@@ -85,6 +86,7 @@ func (f *fakeStore) ResolveRef(ctx context.Context, ref string) (string, error) 
 func (f *fakeStore) ContainerValues(_ context.Context, prop string) (map[string]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.valueReads++
 	out := map[string]string{}
 	for _, c := range f.st.Containers {
 		if v, ok := c.Props[prop]; ok {
