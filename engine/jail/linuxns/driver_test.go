@@ -509,6 +509,17 @@ func TestLinuxRemoveLeavesNothing(t *testing.T) {
 			t.Errorf("init %d still runs", st.Pid)
 		}
 	}
+	// Its creator (this process) reaps it: no zombie stays behind.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", st.Pid)); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // polling step under the deadline
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", st.Pid)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("init %d was not reaped", st.Pid)
+	}
 	for _, c := range st.Cgroups {
 		if _, err := os.Stat(c); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("cgroup %s remains", c)
