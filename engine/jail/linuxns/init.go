@@ -83,19 +83,15 @@ func runInit() int {
 	}
 	srv := newControlServer(procs)
 	// Subscribe before answering, so that no child's exit is missed.
-	chld := make(chan os.Signal, 16)
-	signal.Notify(chld, syscall.SIGCHLD)
-	// Caught (and dropped), not ignored: an ignored signal stays ignored
-	// across execve, and the commands the init starts must get SIGTERM.
-	// As pid 1 the init gets only what it has a handler for; these keep a
-	// stray signal from the jail's own processes harmless.
-	drop := make(chan os.Signal, 16)
-	signal.Notify(drop, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE,
-		syscall.SIGUSR1, syscall.SIGUSR2)
-	go func() {
-		for range drop {
-		}
-	}()
+	// The other signals are caught (and dropped), not ignored: an ignored
+	// signal stays ignored across execve, and the commands the init starts
+	// must get SIGTERM. As pid 1 the init gets only what it has a handler
+	// for; these keep a stray signal from the jail's own processes
+	// harmless. They share SIGCHLD's channel (a stray one costs a reap
+	// that finds nothing) rather than keep a goroutine of their own.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGUSR2)
 	go srv.serve(ln)
 	fmt.Fprintln(ready, "ok")
 	ready.Close()
@@ -104,7 +100,7 @@ func runInit() int {
 	debug.FreeOSMemory()
 	for {
 		srv.reap()
-		<-chld
+		<-sigs
 	}
 }
 
