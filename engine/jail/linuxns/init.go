@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
@@ -95,9 +94,10 @@ func runInit() int {
 	go srv.serve(ln)
 	fmt.Fprintln(ready, "ok")
 	ready.Close()
-	// The setup's garbage goes back to the kernel: the init idles for as
-	// long as the container runs.
-	debug.FreeOSMemory()
+	// No debug.FreeOSMemory for the setup's garbage: the collection it runs
+	// starts the runtime's forced GC every 2 minutes, whose cycles leave
+	// more GC metadata resident than the garbage it frees (idle init: 1.41
+	// MB at once growing to 1.67 MB, against 1.20 MB flat without it).
 	for {
 		srv.reap()
 		<-sigs
