@@ -227,7 +227,11 @@ func (l *Driver) Create(ctx context.Context, s jail.Spec) (err error) {
 	}
 	argv := append(append([]string{}, l.self...), "init")
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = []string{defaultPath}
+	// containermaxprocs=0: otherwise the Go runtime (1.25 and later) keeps
+	// the cgroup CPU files it read at start-up open for good, and the
+	// init would hold host descriptors that root in the jail can reopen
+	// through /proc/1/fd. The init's GOMAXPROCS is fixed anyway.
+	cmd.Env = []string{defaultPath, "GODEBUG=containermaxprocs=0"}
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{cfgR, readyW} // fds 3 and 4 in the init
 	// Its own session and no parent-death signal: the jail outlives its creator.
