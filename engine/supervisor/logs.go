@@ -177,13 +177,29 @@ func formatLine(t time.Time, stream string, text []byte) []byte {
 	return append(b, '\n')
 }
 
+// pumpBuffer is the read buffer of each output stream. A line longer than
+// that is gathered, up to maxLine, in a buffer that is garbage once the line
+// is written: a read buffer of maxLine per stream kept 128 KB in every
+// supervisor for its whole life. maxLine is a multiple of it, so long lines
+// are split exactly every maxLine bytes.
+const pumpBuffer = 4 << 10
+
 // pump copies r to w line by line, each line timestamped, until r ends.
 // A line the log cannot take is dropped (w counts it) and pumping goes on:
 // a command must never block on, or die of, a full log disk.
 func pump(r io.Reader, w *logWriter, stream string, now func() time.Time) error {
-	br := bufio.NewReaderSize(r, maxLine)
+	br := bufio.NewReaderSize(r, pumpBuffer)
+	var long []byte // the part read so far of a line longer than pumpBuffer
 	for {
 		line, err := br.ReadSlice('\n')
+		if full := errors.Is(err, bufio.ErrBufferFull); full || long != nil {
+			// ReadSlice hands back the whole buffer when it holds no newline.
+			long = append(long, line...)
+			if full && len(long) < maxLine {
+				continue
+			}
+			line, long = long, nil
+		}
 		if len(line) > 0 {
 			text := bytes.TrimSuffix(line, []byte("\n"))
 			_ = w.writeLine(formatLine(now(), stream, text))

@@ -1,11 +1,13 @@
 package supervisor
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
@@ -144,6 +147,60 @@ func TestPumpSplitsAndStamps(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("pump wrote %d lines %.200q", len(got), got)
 	}
+}
+
+// TestPumpLongLines: with its small read buffer, pump splits lines exactly
+// where a read buffer of maxLine did (every maxLine bytes), whatever sizes
+// the reads come in.
+func TestPumpLongLines(t *testing.T) {
+	var in strings.Builder
+	for _, n := range []int{pumpBuffer - 1, pumpBuffer, pumpBuffer + 1, maxLine - 1, maxLine, maxLine + 1, 2*maxLine + pumpBuffer/2, 3} {
+		in.WriteString(strings.Repeat(string(rune('a'+n%26)), n) + "\n")
+	}
+	in.WriteString(strings.Repeat("z", maxLine+5)) // and no newline at the end
+	var want []string
+	br := bufio.NewReaderSize(strings.NewReader(in.String()), maxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			want = append(want, string(bytes.TrimSuffix(line, []byte("\n"))))
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			break
+		}
+	}
+	for name, r := range map[string]io.Reader{
+		"whole":    strings.NewReader(in.String()),
+		"one byte": iotest.OneByteReader(strings.NewReader(in.String())),
+		"halves":   iotest.HalfReader(strings.NewReader(in.String())),
+	} {
+		w, err := openLog(filepath.Join(t.TempDir(), "log"), 1<<30, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pump(r, w, "stdout", func() time.Time { return time.Time{} }); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		got, err := Tail(w.path, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			got[i] = strings.TrimPrefix(got[i], "0001-01-01T00:00:00.000000Z stdout ")
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: pump wrote %d lines of lengths %v, want %d of %v", name, len(got), lengths(got), len(want), lengths(want))
+		}
+	}
+}
+
+func lengths(lines []string) []int {
+	var n []int
+	for _, l := range lines {
+		n = append(n, len(l))
+	}
+	return n
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -350,10 +349,14 @@ func (s *supervisor) runOnce(ctx context.Context) exit {
 		st.Message = joinMessages(s.warnings) // a past start error is over
 	})
 	s.log.Info("command started", "action", "start", "pid", p.pid())
-	// What starting took (config, jail, pipes) is garbage now, and a
-	// supervisor idles for weeks: hand it back to the kernel rather than
-	// keep it resident in each of hundreds of supervisors.
-	debug.FreeOSMemory()
+	// No debug.FreeOSMemory here, though what starting took is garbage
+	// now: it runs a collection, and a process that has collected once is
+	// collected again every 2 minutes for good (the runtime's forced GC).
+	// Each cycle touches GC metadata (span sets, mark bits) that stays
+	// resident: with it, an idle supervisor measured 1.61 MB at once and
+	// grew to 1.88 MB over 6 minutes; without it, one whose start-up stays
+	// under the first heap goal never collects and holds 1.37 MB flat
+	// (issue 15: 20 idle containers, Pss 125 s to 10 minutes after start).
 
 	done := make(chan syscall.WaitStatus, 1)
 	go func() { done <- p.wait() }()

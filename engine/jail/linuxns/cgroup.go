@@ -4,8 +4,10 @@ package linuxns
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -101,9 +103,22 @@ func cgroupMounts() []cgroupMount {
 		return nil
 	}
 	defer f.Close()
+	return parseCgroupMounts(f)
+}
+
+// parseCgroupMounts returns the cgroup mounts of a mountinfo file. Only
+// their lines become strings: every supervisor reads the host's mount
+// table once, and in one that never needs a collection (issue 15) what it
+// allocates for the other mounts, hundreds on a busy host, would stay
+// resident for the container's life.
+func parseCgroupMounts(r io.Reader) []cgroupMount {
 	var out []cgroupMount
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
+		// Fields escape their spaces (\040): " - " only separates.
+		if !bytes.Contains(sc.Bytes(), []byte(" - cgroup")) {
+			continue
+		}
 		pre, post, ok := strings.Cut(sc.Text(), " - ")
 		if !ok {
 			continue

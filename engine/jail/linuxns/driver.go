@@ -227,7 +227,11 @@ func (l *Driver) Create(ctx context.Context, s jail.Spec) (err error) {
 	}
 	argv := append(append([]string{}, l.self...), "init")
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = []string{defaultPath}
+	// containermaxprocs=0: otherwise the Go runtime (1.25 and later) keeps
+	// the cgroup CPU files it read at start-up open for good, and the
+	// init would hold host descriptors that root in the jail can reopen
+	// through /proc/1/fd. The init's GOMAXPROCS is fixed anyway.
+	cmd.Env = []string{defaultPath, "GODEBUG=containermaxprocs=0"}
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{cfgR, readyW} // fds 3 and 4 in the init
 	// Its own session and no parent-death signal: the jail outlives its creator.
@@ -243,7 +247,7 @@ func (l *Driver) Create(ctx context.Context, s jail.Spec) (err error) {
 	// Reap the init when it dies while this process lives; once this
 	// process is gone, the host's init (or a subreaper) does.
 	waited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(waited) }()
+	go func() { reap(cmd.Process); close(waited) }()
 	defer func() {
 		if err != nil {
 			_ = cmd.Process.Kill()
@@ -298,6 +302,27 @@ func (l *Driver) Create(ctx context.Context, s jail.Spec) (err error) {
 	}
 	l.log.Info("jail created", "container", s.Name, "action", "create", "pid", pid)
 	return nil
+}
+
+// reap waits for the child p to exit and reaps it. It waits for a pidfd to
+// become readable in the runtime's poller rather than in a wait system call:
+// a supervisor's jail init is its child for as long as the container runs,
+// and a goroutine blocked in waitid holds an OS thread (and its stacks,
+// resident in every supervisor) all that time.
+func reap(p *os.Process) {
+	if fd, err := unix.PidfdOpen(p.Pid, unix.PIDFD_NONBLOCK); err == nil {
+		f := os.NewFile(uintptr(fd), "pidfd")
+		if rc, err := f.SyscallConn(); err == nil {
+			_ = rc.Read(func(fd uintptr) bool {
+				pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+				n, err := unix.Poll(pfd, 0)
+				return err != nil || n > 0 // readable once p has exited
+			})
+		}
+		f.Close()
+	}
+	// p has exited (or the poller could not wait: then this blocks).
+	_, _ = p.Wait()
 }
 
 // lock serializes Create and Remove of one jail across processes (the

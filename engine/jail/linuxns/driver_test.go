@@ -441,6 +441,30 @@ func assertNothingLeft(t *testing.T, d *Driver, name, root string, before []int)
 	}
 }
 
+// TestSecurityInitHoldsNoCgroupFiles: the Go runtime keeps the cgroup CPU
+// files it reads at start-up open unless told not to; in the jail's init
+// they were host cgroup files that root in the jail could reopen through
+// /proc/1/fd (read checked by hand; access(2) said writable too).
+func TestSecurityInitHoldsNoCgroupFiles(t *testing.T) {
+	d := newTestDriver(t)
+	create(t, d, jail.Spec{Name: "fds", Root: testRoot(t), Network: jail.Network{Mode: jail.NetNone}})
+	st, alive := d.load("fds")
+	if !alive {
+		t.Fatal("no init")
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", st.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", st.Pid, fd.Name()))
+		switch filepath.Base(target) {
+		case "cpu.max", "cpu.cfs_quota_us", "cpu.cfs_period_us":
+			t.Errorf("the jail's init holds %s as fd %s", target, fd.Name())
+		}
+	}
+}
+
 func TestLinuxMissingHostPath(t *testing.T) {
 	d := newTestDriver(t)
 	root := testRoot(t)
@@ -508,6 +532,17 @@ func TestLinuxRemoveLeavesNothing(t *testing.T) {
 		if start, err := procStartTime(st.Pid); err == nil && start == st.StartTime {
 			t.Errorf("init %d still runs", st.Pid)
 		}
+	}
+	// Its creator (this process) reaps it: no zombie stays behind.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", st.Pid)); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // polling step under the deadline
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", st.Pid)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("init %d was not reaped", st.Pid)
 	}
 	for _, c := range st.Cgroups {
 		if _, err := os.Stat(c); !errors.Is(err, os.ErrNotExist) {

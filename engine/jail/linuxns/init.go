@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
@@ -83,28 +82,25 @@ func runInit() int {
 	}
 	srv := newControlServer(procs)
 	// Subscribe before answering, so that no child's exit is missed.
-	chld := make(chan os.Signal, 16)
-	signal.Notify(chld, syscall.SIGCHLD)
-	// Caught (and dropped), not ignored: an ignored signal stays ignored
-	// across execve, and the commands the init starts must get SIGTERM.
-	// As pid 1 the init gets only what it has a handler for; these keep a
-	// stray signal from the jail's own processes harmless.
-	drop := make(chan os.Signal, 16)
-	signal.Notify(drop, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE,
-		syscall.SIGUSR1, syscall.SIGUSR2)
-	go func() {
-		for range drop {
-		}
-	}()
+	// The other signals are caught (and dropped), not ignored: an ignored
+	// signal stays ignored across execve, and the commands the init starts
+	// must get SIGTERM. As pid 1 the init gets only what it has a handler
+	// for; these keep a stray signal from the jail's own processes
+	// harmless. They share SIGCHLD's channel (a stray one costs a reap
+	// that finds nothing) rather than keep a goroutine of their own.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGUSR2)
 	go srv.serve(ln)
 	fmt.Fprintln(ready, "ok")
 	ready.Close()
-	// The setup's garbage goes back to the kernel: the init idles for as
-	// long as the container runs.
-	debug.FreeOSMemory()
+	// No debug.FreeOSMemory for the setup's garbage: the collection it runs
+	// starts the runtime's forced GC every 2 minutes, whose cycles leave
+	// more GC metadata resident than the garbage it frees (idle init: 1.41
+	// MB at once growing to 1.67 MB, against 1.20 MB flat without it).
 	for {
 		srv.reap()
-		<-chld
+		<-sigs
 	}
 }
 
