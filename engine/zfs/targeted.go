@@ -23,6 +23,27 @@ type Objects struct {
 // The State holds the objects found; tags and foreign datasets are not read.
 // A named dataset that does not exist makes the whole call ErrNotFound.
 func (s *Store) ObserveObjects(ctx context.Context, o Objects) (*State, error) {
+	ds, err := s.objectDatasets(o)
+	if err != nil {
+		return nil, err
+	}
+	if len(ds) == 0 {
+		return &State{Tags: map[string]string{}}, nil
+	}
+	argv := append([]string{Bin(), "get", "-H", "-p", "-r", "-o", "name,property,value,source", "all"}, ds...)
+	out, err := s.r.Run(ctx, runner.Cmd{Argv: argv, Timeout: CommandTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("observe %s: %w", strings.Join(ds, " "), classify(err))
+	}
+	recs, err := parseGet(out)
+	if err != nil {
+		return nil, err
+	}
+	return s.state(recs), nil
+}
+
+// objectDatasets is the datasets of o, each name validated first.
+func (s *Store) objectDatasets(o Objects) ([]string, error) {
 	var ds []string
 	for _, n := range o.Containers {
 		if err := image.ValidName("container", n); err != nil {
@@ -42,19 +63,7 @@ func (s *Store) ObserveObjects(ctx context.Context, o Objects) (*State, error) {
 		}
 		ds = append(ds, s.volumeDS(n))
 	}
-	if len(ds) == 0 {
-		return &State{Tags: map[string]string{}}, nil
-	}
-	argv := append([]string{Bin(), "get", "-H", "-p", "-r", "-o", "name,property,value,source", "all"}, ds...)
-	out, err := s.r.Run(ctx, runner.Cmd{Argv: argv, Timeout: CommandTimeout})
-	if err != nil {
-		return nil, fmt.Errorf("observe %s: %w", strings.Join(ds, " "), classify(err))
-	}
-	recs, err := parseGet(out)
-	if err != nil {
-		return nil, err
-	}
-	return s.state(recs), nil
+	return ds, nil
 }
 
 // ContainerValues returns the own (local or received) value of the property

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/runner"
-	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 // Tree is the raw records of one observation, kept so that the next one can
@@ -117,24 +116,15 @@ func (s *Store) ObserveTouched(ctx context.Context, base *Tree, ch Touched) (*St
 // touchedDatasets is the datasets ch names, validated, without duplicates
 // and without one inside another (zfs get would print it twice).
 func (s *Store) touchedDatasets(ch Touched) ([]string, error) {
-	var ds []string
+	ds, err := s.objectDatasets(Objects{Containers: ch.Containers, Volumes: ch.Volumes})
+	if err != nil {
+		return nil, err
+	}
 	if ch.Images {
 		ds = append(ds, s.imagesDS(), s.tmpDS())
 	}
 	if ch.Previous {
 		ds = append(ds, s.previousDir())
-	}
-	for _, n := range ch.Containers {
-		if err := image.ValidName("container", n); err != nil {
-			return nil, err
-		}
-		ds = append(ds, s.containerDS(n))
-	}
-	for _, n := range ch.Volumes {
-		if err := image.ValidName("volume", n); err != nil {
-			return nil, err
-		}
-		ds = append(ds, s.volumeDS(n))
 	}
 	slices.Sort(ds)
 	return slices.Compact(ds), nil
