@@ -19,7 +19,7 @@ func (e *Engine) ObserveTouched(ctx context.Context, touched zfs.Touched) (Detai
 	e.lastMu.Lock()
 	base := e.lastTree
 	e.lastMu.Unlock()
-	if base == nil {
+	if base == nil || touched.All {
 		return e.ObserveDetail(ctx)
 	}
 	st, tree, err := e.Store.ObserveTouched(ctx, base, touched)
