@@ -59,7 +59,7 @@ func (e *Engine) CreateAdHoc(ctx context.Context, c *manifests.Container) (image
 	if jails, err := e.Driver.List(ctx); err == nil {
 		for _, j := range jails {
 			if j.Name == name {
-				return "", fmt.Errorf("create container %s: the name is in use by jail %d", name, j.JID)
+				return "", e.inUse(ctx, name, fmt.Errorf("the name is in use by jail %d", j.JID))
 			}
 		}
 	}
@@ -87,7 +87,7 @@ func (e *Engine) CreateAdHoc(ctx context.Context, c *manifests.Container) (image
 	props := map[string]string{zfs.PropOrigin: zfs.OriginCLI, zfs.PropSpec: spec}
 	if err := e.cloneFor(ctx, c, imageID, props, ""); err != nil {
 		if errors.Is(err, zfs.ErrExists) {
-			return "", e.inUse(ctx, name, err)
+			return "", e.inUse(ctx, name, fmt.Errorf("the name is in use: %w", err))
 		}
 		return "", err
 	}
@@ -160,7 +160,9 @@ func (e *Engine) adHocSpec(name, applied string) (*manifests.Container, error) {
 	return c, nil
 }
 
-// inUse is the error of a create whose name is taken (err): who holds it.
+// inUse is the error of a create whose name is taken: the container that
+// holds it (declared in a manifest, made with run), else what found it
+// taken (err: a jail of that name, a dataset that is not a container).
 func (e *Engine) inUse(ctx context.Context, name string, err error) error {
 	st, rerr := e.Store.ObserveObjects(ctx, zfs.Objects{Containers: []string{name}})
 	if rerr == nil {
@@ -170,7 +172,7 @@ func (e *Engine) inUse(ctx context.Context, name string, err error) error {
 			}
 		}
 	}
-	return fmt.Errorf("create container %s: the name is in use: %w", name, err)
+	return fmt.Errorf("create container %s: %w", name, err)
 }
 
 // volumesOf is the Volumes c mounts.

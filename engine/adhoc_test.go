@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/zfs"
 	"github.com/zocker-reconcile/zocker-reconcile/manifests"
@@ -85,5 +87,31 @@ func TestAdHocSpecKeepsEnvOutOfZFS(t *testing.T) {
 	pa, _ := reconcile.AppliedSpec(plain)
 	if got, err := e.adHocSpec("plain", pa); err != nil || got.Spec.Image != "base" {
 		t.Errorf("plain: %+v %v", got, err)
+	}
+}
+
+// A taken name says who holds it: the container declared in a manifest or
+// made with run (running or not), else the jail or dataset that took it.
+func TestCreateAdHocSaysWhoHoldsTheName(t *testing.T) {
+	e, s, d := newFakeEngine(t)
+	ctx := context.Background()
+	s.st.Tags["base"] = imageID
+	s.st.Images = []zfs.Image{{ID: imageID}}
+	s.st.Containers = []zfs.Container{
+		{ContainerName: "web", Manifest: "/m/web.yaml", Dataset: zfs.Dataset{Props: map[string]string{zfs.PropManaged: "true"}}},
+		{ContainerName: "job", Dataset: zfs.Dataset{Props: map[string]string{zfs.PropOrigin: zfs.OriginCLI}}},
+	}
+	d.jails = []jail.Info{{Name: "web", JID: 3}, {Name: "bastille1", JID: 7}}
+	for name, want := range map[string]string{
+		"web":       "create container web: the name is in use by the container declared in /m/web.yaml",
+		"job":       "create container job: the name is in use by " + HolderRun,
+		"bastille1": "create container bastille1: the name is in use by jail 7",
+	} {
+		c := &manifests.Container{Metadata: manifests.ObjectMeta{Name: name}, Spec: manifests.ContainerSpec{Image: "base",
+			Network: manifests.Network{Mode: manifests.NetNone}}}
+		_, err := e.CreateAdHoc(ctx, c)
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: %v, want %q", name, err, want)
+		}
 	}
 }

@@ -128,6 +128,11 @@ func (f *fakeStore) CreateContainer(_ context.Context, name, imageID string, pro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.call("create %s from %s ip=%s", name, imageID[:4], props[PropIP])
+	for _, c := range f.st.Containers {
+		if c.ContainerName == name {
+			return nil, fmt.Errorf("create container %s: %w", name, zfs.ErrExists)
+		}
+	}
 	c := zfs.Container{ContainerName: name, ImageID: imageID, SpecHash: props[zfs.PropSpecHash],
 		Dataset: zfs.Dataset{Props: props}}
 	f.st.Containers = append(f.st.Containers, c)
@@ -198,8 +203,11 @@ func (f *fakeStore) Commit(_ context.Context, name string, _ zfs.Config, _ map[s
 
 func (f *fakeStore) SweepTmp(context.Context) []string { return nil }
 
-// fakeDriver records the jails removed; nothing runs.
-type fakeDriver struct{ removed []string }
+// fakeDriver records the jails removed and lists jails; nothing runs.
+type fakeDriver struct {
+	removed []string
+	jails   []jail.Info
+}
 
 func (d *fakeDriver) Create(context.Context, jail.Spec) error {
 	return fmt.Errorf("fake driver: no jails")
@@ -211,7 +219,7 @@ func (d *fakeDriver) Remove(_ context.Context, name string) error {
 	d.removed = append(d.removed, name)
 	return nil
 }
-func (d *fakeDriver) List(context.Context) ([]jail.Info, error) { return nil, nil }
+func (d *fakeDriver) List(context.Context) ([]jail.Info, error) { return d.jails, nil }
 
 func newFakeEngine(t *testing.T) (*Engine, *fakeStore, *fakeDriver) {
 	t.Helper()
