@@ -89,6 +89,9 @@ down)
 		fi
 		rm -f "$state/started-zfs-fuse" "$state/zfs-fuse.pid"
 	fi
+	# The adapter "up" built; the directory goes when nothing else is left.
+	rm -rf "${state:?}/bin"
+	rmdir "$state" 2>/dev/null || true
 	;;
 *) echo "usage: substrate.sh up|down POOL [SIZE]" >&2; exit 2 ;;
 esac
