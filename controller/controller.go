@@ -351,7 +351,9 @@ func (c *Controller[D, O]) resyncPeriod() time.Duration {
 // set is never applied.
 func (c *Controller[D, O]) pass(ctx context.Context, l *loop, reason string) {
 	log := c.Logger.With("action", "pass", "trigger", reason)
-	// Every pass is a full resync: the periodic timer restarts from here.
+	// Every pass restarts the periodic timer (a follow-up pass reads only
+	// what the last actions touched, but the service reads the whole tree
+	// again once a resync period has gone by since it last did).
 	l.nextResync = c.Clock.Now().Add(c.resyncPeriod())
 	if c.Watcher != nil {
 		c.Watcher.Sync()
