@@ -51,8 +51,9 @@ func (e *Engine) cloneWithAddress(ctx context.Context, c *manifests.Container, i
 	if e.ipsDrop.Swap(false) || gen != e.ipsGen {
 		e.ips = nil
 	}
+	cached := e.ips != nil
 	address, err := e.allocate(ctx)
-	if errors.Is(err, jail.ErrPoolExhausted) && e.ips != nil {
+	if errors.Is(err, jail.ErrPoolExhausted) && cached {
 		// The cache may hold addresses freed since it was read.
 		e.ips = nil
 		address, err = e.allocate(ctx)
