@@ -22,8 +22,9 @@ import (
 // pollEvery is how often Start and Stop look at the status file and lock.
 const pollEvery = 20 * time.Millisecond
 
-// stopMargin is added to the stop timeout for jail removal when Stop waits.
-const stopMargin = time.Minute
+// stopMargin is added to the stop timeout for jail removal when Stop waits
+// (a variable for the tests of a stuck supervisor).
+var stopMargin = time.Minute
 
 func supervisorLogPath(stateDir, name string) string {
 	return filepath.Join(Dir(stateDir, name), "supervisor.log")
@@ -275,11 +276,13 @@ func Stop(ctx context.Context, stateDir, name string, driver jail.Driver) error 
 			return err
 		}
 		if !gone {
-			// It did not stop in time: kill it and clean up as for a dead one.
-			if st, err := readStatus(stateDir, name); err == nil {
-				if st.PID > 0 {
-					_ = syscall.Kill(st.PID, syscall.SIGKILL)
-				}
+			// It did not stop in time: kill it and clean up as for a dead
+			// one. Only the supervisor is killed, whose PID is its own while
+			// it holds the lock: the command's PID on record may belong to
+			// another process by now (the command gone, the supervisor stuck
+			// before recording it), and the jail's removal that follows
+			// kills whatever still runs in the jail.
+			if st, err := readStatus(stateDir, name); err == nil && st.SupervisorPID > 0 {
 				_ = syscall.Kill(st.SupervisorPID, syscall.SIGKILL)
 			}
 			if gone, err = waitUnlocked(ctx, stateDir, name, 5*time.Second); err != nil {
