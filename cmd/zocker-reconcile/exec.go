@@ -10,6 +10,7 @@ import (
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/jail"
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 func init() {
@@ -35,6 +36,10 @@ command is in backoff between restarts, which helps to find why it crashes
 					return fmt.Errorf("usage: exec NAME -- CMD [ARG...]")
 				}
 				name, argv := args[0], args[1:]
+				// The name becomes a path under the state directory.
+				if err := image.ValidName("container", name); err != nil {
+					return err
+				}
 				log, err := g.logger()
 				if err != nil {
 					return err

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zocker-reconcile/zocker-reconcile/engine/supervisor"
+	"github.com/zocker-reconcile/zocker-reconcile/image"
 )
 
 func init() {
@@ -40,6 +41,10 @@ files are read too.`,
 func runLogs(ctx context.Context, g *globals, name string, tail int, follow bool) error {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	// The name becomes a path under the state directory: checked first.
+	if err := image.ValidName("container", name); err != nil {
+		return err
 	}
 	dir := supervisor.Dir(g.stateDir, name)
 	if _, err := os.Stat(dir); err != nil {
